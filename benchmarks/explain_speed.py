@@ -1,0 +1,150 @@
+"""Cost of explain mode against plain inference, in one process.
+
+Detection (issue 3): MMDetection's ATSS R-50 FPN (random weights) on the same
+images in plain test mode and in explain mode, without and with writing maps
+and overlays. Classification (issue 4): a ResNet-18 at 224 x 224, batch 16,
+plain vs Recipro-CAM, with a gradient Grad-CAM on the same layer written here
+with torch hooks for comparison.
+
+    python benchmarks/explain_speed.py [--task detection classification] [--repeats 3]
+
+Prints one line per measurement and the ratios; exits non-zero if explain
+mode wrote no map.
+"""
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+from typing import Callable, List
+
+import numpy as np
+import torch
+from mmengine.hub import get_config
+from mmengine.registry import MODELS, init_default_scope
+
+import mmxai  # noqa: F401
+from mmxai.models import ExplainModel
+from mmxai.visualization import SaliencyWriter
+
+
+def timed(step: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``repeats`` runs after one warm-up run."""
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build(config: str, **model_overrides) -> torch.nn.Module:
+    cfg = get_config(config)
+    init_default_scope(cfg.default_scope)
+    for key, value in model_overrides.items():
+        cfg.model[key].update(value)
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model.eval()
+
+
+def batch_of(images: List[np.ndarray], sample_type: type) -> dict:
+    inputs, samples = [], []
+    for index, image in enumerate(images):
+        inputs.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+        shape = image.shape[:2]
+        samples.append(sample_type(metainfo=dict(
+            img_id=index, sample_idx=index, img_path=f'{index}.png', ori_shape=shape,
+            img_shape=shape, scale_factor=(1.0, 1.0))))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def explain_and_write(explain: ExplainModel, writer: SaliencyWriter, data: dict,
+                      images: List[np.ndarray]) -> int:
+    """Explain a batch and write every map and overlay; returns the map count."""
+    samples = explain.test_step(data)
+    return sum(len(writer.write(s, f'{i}.png', writer.render(s, images[i]))['explanations'])
+               for i, s in enumerate(samples))
+
+
+def detection(args: argparse.Namespace) -> None:
+    from mmdet.structures import DetDataSample
+    model = build('mmdet::atss/atss_r50_fpn_1x_coco.py')
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (args.det_size, args.det_size, 3), np.uint8)
+              for _ in range(args.det_batch)]
+    data = batch_of(images, DetDataSample)
+    classes = list(range(args.det_classes))
+    with torch.no_grad():
+        plain = timed(lambda: model.test_step(data), args.repeats)
+        print(f'detection plain inference: {plain:.3f} s / batch of {len(images)}')
+        for algorithm in ('classwisesaliencymap', 'activationmap'):
+            explain = ExplainModel(model, explainer=algorithm, target_classes=classes)
+            compute = timed(partial(explain.test_step, data), args.repeats)
+            with tempfile.TemporaryDirectory() as out:
+                writer = SaliencyWriter(out)
+                written = timed(partial(explain_and_write, explain, writer, data, images),
+                                args.repeats)
+                maps = explain_and_write(explain, writer, data, images) / len(images)
+            print(f'detection {algorithm}: {compute:.3f} s ({compute / plain:.3f}x plain) '
+                  f'without writing, {written:.3f} s ({written / plain:.3f}x plain) with '
+                  f'{maps:.0f} maps + overlays written per image')
+            if maps == 0:
+                sys.exit(f'{algorithm} wrote no map')
+
+
+def grad_cam(model: torch.nn.Module, data: dict) -> torch.Tensor:
+    """A standard Grad-CAM on the backbone's last stage: one forward, one backward."""
+    kept = {}
+    handle = model.backbone.register_forward_hook(
+        lambda _m, _a, out: kept.update(features=out[-1]))
+    with torch.enable_grad():
+        data = model.data_preprocessor(data, False)
+        logits = model(data['inputs'], mode='tensor')
+        features = kept['features']
+        top = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+        grads, = torch.autograd.grad(top, features)
+    handle.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * features).sum(1, keepdim=True)).detach()
+
+
+def classification(args: argparse.Namespace) -> None:
+    from mmpretrain.structures import DataSample
+    model = build('mmpretrain::resnet/resnet18_8xb32_in1k.py')
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (224, 224, 3), np.uint8) for _ in range(args.cls_batch)]
+    data = batch_of(images, DataSample)
+    explain = ExplainModel(model, explainer='classwisesaliencymap')
+    with torch.no_grad():
+        plain = timed(lambda: model.test_step(data), args.repeats)
+        recipro = timed(lambda: explain.test_step(data), args.repeats)
+    grad = timed(lambda: grad_cam(model, data), args.repeats)
+    print(f'classification plain ResNet-18 224px batch {len(images)}: {plain:.3f} s')
+    print(f'classification Recipro-CAM: {recipro:.3f} s ({recipro / plain:.3f}x plain)')
+    print(f'classification Grad-CAM (forward + backward): {grad:.3f} s '
+          f'({grad / plain:.3f}x plain)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--task', nargs='+', default=['detection', 'classification'])
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--det-size', type=int, default=512, help='detection image side')
+    parser.add_argument('--det-batch', type=int, default=2)
+    parser.add_argument('--det-classes', type=int, default=3,
+                        help='explained classes per image')
+    parser.add_argument('--cls-batch', type=int, default=16)
+    args = parser.parse_args()
+    if 'detection' in args.task:
+        detection(args)
+    if 'classification' in args.task:
+        classification(args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,99 @@
+"""Turn a training or test config into an explain-mode config."""
+import copy
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from mmengine.config import Config, ConfigDict
+
+#: Meta keys every pack transform must keep for maps to be placed correctly.
+EXPLAIN_META_KEYS = ('img_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape',
+                     'scale_factor', 'flip', 'flip_direction', 'crop_bbox', 'rel_path')
+
+
+def _is(step: dict, *names: str) -> bool:
+    kind = step.get('type', '')
+    kind = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    return any(kind.split('.')[-1].startswith(name) for name in names)
+
+
+def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
+    """The test pipeline without annotation loading, keeping the explain meta keys."""
+    steps = []
+    for step in copy.deepcopy(list(pipeline)):
+        if _is(step, 'LoadAnnotations'):
+            continue
+        if _is(step, 'Pack'):
+            keys = tuple(step.get('meta_keys', ()))
+            step['meta_keys'] = keys + tuple(k for k in EXPLAIN_META_KEYS if k not in keys)
+        steps.append(step)
+    return steps
+
+
+def test_pipeline_of(cfg: Config) -> List[dict]:
+    """The test pipeline of a config (``test_pipeline`` or the test dataset's)."""
+    dataset = cfg.test_dataloader.dataset
+    while 'pipeline' not in dataset and 'dataset' in dataset:  # dataset wrappers
+        dataset = dataset.dataset
+    return list(dataset.get('pipeline') or cfg.get('test_pipeline'))
+
+
+def explain_config(cfg: Config,
+                   checkpoint: str,
+                   output_dir: str,
+                   algorithm: Union[str, dict] = 'classwisesaliencymap',
+                   inputs: Optional[Sequence[str]] = None,
+                   explain_all_classes: bool = False,
+                   target_classes: Optional[Sequence[Union[int, str]]] = None,
+                   score_thr: float = 0.3,
+                   overlay_weight: float = 0.5,
+                   save_raw: bool = False,
+                   batch_size: Optional[int] = None,
+                   manifest_meta: Optional[Dict[str, Any]] = None) -> Config:
+    """Return a copy of ``cfg`` whose ``runner.test()`` writes saliency maps.
+
+    With ``inputs`` the test set becomes those images (folders searched
+    recursively), read with the test pipeline minus annotation loading and no
+    evaluator; without it, the config's own test set and evaluator are kept.
+
+    Args:
+        cfg (Config): A training or test config.
+        checkpoint (str): Weights to explain.
+        output_dir (str): Output root.
+        algorithm (str | dict): Explain algorithm.
+        inputs (Sequence[str], optional): Image folders or files.
+        explain_all_classes (bool): Explain every class.
+        target_classes (Sequence[int | str], optional): Classes to explain.
+        score_thr (float): Detection score above which a class is explained.
+        overlay_weight (float): Weight of the map in overlays.
+        save_raw (bool): Also write [0, 1] maps as ``.npy``.
+        batch_size (int, optional): Images per batch.
+        manifest_meta (dict, optional): Extra manifest header fields.
+
+    Returns:
+        Config: The explain-mode config.
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    imports = cfg.get('custom_imports', ConfigDict(imports=[], allow_failed_imports=False))
+    if 'mmxai' not in imports['imports']:
+        imports['imports'] = list(imports['imports']) + ['mmxai']
+    cfg.custom_imports = imports
+    hooks = [h for h in cfg.get('custom_hooks', []) if not _is(h, 'mmxai.PrepareExplain',
+                                                              'mmxai.ExplainHook')]
+    hooks += [
+        dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
+             explain_all_classes=explain_all_classes, target_classes=target_classes,
+             score_thr=score_thr),
+        dict(type='mmxai.ExplainHook', output_dir=output_dir, overlay_weight=overlay_weight,
+             save_raw=save_raw, manifest_meta=manifest_meta or {}),
+    ]
+    cfg.custom_hooks = hooks
+    if inputs:
+        metainfo = cfg.test_dataloader.dataset.get('metainfo')
+        cfg.test_dataloader.dataset = dict(
+            type='mmxai.ImageFolderDataset', inputs=list(inputs),
+            pipeline=inference_pipeline(test_pipeline_of(cfg)), metainfo=metainfo)
+        cfg.test_evaluator = []
+    if batch_size:
+        cfg.test_dataloader.batch_size = batch_size
+    return cfg

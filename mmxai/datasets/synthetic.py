@@ -1,0 +1,119 @@
+"""A deterministic synthetic "shapes" data set for demos and tests.
+
+Objects of a few classes (each class its own shape and colour) on textured
+backgrounds, with boxes: COCO format for detection, MMPretrain's folder format
+for classification with each image's object box in a JSON file beside it.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+#: Class name -> (shape, BGR colour).
+SHAPE_CLASSES: Dict[str, Tuple[str, Tuple[int, int, int]]] = {
+    'red_square': ('square', (40, 40, 220)),
+    'green_circle': ('circle', (60, 200, 60)),
+    'blue_triangle': ('triangle', (220, 90, 30)),
+}
+
+
+def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Grey low-frequency blobs plus pixel noise, uint8 BGR (size, size, 3)."""
+    coarse = rng.uniform(70, 170, size=(6, 6, 1)).astype(np.float32)
+    image = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)[..., None]
+    image = np.repeat(image, 3, axis=2) + rng.normal(0, 12, size=(size, size, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def draw_object(image: np.ndarray, rng: np.random.Generator, class_name: str,
+                box: Sequence[int]) -> None:
+    """Draw one object of ``class_name`` filling ``box`` (x1, y1, x2, y2)."""
+    shape, colour = SHAPE_CLASSES[class_name]
+    jitter = rng.integers(-25, 26, size=3)
+    colour = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(colour, jitter))
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if shape == 'square':
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, thickness=-1)
+    elif shape == 'circle':
+        cv2.circle(image, ((x1 + x2) // 2, (y1 + y2) // 2), (x2 - x1) // 2, colour,
+                   thickness=-1)
+    else:
+        points = np.array([[(x1 + x2) // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]], np.int32)
+        cv2.fillPoly(image, [points], colour)
+
+
+def _place(rng: np.random.Generator, size: int, taken: List[Tuple[int, ...]],
+           min_side: int, max_side: int) -> Tuple[int, int, int, int]:
+    for _ in range(100):
+        side = int(rng.integers(min_side, max_side + 1))
+        x1, y1 = (int(v) for v in rng.integers(0, size - side, size=2))
+        box = (x1, y1, x1 + side, y1 + side)
+        if all(box[2] <= t[0] or t[2] <= box[0] or box[3] <= t[1] or t[3] <= box[1]
+               for t in taken):
+            return box
+    raise RuntimeError('could not place an object without overlap; use larger images')
+
+
+def scene(rng: np.random.Generator, size: int, class_names: Sequence[str],
+          min_side: int, max_side: int) -> Tuple[np.ndarray, List[Tuple[int, ...]]]:
+    """An image holding one non-overlapping object per entry of ``class_names``."""
+    image = textured_background(rng, size)
+    boxes: List[Tuple[int, ...]] = []
+    for name in class_names:
+        boxes.append(_place(rng, size, boxes, min_side, max_side))
+        draw_object(image, rng, name, boxes[-1])
+    return image, boxes
+
+
+def make_detection_split(root: str, split: str, num_images: int, image_size: int = 256,
+                         objects_per_image: int = 2, seed: int = 0,
+                         object_size: Tuple[int, int] = (40, 90)) -> str:
+    """Write ``root/<split>/*.png`` and ``root/<split>.json`` (COCO).
+
+    Each image holds ``objects_per_image`` objects of distinct classes.
+
+    Returns:
+        str: Path of the annotation file.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(SHAPE_CLASSES)
+    os.makedirs(osp.join(root, split), exist_ok=True)
+    images, annotations = [], []
+    for index in range(num_images):
+        chosen = [names[i] for i in rng.permutation(len(names))[:objects_per_image]]
+        image, boxes = scene(rng, image_size, chosen, *object_size)
+        file_name = f'{split}_{index:05d}.png'
+        cv2.imwrite(osp.join(root, split, file_name), image)
+        images.append(dict(id=index, file_name=file_name, width=image_size, height=image_size))
+        for name, (x1, y1, x2, y2) in zip(chosen, boxes):
+            annotations.append(dict(id=len(annotations), image_id=index, iscrowd=0,
+                                    category_id=names.index(name) + 1, area=(x2 - x1) * (y2 - y1),
+                                    bbox=[x1, y1, x2 - x1, y2 - y1]))
+    categories = [dict(id=i + 1, name=name) for i, name in enumerate(names)]
+    ann_file = osp.join(root, f'{split}.json')
+    with open(ann_file, 'w') as file:
+        json.dump(dict(images=images, annotations=annotations, categories=categories), file)
+    return ann_file
+
+
+def make_classification_split(root: str, split: str, num_images: int, image_size: int = 256,
+                              seed: int = 0, object_size: Tuple[int, int] = (40, 80)) -> str:
+    """Write ``root/<split>/<class>/<n>.png`` with ``<n>.json`` holding its box.
+
+    Returns:
+        str: The split's folder (MMPretrain ``CustomDataset`` folder format).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(SHAPE_CLASSES)
+    for index in range(num_images):
+        name = names[index % len(names)]
+        image, (box,) = scene(rng, image_size, [name], *object_size)
+        folder = osp.join(root, split, name)
+        os.makedirs(folder, exist_ok=True)
+        cv2.imwrite(osp.join(folder, f'{index:05d}.png'), image)
+        with open(osp.join(folder, f'{index:05d}.json'), 'w') as file:
+            json.dump(dict(label=names.index(name), class_name=name, bbox=list(box)), file)
+    return osp.join(root, split)

@@ -1,0 +1,4 @@
+"""Engine components: hooks."""
+from .hooks import ExplainHook, PrepareExplainHook
+
+__all__ = ['ExplainHook', 'PrepareExplainHook']

@@ -1,0 +1,134 @@
+"""Hook that writes the saliency maps an ExplainModel attached to its outputs."""
+import os
+import os.path as osp
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from mmengine.dist import all_gather_object, is_main_process
+from mmengine.hooks import Hook
+
+from ...registry import HOOKS
+from ...utils import atomic_write_json, safe_filename
+from ...visualization import SaliencyWriter
+
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
+
+
+@HOOKS.register_module()
+class ExplainHook(Hook):
+    """Writes maps, overlays and a ``manifest.json``; I/O only, no math.
+
+    Use it with :class:`PrepareExplainHook`, which makes the model attach the
+    maps. In ``runner.test()`` every image is written and ``manifest.json``
+    at the output root lists every input, its predictions and its files. In
+    validation during training, the first ``val_max_images`` images are
+    written every ``val_interval`` epochs to ``val_epoch_<n>/`` and their
+    overlays are sent to the Runner's visualizer backends (e.g. TensorBoard).
+
+    Args:
+        output_dir (str, optional): Output root; default ``<work_dir>/explain``.
+        overlay_weight (float): Weight of the map in overlays. Defaults to 0.5.
+        save_raw (bool): Also write [0, 1] float32 maps as ``.npy``.
+        log_interval (int): Log progress every this many batches.
+        val_interval (int): Explain during validation every this many epochs;
+            0 turns it off.
+        val_max_images (int): Images written per validation.
+        manifest_meta (dict, optional): Extra fields for the manifest header
+            (for example the command line).
+    """
+
+    priority = 'LOW'
+
+    def __init__(self,
+                 output_dir: Optional[str] = None,
+                 overlay_weight: float = 0.5,
+                 save_raw: bool = False,
+                 log_interval: int = 50,
+                 val_interval: int = 1,
+                 val_max_images: int = 4,
+                 manifest_meta: Optional[Dict[str, Any]] = None) -> None:
+        self.output_dir = output_dir
+        self.overlay_weight = overlay_weight
+        self.save_raw = save_raw
+        self.log_interval = log_interval
+        self.val_interval = val_interval
+        self.val_max_images = val_max_images
+        self.manifest_meta = dict(manifest_meta or {})
+        self._entries: List[Dict[str, Any]] = []
+        self._start = 0.0
+        self._done = 0
+        self._writer: Optional[SaliencyWriter] = None
+        self._input_root: Optional[str] = None
+
+    def _begin(self, runner: 'Runner', dataloader: Any, output_dir: str) -> None:
+        os.makedirs(output_dir, exist_ok=True)
+        self._writer = SaliencyWriter(output_dir, self.overlay_weight, self.save_raw)
+        prefix = getattr(dataloader.dataset, 'data_prefix', None) or {}
+        self._input_root = prefix.get('img') or prefix.get('img_path') or None
+        self._entries, self._done, self._start = [], 0, time.perf_counter()
+
+    def before_test(self, runner: 'Runner') -> None:
+        output_dir = self.output_dir or osp.join(runner.work_dir, 'explain')
+        self._begin(runner, runner.test_dataloader, output_dir)
+
+    def after_test_iter(self, runner: 'Runner', batch_idx: int,
+                        data_batch: Any = None, outputs: Optional[Sequence] = None) -> None:
+        for sample in outputs or ():
+            self._entries.append(self._writer.write(sample, self.relative_path(sample)))
+        self._done += len(outputs or ())
+        if self.every_n_inner_iters(batch_idx, self.log_interval) or \
+                self.is_last_test_iter(runner, batch_idx):
+            total = len(runner.test_dataloader.dataset)
+            rate = self._done / max(time.perf_counter() - self._start, 1e-9)
+            runner.logger.info(f'explained {self._done}/{total} images on this process '
+                               f'({rate:.1f} images/s)')
+
+    def is_last_test_iter(self, runner: 'Runner', batch_idx: int) -> bool:
+        """Whether ``batch_idx`` is the last batch of the test loop."""
+        return batch_idx + 1 == len(runner.test_dataloader)
+
+    def after_test_epoch(self, runner: 'Runner',
+                         metrics: Optional[Dict[str, float]] = None) -> None:
+        entries = [entry for part in all_gather_object(self._entries) for entry in part]
+        if is_main_process():
+            entries.sort(key=lambda entry: entry['rel_path'])
+            manifest = dict(self.manifest_meta, num_images=len(entries), images=entries)
+            atomic_write_json(osp.join(self._writer.output_dir, 'manifest.json'), manifest)
+            runner.logger.info(f'saliency maps of {len(entries)} images written to '
+                               f'{self._writer.output_dir}')
+
+    def before_val_epoch(self, runner: 'Runner') -> None:
+        self._writer = None
+        if self.val_interval > 0 and (runner.epoch % self.val_interval == 0):
+            root = self.output_dir or osp.join(runner.work_dir, 'explain')
+            self._begin(runner, runner.val_dataloader, osp.join(root, f'val_epoch_{runner.epoch}'))
+
+    def after_val_iter(self, runner: 'Runner', batch_idx: int,
+                       data_batch: Any = None, outputs: Optional[Sequence] = None) -> None:
+        if self._writer is None:
+            return
+        for sample in outputs or ():
+            if self._done >= self.val_max_images:
+                return
+            rendered = self._writer.render(sample)
+            entry = self._writer.write(sample, self.relative_path(sample), rendered)
+            self._done += 1
+            overlays_rgb = rendered[2].flip(-1).cpu().numpy()
+            for overlay_rgb, explanation in zip(overlays_rgb, entry['explanations']):
+                # Flat names: the local backend writes `name` as a file name.
+                name = safe_filename(f"explain_{osp.splitext(entry['rel_path'])[0]}_"
+                                     f"{explanation['class_name'] or entry['algorithm']}")
+                runner.visualizer.add_image(name, overlay_rgb, step=runner.epoch)
+
+    def relative_path(self, sample: Any) -> str:
+        """Where an image's files go, relative to the output root."""
+        meta = sample.metainfo
+        if 'rel_path' in meta:
+            return meta['rel_path']
+        path = meta['img_path']
+        root = osp.abspath(self._input_root) + os.sep if self._input_root else None
+        if root and osp.abspath(path).startswith(root):
+            return osp.relpath(path, root)
+        return osp.basename(path)
+

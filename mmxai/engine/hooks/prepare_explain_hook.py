@@ -1,0 +1,97 @@
+"""Hook that puts a Runner's model into explain mode after loading weights."""
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ...checkpoint import check_checkpoint_fits
+from ...models import ExplainModel
+from ...registry import HOOKS
+
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
+
+
+@HOOKS.register_module()
+class PrepareExplainHook(Hook):
+    """Wraps ``runner.model`` in :class:`ExplainModel` for testing and validation.
+
+    Like MMEngine's ``PrepareTTAHook``, the wrapper is installed in
+    ``before_test`` (and ``before_val_epoch``), after the checkpoint was
+    loaded into the plain model, so checkpoint keys still match. A checkpoint
+    that does not fit the model exactly is an error, not a warning.
+
+    Args:
+        explainer (str | dict): Algorithm name or explainer config.
+        explain_all_classes (bool): Explain every class.
+        target_classes (Sequence[int | str], optional): Classes to explain, by
+            index or name.
+        score_thr (float): Detection score above which a class is explained.
+        strict_checkpoint (bool): Refuse checkpoints that do not fit.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 explainer: Union[str, dict] = 'classwisesaliencymap',
+                 explain_all_classes: bool = False,
+                 target_classes: Optional[Sequence[Union[int, str]]] = None,
+                 score_thr: float = 0.3,
+                 strict_checkpoint: bool = True) -> None:
+        self.explainer = explainer
+        self.explain_all_classes = explain_all_classes
+        self.target_classes = target_classes
+        self.score_thr = score_thr
+        self.strict_checkpoint = strict_checkpoint
+        self.checkpoint_classes: Optional[Sequence[str]] = None
+        self._plain_model: Any = None
+
+    def after_load_checkpoint(self, runner: 'Runner', checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if self.strict_checkpoint:
+            check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from'))
+        meta = checkpoint.get('meta') or {}
+        self.checkpoint_classes = (meta.get('dataset_meta') or {}).get('classes')
+
+    def before_test(self, runner: 'Runner') -> None:
+        self._wrap(runner, runner.test_dataloader)
+
+    def before_val_epoch(self, runner: 'Runner') -> None:
+        self._wrap(runner, runner.val_dataloader)
+
+    def after_val_epoch(self, runner: 'Runner', metrics: Optional[dict] = None) -> None:
+        if self._plain_model is not None:  # give training (and checkpoints) the plain model
+            runner.model, self._plain_model = self._plain_model, None
+
+    def _wrap(self, runner: 'Runner', dataloader: Any) -> None:
+        if isinstance(runner.model, ExplainModel):
+            return
+        self._plain_model = runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        names = self.checkpoint_classes or dataloader.dataset.metainfo.get('classes')
+        runner.model = ExplainModel(
+            module=model, explainer=self.explainer,
+            explain_all_classes=self.explain_all_classes,
+            target_classes=resolve_classes(self.target_classes, names),
+            score_thr=self.score_thr, class_names=names)
+
+
+def resolve_classes(classes: Optional[Sequence[Union[int, str]]],
+                    names: Optional[Sequence[str]]) -> Optional[list]:
+    """Class indices from indices or names (``'3'``, ``3`` or ``'dog'``).
+
+    Raises:
+        ValueError: For a name that is not a class, naming the known classes.
+    """
+    if classes is None:
+        return None
+    indices = []
+    for item in classes:
+        if isinstance(item, int) or str(item).lstrip('-').isdigit():
+            indices.append(int(item))
+        elif names is not None and item in names:
+            indices.append(list(names).index(item))
+        else:
+            known = ', '.join(map(str, names)) if names else 'none known; use indices'
+            raise ValueError(f'unknown target class {item!r}; classes: {known}')
+    return indices

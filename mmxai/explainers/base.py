@@ -1,0 +1,61 @@
+"""The base class every saliency method derives from."""
+from typing import TYPE_CHECKING, List, Sequence, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from ..models.adapters import ModelAdapter
+
+
+class UnsupportedModelError(ValueError):
+    """The model cannot be explained by the requested algorithm."""
+
+
+class BaseExplainer:
+    """Turns what one forward pass captured into saliency maps.
+
+    A subclass implements :meth:`explain`, returning float maps of shape
+    (B, K, h, w) for class-wise methods (``class_wise = True``) or (B, 1, h, w)
+    for class-agnostic ones, in the coordinates of the network input (the
+    padded batch), at the resolution of a feature map. Larger values mean more
+    evidence; the scale is the method's own (files are min-max normalised).
+    """
+
+    #: Name used by ``--explain-algorithm`` and in file names.
+    name: str = ''
+    #: Whether :meth:`explain` returns one map per class.
+    class_wise: bool = False
+    #: Tasks (``'detection'``, ``'classification'``) the method serves.
+    tasks: Tuple[str, ...] = ('detection', 'classification')
+
+    def check_supported(self, adapter: 'ModelAdapter') -> None:
+        """Raise ``UnsupportedModelError`` if this method cannot explain the model."""
+        if adapter.task not in self.tasks:
+            raise UnsupportedModelError(
+                f'{self.name} does not support {type(adapter.model).__name__} '
+                f'({adapter.task}); it supports: {", ".join(self.tasks)}')
+
+    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+        """Saliency maps from the adapter's captured forward pass."""
+        raise NotImplementedError
+
+    def __call__(self, adapter: 'ModelAdapter') -> Tensor:
+        return self.explain(adapter)
+
+
+def merge_levels(maps: Sequence[Tensor]) -> Tensor:
+    """Average per-level maps at the size of the largest (first FPN) level.
+
+    Args:
+        maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
+
+    Returns:
+        Tensor: (B, K, h, w) with (h, w) the largest level's size.
+    """
+    size = max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1])
+    resized: List[Tensor] = [
+        m if m.shape[-2:] == size else F.interpolate(m, size=size, mode='bilinear',
+                                                     align_corners=False)
+        for m in maps]
+    return sum(resized) / len(resized)

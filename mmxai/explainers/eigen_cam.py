@@ -1,0 +1,49 @@
+"""EigenCAM: projection on the first principal component of the features."""
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from ..registry import EXPLAINERS
+from .base import BaseExplainer, merge_levels
+
+if TYPE_CHECKING:
+    from ..models.adapters import ModelAdapter
+
+
+def first_component_projection(features: Tensor) -> Tensor:
+    """Project centred features on their first principal direction.
+
+    Args:
+        features (Tensor): (B, C, h, w) feature maps.
+
+    Returns:
+        Tensor: (B, 1, h, w). The sign is chosen so the map correlates
+        positively with the channel mean (the activation map).
+    """
+    batch, channels, height, width = features.shape
+    positions = features.flatten(2).transpose(1, 2).double()  # (B, hw, C)
+    centred = positions - positions.mean(dim=1, keepdim=True)
+    # The first right-singular vector of the (hw, C) matrix is the top
+    # eigenvector of its (C, C) Gram matrix: a batched eigh on C x C is far
+    # cheaper than an SVD of hw x C when hw is large (FPN levels).
+    _, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)
+    projection = centred @ vectors[:, :, -1:]  # (B, hw, 1)
+    activation = positions.mean(dim=2, keepdim=True)
+    agreement = ((projection - projection.mean(1, keepdim=True)) *
+                 (activation - activation.mean(1, keepdim=True))).sum(dim=1, keepdim=True)
+    projection = projection * torch.where(agreement < 0, -1.0, 1.0).to(projection)
+    return projection.transpose(1, 2).reshape(batch, 1, height, width).to(features.dtype)
+
+
+@EXPLAINERS.register_module()
+class EigenCAM(BaseExplainer):
+    """Class-agnostic EigenCAM (Muhammad & Yeasin 2020), batched in torch.
+
+    For detectors it is computed per FPN level and the levels are averaged.
+    """
+
+    name = 'eigencam'
+
+    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+        return merge_levels([first_component_projection(f) for f in adapter.feature_maps()])

@@ -1,0 +1,53 @@
+"""Recipro-CAM for CNN classifiers (Byun & Lee 2022, arXiv 2209.14074)."""
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from ..registry import EXPLAINERS
+from .base import BaseExplainer
+
+if TYPE_CHECKING:
+    from ..models.adapters import ModelAdapter
+
+
+def spatial_mosaics(features: Tensor) -> Tensor:
+    """One copy of each feature map per position, zero everywhere but there.
+
+    Args:
+        features (Tensor): (B, C, h, w).
+
+    Returns:
+        Tensor: (B * h * w, C, h, w); mosaic ``b * h * w + i * w + j`` keeps
+        only ``features[b, :, i, j]``.
+    """
+    batch, channels, height, width = features.shape
+    eye = torch.eye(height * width, dtype=features.dtype, device=features.device)
+    masks = eye.reshape(1, height * width, 1, height, width)
+    return (features.unsqueeze(1) * masks).reshape(-1, channels, height, width)
+
+
+@EXPLAINERS.register_module()
+class ReciproCAM(BaseExplainer):
+    """Class-wise maps from the neck and head run on spatial mosaics.
+
+    ``S[b, c, i, j]`` is the probability of class ``c`` when the network after
+    the backbone sees only position ``(i, j)`` of image ``b``'s last feature
+    map. All mosaics of the batch run as one batch. With a global average
+    pooling neck the pooled mosaic is ``F[:, :, i, j] / (h * w)``, so only
+    those vectors go through the head (no mosaic tensor is built).
+    """
+
+    name = 'classwisesaliencymap'
+    class_wise = True
+    tasks = ('classification',)
+
+    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+        features = adapter.feature_maps()[-1]
+        batch, channels, height, width = features.shape
+        if adapter.neck_is_global_average_pooling:
+            pooled = features.flatten(2).transpose(1, 2).reshape(-1, channels)
+            scores = adapter.scores_from_head_input(pooled / (height * width))
+        else:
+            scores = adapter.scores_from_feature_maps(spatial_mosaics(features))
+        return scores.reshape(batch, height, width, -1).permute(0, 3, 1, 2)

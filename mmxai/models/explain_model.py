@@ -1,0 +1,121 @@
+"""The explain-mode wrapper around a detector or classifier."""
+from typing import Any, List, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.structures import BaseDataElement
+from torch import Tensor, nn
+
+from ..explainers import BaseExplainer, build_explainer
+from ..registry import MODELS
+from .adapters import build_adapter
+
+
+@MODELS.register_module()
+class ExplainModel(BaseModel):
+    """Predicts as the wrapped model does and attaches saliency maps.
+
+    The wrapped model runs once; its feature maps and head outputs are
+    captured on the way (see :mod:`mmxai.models.adapters`) and the explainer
+    turns them into maps. Each returned data sample gains:
+
+    * ``saliency_map``: float (T, h, w) maps in network-input coordinates, one
+      per explained class (T = 1 for class-agnostic methods);
+    * ``explained_classes``: long (T,) class indices, -1 for class-agnostic;
+    * metainfo ``explain_algorithm``, ``explain_input_shape`` and
+      ``explained_class_names``.
+
+    Install it around an already loaded model (see
+    :class:`mmxai.engine.hooks.PrepareExplainHook`): built from a config, it
+    would prefix every checkpoint key with ``module.``.
+
+    Args:
+        module (nn.Module | dict): The detector or classifier.
+        explainer (str | dict | BaseExplainer): Algorithm name
+            (``classwisesaliencymap``, ``activationmap``, ``eigencam``), an
+            explainer config, or an explainer.
+        explain_all_classes (bool): Explain every class, not only predicted ones.
+        target_classes (Sequence[int], optional): Explain exactly these classes.
+        score_thr (float): Detection: explain classes with a box scoring at
+            least this. Classification uses the head's predicted label(s).
+        class_names (Sequence[str], optional): Class names, for the metainfo.
+    """
+
+    def __init__(self,
+                 module: Union[nn.Module, dict],
+                 explainer: Union[str, dict, BaseExplainer] = 'classwisesaliencymap',
+                 explain_all_classes: bool = False,
+                 target_classes: Optional[Sequence[int]] = None,
+                 score_thr: float = 0.3,
+                 class_names: Optional[Sequence[str]] = None) -> None:
+        if isinstance(module, dict):
+            module = MMENGINE_MODELS.build(module)
+        super().__init__(data_preprocessor=module.data_preprocessor)
+        self.module = module
+        self.adapter = build_adapter(module)
+        self.explainer = build_explainer(explainer, self.adapter.task)
+        self.explainer.check_supported(self.adapter)
+        num_classes = self.adapter.num_classes
+        if target_classes is not None:
+            bad = [c for c in target_classes if not 0 <= int(c) < num_classes]
+            if bad:
+                raise ValueError(f'target classes {bad} are out of range: the model has '
+                                 f'{num_classes} classes')
+        self.explain_all_classes = explain_all_classes
+        self.target_classes = None if target_classes is None else [int(c) for c in target_classes]
+        self.score_thr = score_thr
+        self.class_names = None if class_names is None else list(class_names)
+
+    def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
+                mode: str = 'tensor') -> Any:
+        """Delegates to the wrapped model."""
+        return self.module(inputs, data_samples, mode)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
+        """Predict with the wrapped model and attach saliency maps."""
+        with self.adapter.capture():
+            samples = self.module.test_step(data)
+        maps = self.explainer(self.adapter)
+        input_shape = tuple(self.adapter.captured('input_shape'))
+        for sample, sample_maps in zip(samples, maps):
+            self._attach(sample, sample_maps, input_shape)
+        return samples
+
+    def val_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
+        """Same as :meth:`test_step`."""
+        return self.test_step(data)
+
+    def explained_classes(self, sample: BaseDataElement) -> Tensor:
+        """Class indices to explain for one predicted sample."""
+        device = sample.pred_instances.labels.device if 'pred_instances' in sample else 'cpu'
+        if self.target_classes is not None:
+            return torch.tensor(self.target_classes, dtype=torch.long, device=device)
+        if self.explain_all_classes:
+            return torch.arange(self.adapter.num_classes, device=device)
+        if self.adapter.task == 'detection':
+            instances = sample.pred_instances
+            return instances.labels[instances.scores >= self.score_thr].unique().long()
+        return sample.pred_label.long().reshape(-1)
+
+    def _attach(self, sample: BaseDataElement, maps: Tensor, input_shape: tuple) -> None:
+        if self.explainer.class_wise:
+            classes = self.explained_classes(sample).to(maps.device)
+            maps = maps[classes]
+            names = [self.class_name(int(c)) for c in classes]
+        else:
+            classes = torch.full((1,), -1, dtype=torch.long, device=maps.device)
+            names = ['']
+        sample.saliency_map = maps
+        sample.explained_classes = classes
+        sample.set_metainfo(dict(explain_algorithm=self.explainer.name,
+                                 explain_input_shape=input_shape,
+                                 explained_class_names=names))
+
+    def class_name(self, index: int) -> str:
+        """Name of a class, or its index as text when names are unknown."""
+        if self.class_names is not None and 0 <= index < len(self.class_names):
+            return str(self.class_names[index])
+        return str(index)
+
+

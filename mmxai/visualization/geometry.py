@@ -1,0 +1,76 @@
+"""Bring saliency maps from network-input coordinates back onto the original image."""
+from typing import Any, Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def normalize_per_map(maps: Tensor) -> Tensor:
+    """Min-max normalise each map of (T, H, W) to [0, 1]; a constant map becomes 0."""
+    flat = maps.flatten(1)
+    low = flat.amin(dim=1).view(-1, 1, 1)
+    span = (flat.amax(dim=1).view(-1, 1, 1) - low)
+    return torch.where(span > 0, (maps - low) / span.clamp_min(torch.finfo(maps.dtype).tiny),
+                       torch.zeros_like(maps))
+
+
+def _resize(maps: Tensor, size: Tuple[int, int]) -> Tensor:
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[None], size=size, mode='bilinear', align_corners=False)[0]
+
+
+def resized_shape(metainfo: Dict[str, Any]) -> Tuple[int, int]:
+    """(h, w) of the image after the pipeline's resize, before any crop."""
+    ori_h, ori_w = metainfo['ori_shape'][:2]
+    scale = metainfo.get('scale_factor', (1.0, 1.0))
+    w_scale, h_scale = (scale, scale) if isinstance(scale, (int, float)) else scale[:2]
+    return int(round(ori_h * float(h_scale))), int(round(ori_w * float(w_scale)))
+
+
+def crop_offset(metainfo: Dict[str, Any]) -> Tuple[int, int]:
+    """(y, x) of the pipeline's crop inside the resized image.
+
+    An explicit ``crop_bbox`` (x1, y1, x2, y2) in the metainfo wins; otherwise a
+    smaller ``img_shape`` than the resized shape is a centre crop, placed as
+    MMCV's ``CenterCrop`` places it (the crop every MMPretrain test pipeline uses).
+    """
+    if 'crop_bbox' in metainfo:
+        x1, y1 = metainfo['crop_bbox'][:2]
+        return int(y1), int(x1)
+    res_h, res_w = resized_shape(metainfo)
+    img_h, img_w = metainfo['img_shape'][:2]
+    return max(0, int(round((res_h - img_h) / 2.))), max(0, int(round((res_w - img_w) / 2.)))
+
+
+def to_original_image(maps: Tensor, metainfo: Dict[str, Any]) -> Tensor:
+    """Undo the test pipeline for maps of one image; normalise them to [0, 1].
+
+    Args:
+        maps (Tensor): (T, h, w) maps covering the padded network input.
+        metainfo (dict): The data sample's metainfo: ``explain_input_shape``
+            (the padded input), ``img_shape``, ``ori_shape`` and, when present,
+            ``scale_factor``, ``flip``/``flip_direction`` and ``crop_bbox``.
+
+    Returns:
+        Tensor: (T, H, W) float maps in [0, 1] at the original resolution,
+        each pixel on the image pixel it explains; where the pipeline cropped
+        the image away, the map is 0.
+    """
+    maps = _resize(maps.float(), tuple(metainfo['explain_input_shape']))
+    img_h, img_w = metainfo['img_shape'][:2]
+    maps = maps[:, :img_h, :img_w]  # padding is added at the bottom and right
+    if metainfo.get('flip', False):
+        direction = metainfo.get('flip_direction', 'horizontal')
+        dims = {'horizontal': [-1], 'vertical': [-2], 'diagonal': [-2, -1]}[direction]
+        maps = maps.flip(dims)
+    maps = normalize_per_map(maps)
+    res_h, res_w = resized_shape(metainfo)
+    if (res_h, res_w) != (img_h, img_w):
+        top, left = crop_offset(metainfo)
+        canvas = maps.new_zeros((maps.shape[0], max(res_h, top + img_h), max(res_w, left + img_w)))
+        canvas[:, top:top + img_h, left:left + img_w] = maps
+        maps = canvas[:, :res_h, :res_w]
+    ori_h, ori_w = metainfo['ori_shape'][:2]
+    return normalize_per_map(_resize(maps, (ori_h, ori_w)))

@@ -1,0 +1,117 @@
+"""Writes the files of one explained data sample and describes them."""
+import io
+import os.path as osp
+from typing import Any, Dict, List, Optional, Tuple
+
+import cv2
+import mmcv
+import numpy as np
+import torch
+from mmengine.structures import BaseDataElement
+from torch import Tensor
+
+from ..utils import atomic_write_bytes, safe_filename
+from .colormap import colorize, overlay
+from .geometry import to_original_image
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode('.png', image)
+    if not ok:
+        raise RuntimeError('PNG encoding failed')
+    return buffer.tobytes()
+
+
+def predictions_of(sample: BaseDataElement) -> Dict[str, Any]:
+    """Predictions of a detection or classification sample as plain lists."""
+    if 'pred_instances' in sample:
+        instances = sample.pred_instances
+        return dict(bboxes=instances.bboxes.tolist(), labels=instances.labels.tolist(),
+                    scores=instances.scores.tolist())
+    if 'pred_score' in sample:
+        return dict(labels=sample.pred_label.tolist(), scores=sample.pred_score.tolist())
+    return {}
+
+
+class SaliencyWriter:
+    """Writes saliency maps, overlays and optional raw maps of explained samples.
+
+    For an image at relative path ``sub/cat.jpg`` the files go to
+    ``OUTPUT/sub/cat/``: ``<class index>_<class name>_saliency.png`` (JET,
+    red = high), ``..._overlay.png`` and, with ``save_raw``, ``..._saliency.npy``
+    (float32, [0, 1], original resolution); class-agnostic maps drop the
+    class prefix. Every file is written atomically.
+
+    Args:
+        output_dir (str): Root folder of the output.
+        overlay_weight (float): Weight of the map in the overlay, in [0, 1].
+        save_raw (bool): Also write the [0, 1] maps as ``.npy``.
+    """
+
+    def __init__(self, output_dir: str, overlay_weight: float = 0.5,
+                 save_raw: bool = False) -> None:
+        if not 0.0 <= overlay_weight <= 1.0:
+            raise ValueError(f'overlay weight must be in [0, 1], got {overlay_weight}')
+        self.output_dir = output_dir
+        self.overlay_weight = overlay_weight
+        self.save_raw = save_raw
+
+    def render(self, sample: BaseDataElement,
+               image_bgr: Optional[np.ndarray] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """Maps at the original resolution, their colour maps and overlays.
+
+        Args:
+            sample (BaseDataElement): A sample returned by ``ExplainModel``.
+            image_bgr (np.ndarray, optional): The original image; read from
+                ``img_path`` (as the test pipeline read it) when not given.
+
+        Returns:
+            tuple: (T, H, W) float maps in [0, 1], (T, H, W, 3) uint8 BGR
+            colour maps and (T, H, W, 3) uint8 BGR overlays, on the maps' device.
+        """
+        meta = sample.metainfo
+        maps = to_original_image(sample.saliency_map, meta)
+        if image_bgr is None:
+            image_bgr = mmcv.imread(meta['img_path'], channel_order='bgr')
+        image = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(maps.device)
+        colored = colorize(maps)
+        return maps, colored, overlay(image, colored, self.overlay_weight)
+
+    def write(self, sample: BaseDataElement, rel_path: str,
+              rendered: Optional[Tuple[Tensor, Tensor, Tensor]] = None) -> Dict[str, Any]:
+        """Write the files of one sample.
+
+        Args:
+            sample (BaseDataElement): A sample returned by ``ExplainModel``.
+            rel_path (str): Image path relative to the input root.
+            rendered (tuple, optional): What :meth:`render` returned for it.
+
+        Returns:
+            dict: The manifest entry of the image.
+        """
+        meta = sample.metainfo
+        maps, colored, blended = rendered or self.render(sample)
+        folder = osp.splitext(rel_path)[0]
+        explanations: List[Dict[str, Any]] = []
+        colored_np, blended_np = colored.cpu().numpy(), blended.cpu().numpy()
+        raw_np = maps.cpu().numpy().astype(np.float32) if self.save_raw else None
+        for t, (index, name) in enumerate(zip(sample.explained_classes.tolist(),
+                                              meta['explained_class_names'])):
+            stem = 'saliency' if index < 0 else f'{index}_{safe_filename(name)}_saliency'
+            files = {'saliency_map': osp.join(folder, stem + '.png'),
+                     'overlay': osp.join(folder, stem.replace('saliency', 'overlay') + '.png')}
+            atomic_write_bytes(osp.join(self.output_dir, files['saliency_map']),
+                               _encode_png(colored_np[t]))
+            atomic_write_bytes(osp.join(self.output_dir, files['overlay']),
+                               _encode_png(blended_np[t]))
+            if raw_np is not None:
+                files['raw'] = osp.join(folder, stem + '.npy')
+                buffer = io.BytesIO()
+                np.save(buffer, raw_np[t])
+                atomic_write_bytes(osp.join(self.output_dir, files['raw']), buffer.getvalue())
+            explanations.append(dict(class_index=index if index >= 0 else None,
+                                     class_name=name if index >= 0 else None, **files))
+        return dict(image=meta['img_path'], rel_path=rel_path,
+                    ori_shape=list(meta['ori_shape'][:2]),
+                    algorithm=meta['explain_algorithm'],
+                    predictions=predictions_of(sample), explanations=explanations)

@@ -1,0 +1,51 @@
+"""Session fixtures: generated data and models trained here with the Runner."""
+import os.path as osp
+
+import pytest
+
+from mmxai.datasets import make_classification_split, make_detection_split
+from tests.helpers import CLS_DEMO_CONFIG, DET_DEMO_CONFIG, load_config, train, write_config
+
+
+@pytest.fixture(scope='session')
+def shapes_detection(tmp_path_factory) -> str:
+    """COCO-format shapes data: 160 train, 30 val images of 256 px, 2 objects each."""
+    root = str(tmp_path_factory.mktemp('shapes_det'))
+    make_detection_split(root, 'train', 160, seed=1)
+    make_detection_split(root, 'val', 30, seed=2)
+    return root
+
+
+@pytest.fixture(scope='session')
+def shapes_classification(tmp_path_factory) -> str:
+    """Folder-format shapes data with a box json beside every image."""
+    root = str(tmp_path_factory.mktemp('shapes_cls'))
+    make_classification_split(root, 'train', 150, seed=3)
+    make_classification_split(root, 'val', 30, seed=4)
+    return root
+
+
+@pytest.fixture(scope='session')
+def trained_detector(shapes_detection, tmp_path_factory):
+    """(config path, checkpoint) of the demo ATSS trained briefly on shapes."""
+    work_dir = str(tmp_path_factory.mktemp('atss'))
+    cfg = load_config(DET_DEMO_CONFIG)
+    checkpoint = train(cfg, work_dir, shapes_detection)
+    config_path = write_config(_with_root(cfg, shapes_detection), osp.join(work_dir, 'cfg.py'))
+    return config_path, checkpoint
+
+
+@pytest.fixture(scope='session')
+def trained_classifier(shapes_classification, tmp_path_factory):
+    """(config path, checkpoint) of the demo ResNet trained briefly on shapes."""
+    work_dir = str(tmp_path_factory.mktemp('resnet'))
+    cfg = load_config(CLS_DEMO_CONFIG)
+    checkpoint = train(cfg, work_dir, shapes_classification)
+    config_path = write_config(_with_root(cfg, shapes_classification),
+                               osp.join(work_dir, 'cfg.py'))
+    return config_path, checkpoint
+
+
+def _with_root(cfg, root):
+    from tests.helpers import set_data_root
+    return set_data_root(cfg.copy(), root)

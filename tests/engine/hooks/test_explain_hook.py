@@ -1,0 +1,59 @@
+import json
+import os.path as osp
+
+import cv2
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmxai.engine.hooks import ExplainHook
+
+
+def test_config_diff_makes_runner_test_write_maps_and_evaluate(trained_detector, tmp_path):
+    """The three-line diff of configs/detection applied to another config."""
+    config_path, checkpoint = trained_detector
+    cfg = Config.fromfile(config_path)
+    cfg.custom_imports = dict(imports=['mmxai'], allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type='mmxai.PrepareExplainHook', explainer='classwisesaliencymap'),
+                        dict(type='mmxai.ExplainHook', output_dir=str(tmp_path / 'maps'))]
+    cfg.load_from = checkpoint
+    cfg.work_dir = str(tmp_path / 'work')
+    metrics = Runner.from_cfg(cfg).test()
+    assert 'coco/bbox_mAP' in metrics
+    manifest = json.loads((tmp_path / 'maps' / 'manifest.json').read_text())
+    assert manifest['num_images'] == 30 == len(manifest['images'])
+    written = [e for entry in manifest['images'] for e in entry['explanations']]
+    assert written, 'no class was explained'
+    for explanation in written[:5]:
+        image = cv2.imread(str(tmp_path / 'maps' / explanation['overlay']))
+        assert image.shape == (256, 256, 3)
+        assert explanation['class_name'] in ('red_square', 'green_circle', 'blue_triangle')
+
+
+def test_validation_during_training_writes_and_visualizes(shapes_detection, tmp_path):
+    from tests.helpers import DET_DEMO_CONFIG, load_config, train
+    cfg = load_config(DET_DEMO_CONFIG)
+    cfg.custom_imports = dict(imports=['mmxai'], allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type='mmxai.PrepareExplainHook', explainer='activationmap'),
+                        dict(type='mmxai.ExplainHook', val_max_images=2)]
+    cfg.visualizer = dict(type='DetLocalVisualizer',
+                          vis_backends=[dict(type='LocalVisBackend')],
+                          name=f'explain-hook-{tmp_path.name}')  # a fresh visualizer instance
+    checkpoint = train(cfg, str(tmp_path / 'work'), shapes_detection, max_iters=2)
+    folder = tmp_path / 'work' / 'explain' / 'val_epoch_0'
+    assert len(list(folder.rglob('overlay.png'))) == 2
+    backend_images = list((tmp_path / 'work').rglob('vis_data/vis_image/*.png'))
+    assert len(backend_images) == 2
+    # The checkpoint saved after validation holds the plain model's keys.
+    state = torch.load(checkpoint, weights_only=False)['state_dict']
+    assert not any(key.startswith('module.') for key in state)
+
+
+def test_relative_path_keeps_subfolders():
+    from mmengine.structures import BaseDataElement
+    hook = ExplainHook()
+    hook._input_root = '/data/images'
+    sample = BaseDataElement(metainfo=dict(img_path='/data/images/a/b/c.jpg'))
+    assert hook.relative_path(sample) == osp.join('a', 'b', 'c.jpg')
+    sample = BaseDataElement(metainfo=dict(img_path='/elsewhere/c.jpg'))
+    assert hook.relative_path(sample) == 'c.jpg'

@@ -1,0 +1,116 @@
+"""Shared helpers: real configs, real models, real data, no downloads."""
+import os
+import os.path as osp
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+import mmxai  # noqa: F401  (registers modules, safe checkpoint loading)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = osp.join(REPO, 'configs')
+DET_DEMO_CONFIG = osp.join(CONFIGS, 'demo', 'atss_tiny_shapes.py')
+CLS_DEMO_CONFIG = osp.join(CONFIGS, 'demo', 'resnet_tiny_shapes.py')
+
+
+def load_config(path: str) -> Config:
+    """A config from a file of this repo or ``mmdet::``/``mmpretrain::`` path."""
+    if '::' in path:
+        from mmengine.hub import get_config
+        return get_config(path)
+    return Config.fromfile(path)
+
+
+def drop_pretrained(cfg: Any) -> Any:
+    """Remove every ``Pretrained`` init_cfg (they would download weights)."""
+    if isinstance(cfg, dict):
+        init = cfg.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for value in cfg.values():
+            drop_pretrained(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            drop_pretrained(value)
+    return cfg
+
+
+def build_model(cfg: Config, seed: int = 0) -> torch.nn.Module:
+    """Build ``cfg.model`` with random weights in eval mode."""
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    torch.manual_seed(seed)
+    model = MODELS.build(drop_pretrained(cfg.model))
+    model.init_weights()
+    return model.eval()
+
+
+def random_images(count: int, height: int, width: int, seed: int = 0) -> List[np.ndarray]:
+    """Random uint8 BGR images."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def det_batch(images: Sequence[np.ndarray]) -> dict:
+    """A detector test batch of images already at network size (no resize)."""
+    from mmdet.structures import DetDataSample
+    inputs, samples = [], []
+    for index, image in enumerate(images):
+        inputs.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+        shape = image.shape[:2]
+        samples.append(DetDataSample(metainfo=dict(
+            img_id=index, img_path=f'{index}.png', ori_shape=shape, img_shape=shape,
+            scale_factor=(1.0, 1.0))))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def cls_batch(images: Sequence[np.ndarray]) -> dict:
+    """A classifier test batch of images already at network size."""
+    from mmpretrain.structures import DataSample
+    inputs, samples = [], []
+    for index, image in enumerate(images):
+        inputs.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+        shape = image.shape[:2]
+        samples.append(DataSample(metainfo=dict(
+            sample_idx=index, img_path=f'{index}.png', ori_shape=shape, img_shape=shape,
+            scale_factor=(1.0, 1.0))))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def train(cfg: Config, work_dir: str, data_root: str, max_iters: Optional[int] = None) -> str:
+    """Train with MMEngine's Runner on CPU; returns the final checkpoint path."""
+    from mmengine.runner import Runner
+    cfg = drop_pretrained(cfg.copy())
+    set_data_root(cfg, data_root)
+    cfg.work_dir = work_dir
+    if max_iters:
+        cfg.train_cfg.max_iters = max_iters
+        cfg.train_cfg.val_interval = max_iters
+        cfg.default_hooks.checkpoint.interval = max_iters
+    cfg.randomness = dict(seed=0)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every dataloader and COCO evaluator of a demo config at ``data_root``."""
+    data_root = data_root.rstrip('/') + '/'
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader is not None:
+            loader.dataset.data_root = data_root
+        evaluator = cfg.get(f'{split}_evaluator')
+        if isinstance(evaluator, dict) and 'ann_file' in evaluator:
+            evaluator.ann_file = osp.join(data_root, osp.basename(evaluator.ann_file))
+    cfg.data_root = data_root
+    return cfg
+
+
+def write_config(cfg: Config, path: str) -> str:
+    """Dump a config to a file (for tools run in a subprocess)."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    cfg.dump(path)
+    return path

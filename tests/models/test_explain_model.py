@@ -1,0 +1,95 @@
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmxai.checkpoint import CheckpointMismatchError
+from mmxai.models import ExplainModel
+from tests.helpers import DET_DEMO_CONFIG, build_model, det_batch, load_config, random_images
+
+
+@pytest.fixture(scope='module')
+def atss():
+    return build_model(load_config(DET_DEMO_CONFIG))
+
+
+def _count_calls(module):
+    counter = {'calls': 0}
+
+    def count(*_):
+        counter['calls'] += 1
+    return counter, module.register_forward_hook(count)
+
+
+def test_one_forward_pass_and_identical_predictions(atss):
+    images = random_images(2, 256, 256, seed=7)
+    with torch.no_grad():
+        plain = atss.test_step(det_batch(images))
+    explain = ExplainModel(atss, explainer='classwisesaliencymap', explain_all_classes=True)
+    backbone, backbone_hook = _count_calls(atss.backbone)
+    head, head_hook = _count_calls(atss.bbox_head)
+    with torch.no_grad():
+        explained = explain.test_step(det_batch(images))
+    backbone_hook.remove()
+    head_hook.remove()
+    assert backbone['calls'] == 1 and head['calls'] == 1
+    for a, b in zip(plain, explained):
+        assert torch.equal(a.pred_instances.bboxes, b.pred_instances.bboxes)
+        assert torch.equal(a.pred_instances.scores, b.pred_instances.scores)
+        assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
+        assert b.saliency_map.shape == (3, 32, 32)
+
+
+def test_default_targets_are_classes_scoring_above_threshold(atss):
+    explain = ExplainModel(atss, score_thr=0.0)
+    sample = explain.test_step(det_batch(random_images(1, 256, 256)))[0]
+    expected = sorted(set(sample.pred_instances.labels.tolist()))
+    assert sample.explained_classes.tolist() == expected
+    explain = ExplainModel(atss, score_thr=1.01)
+    sample = explain.test_step(det_batch(random_images(1, 256, 256)))[0]
+    assert sample.explained_classes.numel() == 0 and sample.saliency_map.shape[0] == 0
+
+
+def test_target_classes_are_validated(atss):
+    with pytest.raises(ValueError, match='out of range'):
+        ExplainModel(atss, target_classes=[5])
+
+
+def _explain_runner(config_path: str, checkpoint: str, work_dir: str) -> Runner:
+    from mmxai.apis import explain_config
+    cfg = explain_config(Config.fromfile(config_path), checkpoint, work_dir + '/out')
+    cfg.work_dir = work_dir
+    return Runner.from_cfg(cfg)
+
+
+def test_checkpoint_of_another_model_is_an_error(trained_detector, tmp_path):
+    config_path, _ = trained_detector
+    cfg = Config.fromfile(config_path)
+    cfg.model.bbox_head.num_classes = 5  # shapes differ from the 3-class config
+    other = build_model(cfg)
+    path = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': other.state_dict(), 'meta': {}}, path)
+    with pytest.raises(CheckpointMismatchError, match=r'other\.pth.*shape mismatches'):
+        _explain_runner(config_path, path, str(tmp_path / 'work')).test()
+
+
+def test_checkpoint_with_missing_keys_is_an_error(trained_detector, tmp_path):
+    config_path, checkpoint = trained_detector
+    state = torch.load(checkpoint, weights_only=False)['state_dict']
+    state.pop(next(iter(state)))
+    path = str(tmp_path / 'partial.pth')
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    with pytest.raises(CheckpointMismatchError, match=r'partial\.pth.*1 missing keys'):
+        _explain_runner(config_path, path, str(tmp_path / 'work')).test()
+
+
+def test_wrapper_is_installed_after_loading(trained_detector, tmp_path):
+    """Weights inside the wrapper equal the checkpoint's (no key prefix problem)."""
+    config_path, checkpoint = trained_detector
+    runner = _explain_runner(config_path, checkpoint, str(tmp_path / 'work'))
+    runner.test()
+    assert isinstance(runner.model, ExplainModel)
+    saved = torch.load(checkpoint, weights_only=False)['state_dict']
+    loaded = runner.model.module.state_dict()
+    for key, value in saved.items():
+        assert torch.equal(loaded[key].cpu(), value), key

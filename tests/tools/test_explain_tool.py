@@ -1,0 +1,107 @@
+"""tools/explain.py end to end, in a subprocess, as a user runs it."""
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.helpers import REPO
+
+TOOL = osp.join(REPO, 'tools', 'explain.py')
+
+
+def _run(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=600)
+
+
+def _nested_inputs(source_images, root):
+    """Copy images into root/ and root/sub/deeper/, same names in both."""
+    for index, src in enumerate(source_images):
+        for folder in ('', osp.join('sub', 'deeper')):
+            os.makedirs(osp.join(root, folder), exist_ok=True)
+            shutil.copy(src, osp.join(root, folder, f'img{index}.png'))
+    return root
+
+
+def _check_outputs(out, expect_images, class_wise=True):
+    manifest = json.loads(open(osp.join(out, 'manifest.json')).read())
+    assert manifest['num_images'] == expect_images
+    assert 'explain.py' in manifest['command']
+    rel_paths = {entry['rel_path'] for entry in manifest['images']}
+    assert len(rel_paths) == expect_images  # equal names in subfolders kept apart
+    explained = 0
+    for entry in manifest['images']:
+        original = cv2.imread(entry['image'])
+        for explanation in entry['explanations']:
+            saliency = cv2.imread(osp.join(out, explanation['saliency_map']))
+            overlay = cv2.imread(osp.join(out, explanation['overlay']))
+            assert saliency.shape == overlay.shape == original.shape
+            raw = np.load(osp.join(out, explanation['raw']))
+            assert raw.dtype == np.float32 and raw.shape == original.shape[:2]
+            assert 0 <= raw.min() and raw.max() <= 1
+            assert (explanation['class_index'] is not None) == class_wise
+            explained += 1
+    assert explained >= expect_images
+    return manifest
+
+
+def test_detector_on_nested_folder(trained_detector, shapes_detection, tmp_path):
+    config, checkpoint = trained_detector
+    sources = sorted(os.listdir(osp.join(shapes_detection, 'val')))[:3]
+    inputs = _nested_inputs([osp.join(shapes_detection, 'val', s) for s in sources],
+                            str(tmp_path / 'in'))
+    out = str(tmp_path / 'out')
+    result = _run(config, checkpoint, '--input', inputs, '--output', out, '--save-raw',
+                  '--explain-all-classes', '--device', 'cpu')
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = _check_outputs(out, 6)
+    entry = manifest['images'][0]
+    assert {'bboxes', 'labels', 'scores'} <= set(entry['predictions'])
+    assert len(entry['explanations']) == 3
+    assert osp.exists(osp.join(out, 'sub', 'deeper', 'img0', '0_red_square_saliency.png'))
+
+
+@pytest.mark.parametrize('algorithm', ['activationmap', 'eigencam'])
+def test_detector_class_agnostic(trained_detector, shapes_detection, tmp_path, algorithm):
+    config, checkpoint = trained_detector
+    image = osp.join(shapes_detection, 'val', sorted(os.listdir(
+        osp.join(shapes_detection, 'val')))[0])
+    out = str(tmp_path / 'out')
+    result = _run(config, '--load-weights', checkpoint, '--input', image, '--output', out,
+                  '--explain-algorithm', algorithm, '--save-raw')
+    assert result.returncode == 0, result.stderr[-3000:]
+    _check_outputs(out, 1, class_wise=False)
+
+
+def test_classifier_with_target_class_names(trained_classifier, shapes_classification, tmp_path):
+    config, checkpoint = trained_classifier
+    folder = osp.join(shapes_classification, 'val', 'green_circle')
+    out = str(tmp_path / 'out')
+    result = _run(config, checkpoint, '--input', folder, '--output', out, '--save-raw',
+                  '--target-classes', 'green_circle', '2')
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = _check_outputs(out, 10)
+    for entry in manifest['images']:
+        assert [e['class_index'] for e in entry['explanations']] == [1, 2]
+
+
+def test_config_test_set_without_input(trained_classifier, tmp_path):
+    config, checkpoint = trained_classifier
+    out = str(tmp_path / 'out')
+    result = _run(config, checkpoint, '--output', out, '--save-raw')
+    assert result.returncode == 0, result.stderr[-3000:]
+    _check_outputs(out, 30)
+
+
+def test_missing_checkpoint_is_one_clear_line(trained_detector, tmp_path):
+    config, _ = trained_detector
+    result = _run(config, str(tmp_path / 'missing.pth'), '--output', str(tmp_path / 'o'))
+    assert result.returncode != 0
+    assert 'checkpoint' in result.stderr and 'missing.pth' in result.stderr

@@ -1,0 +1,80 @@
+"""Explain a trained MMDetection or MMPretrain model: saliency maps and overlays.
+
+Example::
+
+    python tools/explain.py CONFIG CHECKPOINT --input IMAGES/ --output OUT/ \
+        --explain-algorithm classwisesaliencymap
+"""
+import argparse
+import os
+import shlex
+import sys
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='training or test config file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file')
+    parser.add_argument('--load-weights', help='checkpoint file (name used by OTX)')
+    parser.add_argument('--input', nargs='+', help='image folders (searched recursively) or '
+                        'files; without it, the config\'s test set')
+    parser.add_argument('--output', required=True, help='output folder')
+    parser.add_argument('--explain-algorithm', default='classwisesaliencymap',
+                        choices=['classwisesaliencymap', 'activationmap', 'eigencam'])
+    parser.add_argument('--explain-all-classes', action='store_true',
+                        help='explain every class, not only the predicted ones')
+    parser.add_argument('--target-classes', nargs='+', help='classes to explain (names or indices)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detection: explain classes with a box scoring at least this')
+    parser.add_argument('--overlay-weight', type=float, default=0.5,
+                        help='weight of the map in the overlay, 0..1')
+    parser.add_argument('--save-raw', action='store_true',
+                        help='also write [0, 1] float32 maps as .npy')
+    parser.add_argument('--batch-size', type=int, help='images per batch')
+    parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if any)")
+    parser.add_argument('--work-dir', help='folder for logs (default: OUTPUT/logs)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, as in mmdet tools/test.py')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    args.checkpoint = args.checkpoint or args.load_weights
+    if not args.checkpoint:
+        parser.error('give the checkpoint as CHECKPOINT or --load-weights')
+    if not 0.0 <= args.overlay_weight <= 1.0:
+        parser.error(f'--overlay-weight must be in [0, 1], got {args.overlay_weight}')
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not os.path.isfile(path):
+            parser.error(f'{what} {path} does not exist')
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.device == 'cpu':
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    from mmengine.runner import Runner
+
+    from mmxai.apis import explain_config
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg = explain_config(
+        cfg, args.checkpoint, args.output, algorithm=args.explain_algorithm, inputs=args.input,
+        explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
+        score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
+        batch_size=args.batch_size,
+        manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
+                           config=args.config, checkpoint=args.checkpoint,
+                           algorithm=args.explain_algorithm))
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or os.path.join(args.output, 'logs')
+    Runner.from_cfg(cfg).test()
+
+
+if __name__ == '__main__':
+    main()
