@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import Runner
 
 from mmxai.checkpoint import UnsafeCheckpointError, load_checkpoint_file

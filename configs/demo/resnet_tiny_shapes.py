@@ -1,5 +1,5 @@
 # A small ResNet-18 classifier (1/4 width) for the synthetic shapes data set
-# that `mmxai.datasets.make_classification_split` writes. Only sizes, data and
+# that `mmxai.datasets.make_classification_split` writes (annotation files). Only sizes, data and
 # schedule differ from MMPretrain's ResNet-18 config.
 _base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 
@@ -23,20 +23,22 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False,
     dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
-                 data_prefix='train', metainfo=metainfo, pipeline=train_pipeline),
+                 data_prefix='train', ann_file='train.txt', metainfo=metainfo,
+                 pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True))
 val_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False,
     dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
-                 data_prefix='val', metainfo=metainfo, pipeline=test_pipeline),
+                 data_prefix='val', ann_file='val.txt', metainfo=metainfo,
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
-train_cfg = dict(_delete_=True, by_epoch=False, max_iters=300, val_interval=300)
+train_cfg = dict(_delete_=True, by_epoch=False, max_iters=200, val_interval=200)
 optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=2e-3, weight_decay=1e-4))
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=30)]
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval=300, max_keep_ckpts=1),
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval=200, max_keep_ckpts=1),
                      logger=dict(interval=25))
 log_processor = dict(by_epoch=False)

@@ -100,14 +100,20 @@ def make_detection_split(root: str, split: str, num_images: int, image_size: int
 
 
 def make_classification_split(root: str, split: str, num_images: int, image_size: int = 256,
-                              seed: int = 0, object_size: Tuple[int, int] = (40, 80)) -> str:
-    """Write ``root/<split>/<class>/<n>.png`` with ``<n>.json`` holding its box.
+                              seed: int = 0, object_size: Tuple[int, int] = (64, 96)) -> str:
+    """Write ``root/<split>/<class>/<n>.png``, ``<n>.json`` and ``root/<split>.txt``.
+
+    ``<n>.json`` beside each image holds its label, class name and object box
+    (x1, y1, x2, y2); ``<split>.txt`` is MMPretrain's annotation-file format
+    (``<class>/<n>.png <label>`` per line), whose labels follow
+    :data:`SHAPE_CLASSES`' order (the folder format would sort class names).
 
     Returns:
-        str: The split's folder (MMPretrain ``CustomDataset`` folder format).
+        str: Path of the annotation file.
     """
     rng = np.random.default_rng(seed)
     names = list(SHAPE_CLASSES)
+    lines = []
     for index in range(num_images):
         name = names[index % len(names)]
         image, (box,) = scene(rng, image_size, [name], *object_size)
@@ -116,4 +122,8 @@ def make_classification_split(root: str, split: str, num_images: int, image_size
         cv2.imwrite(osp.join(folder, f'{index:05d}.png'), image)
         with open(osp.join(folder, f'{index:05d}.json'), 'w') as file:
             json.dump(dict(label=names.index(name), class_name=name, bbox=list(box)), file)
-    return osp.join(root, split)
+        lines.append(f'{name}/{index:05d}.png {names.index(name)}\n')
+    ann_file = osp.join(root, f'{split}.txt')
+    with open(ann_file, 'w') as file:
+        file.writelines(lines)
+    return ann_file

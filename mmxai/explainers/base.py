@@ -1,8 +1,9 @@
 """The base class every saliency method derives from."""
 from typing import TYPE_CHECKING, List, Sequence, Tuple
 
-import torch.nn.functional as F
 from torch import Tensor
+
+from ..visualization.geometry import resample_cells
 
 if TYPE_CHECKING:
     from ..models.adapters import ModelAdapter
@@ -44,18 +45,17 @@ class BaseExplainer:
         return self.explain(adapter)
 
 
-def merge_levels(maps: Sequence[Tensor]) -> Tensor:
+def merge_levels(maps: Sequence[Tensor], cell_anchor: str = 'start') -> Tensor:
     """Average per-level maps at the size of the largest (first FPN) level.
 
     Args:
         maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
+        cell_anchor (str): Where a cell's value sits in its stride block
+            (see :func:`mmxai.visualization.resample_cells`).
 
     Returns:
         Tensor: (B, K, h, w) with (h, w) the largest level's size.
     """
     size = max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1])
-    resized: List[Tensor] = [
-        m if m.shape[-2:] == size else F.interpolate(m, size=size, mode='bilinear',
-                                                     align_corners=False)
-        for m in maps]
+    resized: List[Tensor] = [resample_cells(m, tuple(size), cell_anchor) for m in maps]
     return sum(resized) / len(resized)

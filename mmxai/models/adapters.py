@@ -21,6 +21,9 @@ class ModelAdapter:
     """
 
     task: str = ''
+    #: Where a feature cell's value sits in its stride block (padded CNNs and
+    #: MMDetection priors: ``'start'``; see ``mmxai.visualization.resample_cells``).
+    cell_anchor: str = 'start'
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

@@ -23,8 +23,8 @@ class ExplainModel(BaseModel):
     * ``saliency_map``: float (T, h, w) maps in network-input coordinates, one
       per explained class (T = 1 for class-agnostic methods);
     * ``explained_classes``: long (T,) class indices, -1 for class-agnostic;
-    * metainfo ``explain_algorithm``, ``explain_input_shape`` and
-      ``explained_class_names``.
+    * metainfo ``explain_algorithm``, ``explain_input_shape``,
+      ``explain_cell_anchor`` and ``explained_class_names``.
 
     Install it around an already loaded model (see
     :class:`mmxai.engine.hooks.PrepareExplainHook`): built from a config, it
@@ -110,6 +110,7 @@ class ExplainModel(BaseModel):
         sample.explained_classes = classes
         sample.set_metainfo(dict(explain_algorithm=self.explainer.name,
                                  explain_input_shape=input_shape,
+                                 explain_cell_anchor=self.adapter.cell_anchor,
                                  explained_class_names=names))
 
     def class_name(self, index: int) -> str:

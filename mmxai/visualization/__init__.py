@@ -1,8 +1,9 @@
 """Post-processing of saliency maps for people: geometry, colour, overlay."""
 from .colormap import colorize, overlay, to_uint8
-from .geometry import normalize_per_map, to_original_image
+from .geometry import normalize_per_map, resample_cells, to_original_image
 
-__all__ = ['colorize', 'overlay', 'to_uint8', 'normalize_per_map', 'to_original_image']
+__all__ = ['colorize', 'overlay', 'to_uint8', 'normalize_per_map', 'resample_cells',
+           'to_original_image']
 from .writer import SaliencyWriter, predictions_of  # noqa: E402
 
 __all__ += ['SaliencyWriter', 'predictions_of']

@@ -15,6 +15,45 @@ def normalize_per_map(maps: Tensor) -> Tensor:
                        torch.zeros_like(maps))
 
 
+def resample_cells(maps: Tensor, size: Tuple[int, int], cell_anchor: str = 'start') -> Tensor:
+    """Bilinear resampling of feature-cell maps onto a finer pixel grid.
+
+    Cell ``k`` of an input of ``n`` cells covers output pixels ``[k r, (k+1) r)``
+    with ``r = N / n``; its value sits at output pixel ``k r`` for
+    ``cell_anchor='start'`` and at the block's centre for ``'center'``. Padded
+    CNNs are ``'start'``: a stride-2 convolution with "same" padding centres
+    output ``k`` on input ``2k``, and MMDetection's priors sit at ``k * stride``
+    (placing them at the centre shifts maps by half a cell: 16 px at stride 32).
+    Vision-transformer patches are ``'center'`` (same as ``F.interpolate`` with
+    ``align_corners=False``). Values beyond the outer cells are held constant.
+
+    Args:
+        maps (Tensor): (N, C, h, w) maps.
+        size (tuple[int, int]): Output (H, W).
+        cell_anchor (str): ``'start'`` or ``'center'``.
+
+    Returns:
+        Tensor: (N, C, H, W).
+    """
+    if cell_anchor not in ('start', 'center'):
+        raise ValueError(f"cell_anchor must be 'start' or 'center', got {cell_anchor!r}")
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+
+    def source_coordinates(n_out: int, n_in: int) -> Tensor:
+        ratio = n_out / n_in
+        offset = 0.0 if cell_anchor == 'start' else (ratio - 1) / 2
+        pixels = torch.arange(n_out, dtype=torch.float32, device=maps.device)
+        cells = ((pixels - offset) / ratio).clamp(0, n_in - 1)
+        return cells / max(n_in - 1, 1) * 2 - 1  # grid_sample's align_corners=True
+
+    grid_x, grid_y = torch.meshgrid(source_coordinates(size[1], maps.shape[-1]),
+                                    source_coordinates(size[0], maps.shape[-2]), indexing='xy')
+    grid = torch.stack([grid_x, grid_y], dim=-1).expand(maps.shape[0], -1, -1, -1)
+    return F.grid_sample(maps.float(), grid.to(maps.device), mode='bilinear',
+                         padding_mode='border', align_corners=True).to(maps.dtype)
+
+
 def _resize(maps: Tensor, size: Tuple[int, int]) -> Tensor:
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
@@ -51,14 +90,17 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any]) -> Tensor:
         maps (Tensor): (T, h, w) maps covering the padded network input.
         metainfo (dict): The data sample's metainfo: ``explain_input_shape``
             (the padded input), ``img_shape``, ``ori_shape`` and, when present,
-            ``scale_factor``, ``flip``/``flip_direction`` and ``crop_bbox``.
+            ``explain_cell_anchor`` (see :func:`resample_cells`, default
+            ``'start'``), ``scale_factor``, ``flip``/``flip_direction`` and
+            ``crop_bbox``.
 
     Returns:
         Tensor: (T, H, W) float maps in [0, 1] at the original resolution,
         each pixel on the image pixel it explains; where the pipeline cropped
         the image away, the map is 0.
     """
-    maps = _resize(maps.float(), tuple(metainfo['explain_input_shape']))
+    maps = resample_cells(maps.float()[None], tuple(metainfo['explain_input_shape']),
+                          metainfo.get('explain_cell_anchor', 'start'))[0]
     img_h, img_w = metainfo['img_shape'][:2]
     maps = maps[:, :img_h, :img_w]  # padding is added at the bottom and right
     if metainfo.get('flip', False):

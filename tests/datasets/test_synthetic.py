@@ -33,8 +33,11 @@ def test_object_pixels_differ_from_background(tmp_path):
 
 
 def test_classification_split_keeps_a_box_beside_each_image(tmp_path):
-    root = make_classification_split(str(tmp_path), 'train', 6, image_size=96, seed=1,
-                                     object_size=(20, 30))
+    ann_file = make_classification_split(str(tmp_path), 'train', 6, image_size=96, seed=1,
+                                         object_size=(20, 30))
+    root = osp.join(str(tmp_path), 'train')
+    lines = open(ann_file).read().splitlines()
+    assert lines[0] == 'red_square/00000.png 0' and lines[2] == 'blue_triangle/00002.png 2'
     for index in range(6):
         name = list(SHAPE_CLASSES)[index % 3]
         info = json.loads(open(osp.join(root, name, f'{index:05d}.json')).read())

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 
-from mmxai.visualization import normalize_per_map, to_original_image
+from mmxai.visualization import normalize_per_map, resample_cells, to_original_image
 
 DOT = (150, 200)  # (y, x) in a 310 x 400 original image
 
@@ -81,3 +82,33 @@ def test_other_flip_directions(direction, dims):
                 flip=True, flip_direction=direction)
     torch.testing.assert_close(to_original_image(maps, meta),
                                normalize_per_map(maps.flip(dims)))
+
+
+def test_start_anchored_cells_sit_at_multiples_of_the_stride():
+    maps = torch.zeros(1, 1, 8, 8)
+    maps[0, 0, 3, 5] = 1
+    out = resample_cells(maps, (256, 256), 'start')
+    assert _argmax(out[0]) == (96, 160)  # 3 * 32, 5 * 32
+    # Centre-anchored cells (ViT patches) sit in the middle of their block.
+    out = resample_cells(maps, (256, 256), 'center')
+    y, x = _argmax(out[0])
+    assert 96 + 15 <= y <= 96 + 16 and 160 + 15 <= x <= 160 + 16
+
+
+def test_center_anchor_is_interpolate_without_corner_alignment():
+    maps = torch.rand(2, 3, 5, 7)
+    torch.testing.assert_close(
+        resample_cells(maps, (40, 21), 'center'),
+        F.interpolate(maps, size=(40, 21), mode='bilinear', align_corners=False))
+
+
+def test_feature_map_cell_lands_on_its_image_pixel():
+    """A 1/32 map of a stride-32 CNN, through resize and pad, onto the original."""
+    results = _run_pipeline('mmdet', [dict(type='Resize', scale=(256, 256), keep_ratio=True)])
+    meta = {k: results[k] for k in ('ori_shape', 'img_shape', 'scale_factor')}
+    meta['explain_input_shape'] = (224, 256)
+    maps = torch.zeros(1, 7, 8)
+    dot_y, dot_x = (round(v * 0.64) for v in DOT)  # where the dot is in the network input
+    maps[0, dot_y // 32, dot_x // 32] = 1
+    y, x = _argmax(to_original_image(maps, meta))
+    assert abs(y - (dot_y // 32) * 32 / 0.64) <= 2 and abs(x - (dot_x // 32) * 32 / 0.64) <= 2
