@@ -4,7 +4,7 @@ Detection (issue 3): MMDetection's ATSS R-50 FPN (random weights) on the same
 images in plain test mode and in explain mode, without and with writing maps
 and overlays. Classification (issue 4): a ResNet-18 at 224 x 224, batch 16,
 plain vs Recipro-CAM, with a gradient Grad-CAM on the same layer written here
-with torch hooks for comparison.
+with torch hooks for comparison, and a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM.
 
     python benchmarks/explain_speed.py [--task detection classification] [--repeats 3]
 
@@ -46,6 +46,7 @@ def build(config: str, **model_overrides) -> torch.nn.Module:
     for key, value in model_overrides.items():
         cfg.model[key].update(value)
     cfg.model.backbone.init_cfg = None
+    cfg.model.pop('train_cfg', None)  # batch augments (Mixup) are for training only
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -128,6 +129,13 @@ def classification(args: argparse.Namespace) -> None:
     print(f'classification Recipro-CAM: {recipro:.3f} s ({recipro / plain:.3f}x plain)')
     print(f'classification Grad-CAM (forward + backward): {grad:.3f} s '
           f'({grad / plain:.3f}x plain)')
+    vit = build('mmpretrain::deit/deit-tiny_4xb256_in1k.py')
+    explain = ExplainModel(vit, explainer='classwisesaliencymap')
+    with torch.no_grad():
+        plain = timed(partial(vit.test_step, data), args.repeats)
+        recipro = timed(partial(explain.test_step, data), args.repeats)
+    print(f'classification plain ViT-Tiny (DeiT-Tiny) 224px batch {len(images)}: {plain:.3f} s')
+    print(f'classification ViT Recipro-CAM: {recipro:.3f} s ({recipro / plain:.3f}x plain)')
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ def find_images(inputs: Union[str, Sequence[str]],
     equal relative paths never collide); a file keeps its name.
 
     Args:
-        inputs (str | Sequence[str]): Folders and/or image files.
+        inputs (str | Sequence[str]): Folders and/or image files; an item
+            that is no existing path is split at commas (``"a/,b/"``).
         extensions (Sequence[str]): File name endings counted as images.
 
     Returns:
@@ -28,7 +29,11 @@ def find_images(inputs: Union[str, Sequence[str]],
     Raises:
         FileNotFoundError: If an input does not exist.
     """
-    paths = [inputs] if isinstance(inputs, str) else list(inputs)
+    paths = []
+    for item in ([inputs] if isinstance(inputs, str) else inputs):
+        # OTX accepted "dir1,dir2"; split only when the whole string is no path.
+        parts = item.split(',') if ',' in item and not osp.exists(item) else [item]
+        paths += [part for part in parts if part]
     several = len(paths) > 1
     found = []
     for path in paths:

@@ -7,23 +7,28 @@ from .base import BaseExplainer, UnsupportedModelError, merge_levels
 from .det_class_probability_map import DetClassProbabilityMap
 from .eigen_cam import EigenCAM
 from .recipro_cam import ReciproCAM
+from .vit_recipro_cam import ViTReciproCAM
 
-#: ``--explain-algorithm`` names -> explainer type, per task.
+#: ``--explain-algorithm`` names -> explainer type, per model family.
 ALGORITHMS: Dict[str, Dict[str, str]] = {
-    'activationmap': {'detection': 'ActivationMap', 'classification': 'ActivationMap'},
-    'eigencam': {'detection': 'EigenCAM', 'classification': 'EigenCAM'},
+    'activationmap': {'detection': 'ActivationMap', 'classification': 'ActivationMap',
+                      'vision_transformer': 'ActivationMap'},
+    'eigencam': {'detection': 'EigenCAM', 'classification': 'EigenCAM',
+                 'vision_transformer': 'EigenCAM'},
     'classwisesaliencymap': {'detection': 'DetClassProbabilityMap',
-                             'classification': 'ReciproCAM'},
+                             'classification': 'ReciproCAM',
+                             'vision_transformer': 'ViTReciproCAM'},
 }
 
 
-def build_explainer(algorithm: Union[str, dict, BaseExplainer], task: str) -> BaseExplainer:
+def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> BaseExplainer:
     """Build an explainer from an algorithm name, a config dict or an instance.
 
     Args:
         algorithm: ``'activationmap'``, ``'eigencam'``, ``'classwisesaliencymap'``,
             a config such as ``dict(type='mmxai.EigenCAM')``, or an explainer.
-        task (str): ``'detection'`` or ``'classification'``.
+        family (str): ``'detection'``, ``'classification'`` (CNN-like
+            classifiers) or ``'vision_transformer'`` (ViT, DeiT).
 
     Raises:
         ValueError: For an unknown algorithm name.
@@ -34,7 +39,7 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], task: str) -> Ba
         if algorithm not in ALGORITHMS:
             raise ValueError(f'unknown explain algorithm {algorithm!r}; choose from: '
                              f'{", ".join(ALGORITHMS)}')
-        algorithm = dict(type=ALGORITHMS[algorithm][task])
+        algorithm = dict(type=ALGORITHMS[algorithm][family])
     kwargs = dict(algorithm)
     explainer_type = kwargs.pop('type')
     if isinstance(explainer_type, str):  # the explainer registry is scope-independent
@@ -46,4 +51,5 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], task: str) -> Ba
 
 
 __all__ = ['ALGORITHMS', 'ActivationMap', 'BaseExplainer', 'DetClassProbabilityMap',
-           'EigenCAM', 'ReciproCAM', 'UnsupportedModelError', 'build_explainer', 'merge_levels']
+           'EigenCAM', 'ReciproCAM', 'UnsupportedModelError', 'ViTReciproCAM', 'build_explainer',
+           'merge_levels']

@@ -42,6 +42,10 @@ class ReciproCAM(BaseExplainer):
     class_wise = True
     tasks = ('classification',)
 
+    def check_supported(self, adapter: 'ModelAdapter') -> None:
+        super().check_supported(adapter)
+        adapter.check_recipro_cam_supported()
+
     def explain(self, adapter: 'ModelAdapter') -> Tensor:
         features = adapter.feature_maps()[-1]
         batch, channels, height, width = features.shape

@@ -5,11 +5,12 @@ model predicts, so the feature maps and head outputs that the prediction
 computed anyway are kept for the explainers; nothing is run twice.
 """
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Sequence
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..explainers.base import UnsupportedModelError
 from .det_heads import check_head_supported, class_probability_levels
 
 
@@ -33,13 +34,19 @@ class ModelAdapter:
         """Modules whose forward outputs are kept, by name."""
         raise NotImplementedError
 
+    def inputs_to_capture(self) -> Dict[str, nn.Module]:
+        """Modules whose first forward input is kept, by name."""
+        return {'backbone_input': self.model.backbone}
+
     @contextmanager
     def capture(self) -> Iterator[None]:
-        """Keep the outputs of :meth:`modules_to_capture` during the block."""
+        """Keep the outputs (and inputs) of the modules to capture during the block."""
         self._captured.clear()
-        def keep_input_shape(_module: nn.Module, args: Any) -> None:
-            self._captured['input_shape'] = args[0].shape[-2:]
-        handles = [self.model.backbone.register_forward_pre_hook(keep_input_shape)]
+        handles = []
+        for name, module in self.inputs_to_capture().items():
+            def keep_input(_module: nn.Module, args: Any, name: str = name) -> None:
+                self._captured[name] = args[0]
+            handles.append(module.register_forward_pre_hook(keep_input))
         for name, module in self.modules_to_capture().items():
             def keep(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
                 self._captured[name] = output
@@ -49,6 +56,16 @@ class ModelAdapter:
         finally:
             for handle in handles:
                 handle.remove()
+
+    @property
+    def algorithm_family(self) -> str:
+        """Key of :data:`mmxai.explainers.ALGORITHMS` that serves this model."""
+        return self.task
+
+    @property
+    def input_shape(self) -> Tuple[int, int]:
+        """(H, W) of the network input of the last captured pass (padded batch)."""
+        return tuple(self.captured('backbone_input').shape[-2:])
 
     def captured(self, name: str) -> Any:
         """An output kept by the last :meth:`capture`."""
@@ -101,20 +118,97 @@ class DetectorAdapter(ModelAdapter):
 
 
 class ClassifierAdapter(ModelAdapter):
-    """Adapter for MMPretrain ``ImageClassifier`` models (backbone, neck, head)."""
+    """Adapter for MMPretrain ``ImageClassifier`` models (backbone, neck, head).
+
+    CNN backbones give their last feature map. Vision transformers (ViT, DeiT)
+    give their final patch tokens on the patch grid, and keep the input of the
+    last block for ViT Recipro-CAM.
+    """
 
     task = 'classification'
 
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        from mmpretrain.models.backbones import SwinTransformer, VisionTransformer
+        backbone = model.backbone
+        self.is_vision_transformer = isinstance(backbone, VisionTransformer)
+        if self.is_vision_transformer or isinstance(backbone, SwinTransformer):
+            self.cell_anchor = 'center'  # non-overlapping patches
+
     def modules_to_capture(self) -> Dict[str, nn.Module]:
-        return {'backbone': self.model.backbone}
+        backbone = self.model.backbone
+        modules = {'backbone': backbone}
+        if self.is_vision_transformer:
+            modules['patch_embed'] = backbone.patch_embed
+            modules['last_tokens'] = backbone.ln1 if backbone.final_norm else backbone.layers[-1]
+        return modules
+
+    def inputs_to_capture(self) -> Dict[str, nn.Module]:
+        inputs = super().inputs_to_capture()
+        if self.is_vision_transformer:
+            inputs['last_block_input'] = self.model.backbone.layers[-1]
+        return inputs
+
+    @property
+    def algorithm_family(self) -> str:
+        return 'vision_transformer' if self.is_vision_transformer else self.task
+
+    @property
+    def patch_resolution(self) -> Tuple[int, int]:
+        """(h, w) patch grid of the last captured pass (vision transformers)."""
+        return tuple(self.captured('patch_embed')[1])
+
+    @property
+    def num_extra_tokens(self) -> int:
+        """Tokens before the patch tokens (CLS, distillation)."""
+        return self.model.backbone.num_extra_tokens
 
     def feature_maps(self) -> List[Tensor]:
+        if self.is_vision_transformer:
+            tokens = self.captured('last_tokens')[:, self.num_extra_tokens:]
+            return [tokens.transpose(1, 2).unflatten(2, self.patch_resolution)]
         outputs = self.captured('backbone')
         last = outputs[-1] if isinstance(outputs, (tuple, list)) else outputs
         if not (isinstance(last, Tensor) and last.dim() == 4):
-            raise ValueError(f'{type(self.model.backbone).__name__} does not output a (B, C, h, w) '
-                             'feature map; this explainer needs a convolutional backbone')
+            raise UnsupportedModelError(
+                f'{type(self.model.backbone).__name__} does not output a (B, C, h, w) feature '
+                'map; explainers need a CNN backbone or a ViT/DeiT/Swin transformer')
         return [last]
+
+    def check_recipro_cam_supported(self) -> None:
+        """Raise ``UnsupportedModelError`` if CNN Recipro-CAM cannot run."""
+        if self.is_vision_transformer:
+            raise UnsupportedModelError(
+                f'{type(self.model.backbone).__name__} needs ViT Recipro-CAM (ViTReciproCAM), '
+                'not the CNN ReciproCAM')
+
+    def check_vit_recipro_cam_supported(self) -> None:
+        """Raise ``UnsupportedModelError`` unless ViT Recipro-CAM can run."""
+        backbone = self.model.backbone
+        name = type(backbone).__name__
+        if not self.is_vision_transformer or not backbone.with_cls_token:
+            raise UnsupportedModelError(
+                f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
+                'none. Use activationmap or eigencam, or Recipro-CAM for CNN-like backbones')
+        if backbone.out_type != 'cls_token' or len(backbone.out_indices) != 1 \
+                or backbone.out_indices[0] != len(backbone.layers) - 1:
+            raise UnsupportedModelError(
+                f'ViT Recipro-CAM needs {name} with out_type="cls_token" from the last layer '
+                f'only; this one has out_type={backbone.out_type!r}, '
+                f'out_indices={list(backbone.out_indices)}')
+
+    def scores_from_extra_tokens(self, extra_tokens: Tensor) -> Tensor:
+        """Class probabilities from the last block's output at the extra tokens.
+
+        Args:
+            extra_tokens (Tensor): (M, E, C) CLS (and distillation) tokens.
+        """
+        backbone = self.model.backbone
+        if backbone.final_norm:
+            extra_tokens = backbone.ln1(extra_tokens)
+        cls_token = extra_tokens[:, 0]
+        feats = (cls_token, extra_tokens[:, 1]) if self.num_extra_tokens == 2 else cls_token
+        return self._activate(self.model.head((feats,)))
 
     @property
     def multi_label(self) -> bool:

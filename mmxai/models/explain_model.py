@@ -54,7 +54,7 @@ class ExplainModel(BaseModel):
         super().__init__(data_preprocessor=module.data_preprocessor)
         self.module = module
         self.adapter = build_adapter(module)
-        self.explainer = build_explainer(explainer, self.adapter.task)
+        self.explainer = build_explainer(explainer, self.adapter.algorithm_family)
         self.explainer.check_supported(self.adapter)
         num_classes = self.adapter.num_classes
         if target_classes is not None:
@@ -77,7 +77,7 @@ class ExplainModel(BaseModel):
         with self.adapter.capture():
             samples = self.module.test_step(data)
         maps = self.explainer(self.adapter)
-        input_shape = tuple(self.adapter.captured('input_shape'))
+        input_shape = self.adapter.input_shape
         for sample, sample_maps in zip(samples, maps):
             self._attach(sample, sample_maps, input_shape)
         return samples

@@ -30,6 +30,9 @@ def test_several_inputs_never_collide(tmp_path):
                          str(tmp_path / 'single.png')])
     rel = [f['rel_path'] for f in found]
     assert rel == [osp.join('one', 'same.png'), osp.join('two', 'same.png'), 'single.png']
+    # The reference tool's comma-separated form accepts every folder.
+    found = find_images(f"{tmp_path / 'one'},{tmp_path / 'two'}")
+    assert [f['rel_path'] for f in found] == rel[:2]
 
 
 def test_missing_and_empty_inputs_are_errors(tmp_path):

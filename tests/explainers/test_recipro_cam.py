@@ -100,3 +100,21 @@ def test_recipro_cam_refuses_detectors():
     detector = build_model(load_config(DET_DEMO_CONFIG))
     with pytest.raises(UnsupportedModelError, match='classification'):
         ExplainModel(detector, explainer=ReciproCAM())
+
+
+def test_multi_label_head_uses_sigmoid_and_predicted_labels():
+    cfg = load_config(CLS_DEMO_CONFIG)
+    cfg.model.head = dict(type='MultiLabelLinearClsHead', num_classes=3, in_channels=128,
+                          thr=0.3)
+    model = build_model(cfg)
+    explain, samples = _explain(model, random_images(2, SIZE, SIZE, seed=9),
+                                explain_all_classes=True)
+    assert explain.adapter.multi_label
+    maps = torch.stack([s.saliency_map for s in samples])
+    features = explain.adapter.feature_maps()[-1]
+    pooled = features.flatten(2).transpose(1, 2) / 64
+    expected = model.head.fc(pooled).sigmoid().permute(0, 2, 1).reshape(2, 3, 8, 8)
+    torch.testing.assert_close(maps, expected)
+    _, samples = _explain(model, random_images(2, SIZE, SIZE, seed=9))
+    for sample in samples:
+        assert sample.explained_classes.tolist() == sample.pred_label.tolist()
