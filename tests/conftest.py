@@ -4,7 +4,14 @@ import os.path as osp
 import pytest
 
 from mmxai.datasets import make_classification_split, make_detection_split
-from tests.helpers import CLS_DEMO_CONFIG, DET_DEMO_CONFIG, load_config, train, write_config
+from tests.helpers import (
+    CLS_DEMO_CONFIG,
+    DET_DEMO_CONFIG,
+    load_config,
+    set_data_root,
+    train,
+    write_config,
+)
 
 
 @pytest.fixture(scope='session')
@@ -25,27 +32,22 @@ def shapes_classification(tmp_path_factory) -> str:
     return root
 
 
+def _train_demo_model(config: str, data_root: str, work_dir: str):
+    cfg = load_config(config)
+    checkpoint = train(cfg, work_dir, data_root)
+    config_path = write_config(set_data_root(cfg.copy(), data_root), osp.join(work_dir, 'cfg.py'))
+    return config_path, checkpoint
+
+
 @pytest.fixture(scope='session')
 def trained_detector(shapes_detection, tmp_path_factory):
     """(config path, checkpoint) of the demo ATSS trained briefly on shapes."""
-    work_dir = str(tmp_path_factory.mktemp('atss'))
-    cfg = load_config(DET_DEMO_CONFIG)
-    checkpoint = train(cfg, work_dir, shapes_detection)
-    config_path = write_config(_with_root(cfg, shapes_detection), osp.join(work_dir, 'cfg.py'))
-    return config_path, checkpoint
+    return _train_demo_model(DET_DEMO_CONFIG, shapes_detection,
+                             str(tmp_path_factory.mktemp('atss')))
 
 
 @pytest.fixture(scope='session')
 def trained_classifier(shapes_classification, tmp_path_factory):
     """(config path, checkpoint) of the demo ResNet trained briefly on shapes."""
-    work_dir = str(tmp_path_factory.mktemp('resnet'))
-    cfg = load_config(CLS_DEMO_CONFIG)
-    checkpoint = train(cfg, work_dir, shapes_classification)
-    config_path = write_config(_with_root(cfg, shapes_classification),
-                               osp.join(work_dir, 'cfg.py'))
-    return config_path, checkpoint
-
-
-def _with_root(cfg, root):
-    from tests.helpers import set_data_root
-    return set_data_root(cfg.copy(), root)
+    return _train_demo_model(CLS_DEMO_CONFIG, shapes_classification,
+                             str(tmp_path_factory.mktemp('resnet')))

@@ -53,30 +53,28 @@ def random_images(count: int, height: int, width: int, seed: int = 0) -> List[np
     return [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(count)]
 
 
-def det_batch(images: Sequence[np.ndarray]) -> dict:
-    """A detector test batch of images already at network size (no resize)."""
-    from mmdet.structures import DetDataSample
+def _batch(images: Sequence[np.ndarray], sample_type: type) -> dict:
+    """A test batch of images already at network size (no resize)."""
     inputs, samples = [], []
     for index, image in enumerate(images):
         inputs.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
         shape = image.shape[:2]
-        samples.append(DetDataSample(metainfo=dict(
-            img_id=index, img_path=f'{index}.png', ori_shape=shape, img_shape=shape,
-            scale_factor=(1.0, 1.0))))
+        samples.append(sample_type(metainfo=dict(
+            img_id=index, sample_idx=index, img_path=f'{index}.png', ori_shape=shape,
+            img_shape=shape, scale_factor=(1.0, 1.0))))
     return dict(inputs=inputs, data_samples=samples)
+
+
+def det_batch(images: Sequence[np.ndarray]) -> dict:
+    """A detector test batch (``DetDataSample``)."""
+    from mmdet.structures import DetDataSample
+    return _batch(images, DetDataSample)
 
 
 def cls_batch(images: Sequence[np.ndarray]) -> dict:
-    """A classifier test batch of images already at network size."""
+    """A classifier test batch (MMPretrain ``DataSample``)."""
     from mmpretrain.structures import DataSample
-    inputs, samples = [], []
-    for index, image in enumerate(images):
-        inputs.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
-        shape = image.shape[:2]
-        samples.append(DataSample(metainfo=dict(
-            sample_idx=index, img_path=f'{index}.png', ori_shape=shape, img_shape=shape,
-            scale_factor=(1.0, 1.0))))
-    return dict(inputs=inputs, data_samples=samples)
+    return _batch(images, DataSample)
 
 
 def train(cfg: Config, work_dir: str, data_root: str, max_iters: Optional[int] = None) -> str:
