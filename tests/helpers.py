@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 import mmxai  # noqa: F401  (registers modules, safe checkpoint loading)
+from mmxai.apis import set_data_root
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
@@ -91,20 +92,6 @@ def train(cfg: Config, work_dir: str, data_root: str, max_iters: Optional[int] =
     runner = Runner.from_cfg(cfg)
     runner.train()
     return osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
-
-
-def set_data_root(cfg: Config, data_root: str) -> Config:
-    """Point every dataloader and COCO evaluator of a demo config at ``data_root``."""
-    data_root = data_root.rstrip('/') + '/'
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        if loader is not None:
-            loader.dataset.data_root = data_root
-        evaluator = cfg.get(f'{split}_evaluator')
-        if isinstance(evaluator, dict) and 'ann_file' in evaluator:
-            evaluator.ann_file = osp.join(data_root, osp.basename(evaluator.ann_file))
-    cfg.data_root = data_root
-    return cfg
 
 
 def write_config(cfg: Config, path: str) -> str:

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmxai  # noqa: F401
-from mmxai.apis import explain_config
+from mmxai.apis import explain_config, set_data_root
 from mmxai.datasets import make_classification_split, make_detection_split
 from mmxai.explainers import ALGORITHMS
 
@@ -35,13 +35,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def configure(cfg: Config, data_root: str, work_dir: str) -> Config:
-    for split in ('train', 'val', 'test'):
-        cfg[f'{split}_dataloader'].dataset.data_root = data_root
-        evaluator = cfg[f'{split}_evaluator']
-        if 'ann_file' in evaluator:
-            evaluator.ann_file = osp.join(data_root, 'val.json')
     cfg.work_dir = work_dir
-    return cfg
+    return set_data_root(cfg, data_root)
 
 
 def main() -> None:

@@ -97,3 +97,24 @@ def explain_config(cfg: Config,
     if batch_size:
         cfg.test_dataloader.batch_size = batch_size
     return cfg
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point a config's dataloaders and COCO evaluators at ``data_root`` (in place).
+
+    For configs (such as ``configs/demo/``) whose datasets take ``data_root``
+    and whose evaluators name an ``ann_file`` inside it.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    data_root = data_root.rstrip('/') + '/'
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader is not None:
+            loader.dataset.data_root = data_root
+        evaluator = cfg.get(f'{split}_evaluator')
+        if isinstance(evaluator, dict) and 'ann_file' in evaluator:
+            evaluator.ann_file = data_root + evaluator.ann_file.split('/')[-1]
+    cfg.data_root = data_root
+    return cfg
