@@ -43,20 +43,22 @@ def _area(curves: Tensor) -> Tensor:
 
 
 def insertion_deletion(score: Callable[[Tensor], Tensor], images: Tensor, maps: Tensor,
-                       canvas: Tensor, steps: int = 16) -> Dict[str, Tensor]:
+                       insertion_canvas: Tensor, deletion_canvas: Tensor,
+                       steps: int = 16) -> Dict[str, Tensor]:
     """Insertion and deletion curves and their areas (Petsiuk et al. 2018).
 
     Pixels are ordered by saliency (ties by position). Deletion replaces the
-    top fraction of pixels of the image with the canvas, insertion puts them
-    onto the canvas; the class score is recorded after each of ``steps``
-    equal steps. All images of all steps are scored in one call per step.
+    top fraction of pixels of the image with the deletion canvas (RISE: black),
+    insertion puts them onto the insertion canvas (RISE: a blurred copy); the
+    class score is recorded after each of ``steps`` equal steps. All images
+    are scored in one call per step and curve.
 
     Args:
         score (Callable): (N, C, H, W) images -> (N,) class scores in [0, 1].
         images (Tensor): (N, C, H, W) images.
         maps (Tensor): (N, H, W) saliency maps.
-        canvas (Tensor): (N, C, H, W) what removed pixels become (a blurred or
-            black image).
+        insertion_canvas (Tensor): (N, C, H, W) the start of insertion.
+        deletion_canvas (Tensor): (N, C, H, W) what deleted pixels become.
         steps (int): Number of steps from 0 to all pixels.
 
     Returns:
@@ -72,8 +74,8 @@ def insertion_deletion(score: Callable[[Tensor], Tensor], images: Tensor, maps: 
     insertion, deletion = [], []
     for step in range(steps + 1):
         shown = rank < round(step / steps * height * width)  # top pixels so far
-        insertion.append(score(torch.where(shown, images, canvas)))
-        deletion.append(score(torch.where(shown, canvas, images)))
+        insertion.append(score(torch.where(shown, images, insertion_canvas)))
+        deletion.append(score(torch.where(shown, deletion_canvas, images)))
     curves = dict(insertion=torch.stack(insertion, 1), deletion=torch.stack(deletion, 1))
     curves.update(insertion_auc=_area(curves['insertion']), deletion_auc=_area(curves['deletion']))
     return curves

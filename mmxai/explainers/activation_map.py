@@ -1,4 +1,4 @@
-"""ActivationMap: the channel mean of the feature maps."""
+"""ActivationMap: how strongly the features respond at each position."""
 from typing import TYPE_CHECKING
 
 from torch import Tensor
@@ -10,9 +10,23 @@ if TYPE_CHECKING:
     from ..models.adapters import ModelAdapter
 
 
+def activation_strength(features: Tensor) -> Tensor:
+    """(B, 1, h, w) activation of (B, C, h, w) features.
+
+    Non-negative features (after a ReLU, as CNN backbones end) give their
+    channel mean. Features of either sign (FPN outputs come from a linear
+    convolution; transformer tokens from a LayerNorm) give the L2 norm over
+    channels instead: the sign of their mean is arbitrary and, measured on a
+    trained ATSS, can put the minimum of the map on the objects.
+    """
+    if bool((features < 0).any()):
+        return features.norm(dim=1, keepdim=True)
+    return features.mean(dim=1, keepdim=True)
+
+
 @EXPLAINERS.register_module()
 class ActivationMap(BaseExplainer):
-    """Class-agnostic map: the mean over channels of the feature maps.
+    """Class-agnostic map of feature activation (see :func:`activation_strength`).
 
     Classifiers: the backbone's last feature map. Detectors: every FPN level,
     averaged at the size of the largest (first) level.
@@ -21,4 +35,4 @@ class ActivationMap(BaseExplainer):
     name = 'activationmap'
 
     def explain(self, adapter: 'ModelAdapter') -> Tensor:
-        return merge_levels([f.mean(dim=1, keepdim=True) for f in adapter.feature_maps()])
+        return merge_levels([activation_strength(f) for f in adapter.feature_maps()])

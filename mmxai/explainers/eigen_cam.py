@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from ..registry import EXPLAINERS
+from .activation_map import activation_strength
 from .base import BaseExplainer, merge_levels
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ def first_component_projection(features: Tensor) -> Tensor:
 
     Returns:
         Tensor: (B, 1, h, w). The sign is chosen so the map correlates
-        positively with the channel mean (the activation map).
+        positively with the activation map (:func:`activation_strength`).
     """
     batch, channels, height, width = features.shape
     positions = features.flatten(2).transpose(1, 2).double()  # (B, hw, C)
@@ -29,7 +30,7 @@ def first_component_projection(features: Tensor) -> Tensor:
     # cheaper than an SVD of hw x C when hw is large (FPN levels).
     _, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)
     projection = centred @ vectors[:, :, -1:]  # (B, hw, 1)
-    activation = positions.mean(dim=2, keepdim=True)
+    activation = activation_strength(features.double()).flatten(2).transpose(1, 2)
     agreement = ((projection - projection.mean(1, keepdim=True)) *
                  (activation - activation.mean(1, keepdim=True))).sum(dim=1, keepdim=True)
     projection = projection * torch.where(agreement < 0, -1.0, 1.0).to(projection)

@@ -39,8 +39,8 @@ def test_insertion_deletion_perfect_and_inverted_orderings():
     images = torch.ones(1, 3, 16, 16)
     canvas = torch.zeros(1, 3, 16, 16)
     score = _fraction_of_object_score(mask)
-    perfect = insertion_deletion(score, images, mask[None], canvas, steps=16)
-    inverted = insertion_deletion(score, images, (1 - mask)[None], canvas, steps=16)
+    perfect = insertion_deletion(score, images, mask[None], canvas, canvas, steps=16)
+    inverted = insertion_deletion(score, images, (1 - mask)[None], canvas, canvas, steps=16)
     # Perfect: the object is fully inserted after the first step (1/16 of pixels).
     assert perfect['insertion'][0, 1] == 1 and perfect['deletion'][0, 1] == 0
     assert perfect['insertion_auc'] > 0.9 and perfect['deletion_auc'] < 0.1

@@ -11,7 +11,8 @@ def _numpy_eigencam(features: np.ndarray) -> np.ndarray:
     centred = matrix - matrix.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     projection = centred @ vt[0]
-    activation = matrix.mean(axis=1)
+    # Features of either sign: activation strength is the L2 norm over channels.
+    activation = np.linalg.norm(matrix, axis=1) if (matrix < 0).any() else matrix.mean(axis=1)
     if np.corrcoef(projection, activation)[0, 1] < 0:
         projection = -projection
     return projection.reshape(height, width)
