@@ -23,16 +23,17 @@ class ExplainHook(Hook):
     maps. In ``runner.test()`` every image is written and ``manifest.json``
     at the output root lists every input, its predictions and its files. In
     validation during training, the first ``val_max_images`` images are
-    written every ``val_interval`` epochs to ``val_epoch_<n>/`` and their
+    written every ``val_interval`` validations and their
     overlays are sent to the Runner's visualizer backends (e.g. TensorBoard).
+    (``val_iter_<iteration>/``; the first validation is always written.)
 
     Args:
         output_dir (str, optional): Output root; default ``<work_dir>/explain``.
         overlay_weight (float): Weight of the map in overlays. Defaults to 0.5.
         save_raw (bool): Also write [0, 1] float32 maps as ``.npy``.
         log_interval (int): Log progress every this many batches.
-        val_interval (int): Explain during validation every this many epochs;
-            0 turns it off.
+        val_interval (int): Explain every this many validation runs; 0 turns
+            it off.
         val_max_images (int): Images written per validation.
         manifest_meta (dict, optional): Extra fields for the manifest header
             (for example the command line).
@@ -60,6 +61,7 @@ class ExplainHook(Hook):
         self._done = 0
         self._writer: Optional[SaliencyWriter] = None
         self._input_root: Optional[str] = None
+        self._validations = 0
 
     def _begin(self, runner: 'Runner', dataloader: Any, output_dir: str) -> None:
         os.makedirs(output_dir, exist_ok=True)
@@ -100,9 +102,11 @@ class ExplainHook(Hook):
 
     def before_val_epoch(self, runner: 'Runner') -> None:
         self._writer = None
-        if self.val_interval > 0 and (runner.epoch % self.val_interval == 0):
+        self._validations += 1
+        if self.val_interval > 0 and (self._validations - 1) % self.val_interval == 0:
             root = self.output_dir or osp.join(runner.work_dir, 'explain')
-            self._begin(runner, runner.val_dataloader, osp.join(root, f'val_epoch_{runner.epoch}'))
+            # Named by iteration: unique for epoch- and iteration-based loops.
+            self._begin(runner, runner.val_dataloader, osp.join(root, f'val_iter_{runner.iter}'))
 
     def after_val_iter(self, runner: 'Runner', batch_idx: int,
                        data_batch: Any = None, outputs: Optional[Sequence] = None) -> None:

@@ -40,7 +40,7 @@ def test_validation_during_training_writes_and_visualizes(shapes_detection, tmp_
                           vis_backends=[dict(type='LocalVisBackend')],
                           name=f'explain-hook-{tmp_path.name}')  # a fresh visualizer instance
     checkpoint = train(cfg, str(tmp_path / 'work'), shapes_detection, max_iters=2)
-    folder = tmp_path / 'work' / 'explain' / 'val_epoch_0'
+    folder = tmp_path / 'work' / 'explain' / 'val_iter_2'
     assert len(list(folder.rglob('overlay.png'))) == 2
     backend_images = list((tmp_path / 'work').rglob('vis_data/vis_image/*.png'))
     assert len(backend_images) == 2
