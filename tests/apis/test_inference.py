@@ -1,0 +1,44 @@
+"""The Python API: in-process, nothing written, same maps as the tool's files."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from mmxai.apis import SaliencyExplainer
+from tests.helpers import REPO
+
+
+def _tool_raw_maps(config, checkpoint, image, out):
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'explain.py'), config, checkpoint, '--input',
+         image, '--output', out, '--save-raw', '--explain-all-classes', '--device', 'cpu'],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stem = osp.splitext(osp.basename(image))[0]
+    return [np.load(osp.join(out, stem, f'{index}_{name}_saliency.npy'))
+            for index, name in enumerate(('red_square', 'green_circle', 'blue_triangle'))]
+
+
+def test_api_maps_equal_the_tools_raw_files(trained_detector, shapes_detection, tmp_path,
+                                            monkeypatch):
+    config, checkpoint = trained_detector
+    image = osp.join(shapes_detection, 'val', sorted(os.listdir(
+        osp.join(shapes_detection, 'val')))[0])
+    expected = _tool_raw_maps(config, checkpoint, image, str(tmp_path / 'tool'))
+    workdir = tmp_path / 'api'
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    explainer = SaliencyExplainer(config, checkpoint, explain_all_classes=True)
+    # One image per call, as the tool ran it: batch size changes float rounding.
+    from_path, = explainer([image])
+    from_array, = explainer([cv2.imread(image)])
+    assert list(workdir.iterdir()) == []  # nothing written
+    assert from_path['maps'].shape == (3, 256, 256) and from_path['classes'].tolist() == [0, 1, 2]
+    assert from_path['class_names'] == ['red_square', 'green_circle', 'blue_triangle']
+    for index in range(3):
+        np.testing.assert_allclose(from_path['maps'][index], expected[index], atol=1e-6)
+        np.testing.assert_allclose(from_array['maps'][index], expected[index], atol=1e-6)
+    assert from_path['predictions']['labels'] == from_array['predictions']['labels']
