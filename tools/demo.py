@@ -1,13 +1,16 @@
 """mmxai end to end on models trained here, with no download.
 
 Generates shapes data, trains a small ATSS detector and a small ResNet
-classifier with MMEngine's Runner, and explains held-out images with every
-algorithm.
+classifier with MMEngine's Runner, explains held-out images with every
+algorithm and writes ``OUTPUT/explain/index.html``, a gallery to open in a
+browser.
 
     python tools/demo.py --output work_dirs/demo
 """
 import argparse
 import os.path as osp
+import shlex
+import sys
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -16,6 +19,7 @@ import mmxai  # noqa: F401
 from mmxai.apis import explain_config, set_data_root
 from mmxai.datasets import make_classification_split, make_detection_split
 from mmxai.explainers import ALGORITHMS
+from mmxai.visualization import write_report
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS = {
@@ -41,6 +45,8 @@ def configure(cfg: Config, data_root: str, work_dir: str) -> Config:
 
 def main() -> None:
     args = parse_args()
+    command = shlex.join([sys.executable, *sys.argv])
+    runs = []
     for task, (config_path, make_split) in TASKS.items():
         data_root = osp.join(args.output, 'data', task) + '/'
         make_split(data_root, 'train', args.train_images, seed=1)
@@ -57,9 +63,13 @@ def main() -> None:
             explain_cfg = explain_config(configure(Config.fromfile(config_path), data_root,
                                                    osp.join(out, 'logs')),
                                          checkpoint, out, algorithm=algorithm,
-                                         inputs=[osp.join(data_root, 'val')])
+                                         inputs=[osp.join(data_root, 'val')],
+                                         manifest_meta=dict(command=command, algorithm=algorithm))
             Runner.from_cfg(explain_cfg).test()
-    print(f'demo written to {args.output}/explain')
+            runs.append(dict(task=task, algorithm=algorithm, output_dir=out))
+    report = write_report(osp.join(args.output, 'explain'), runs, title='mmxai demo',
+                          command=command)
+    print(f'demo report: {report}')
 
 
 if __name__ == '__main__':

@@ -91,6 +91,16 @@ if ! has "${OPENMMLAB_PINS[@]}" "${DEV_PINS[@]}"; then
   "${PIP[@]}" install "${OPENMMLAB_PINS[@]}" "${DEV_PINS[@]}"
 fi
 
+# Chromium (Debian package) for the test that opens the demo report in a real browser.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium (apt-get) for the report test"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    log "chromium is missing: install it (e.g. apt-get install chromium) for the report test"
+  fi
+fi
+
 if ! has mmxai; then
   log "installing mmxai (editable)"
   "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"

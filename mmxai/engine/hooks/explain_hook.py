@@ -95,7 +95,9 @@ class ExplainHook(Hook):
         entries = [entry for part in all_gather_object(self._entries) for entry in part]
         if is_main_process():
             entries.sort(key=lambda entry: entry['rel_path'])
-            manifest = dict(self.manifest_meta, num_images=len(entries), images=entries)
+            classes = getattr(runner.model, 'class_names', None)
+            manifest = dict(self.manifest_meta, classes=classes, num_images=len(entries),
+                            images=entries)
             atomic_write_json(osp.join(self._writer.output_dir, 'manifest.json'), manifest)
             runner.logger.info(f'saliency maps of {len(entries)} images written to '
                                f'{self._writer.output_dir}')
