@@ -48,18 +48,18 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = tempfile.mkdtemp(prefix='mmxai-evaluate-')
     cfg.log_level = 'WARNING'
-    runner = Runner.from_cfg(cfg)
-    load_checkpoint(runner.model, args.checkpoint, map_location='cpu', strict=True)
-    model = runner.model.eval()
-    evaluator = ExplanationEvaluator(model, args.explain_algorithm, args.steps, args.tolerance,
-                                     insertion_canvas=args.insertion_canvas)
-    dataloader = runner.build_dataloader(cfg.test_dataloader)
-    for index, data in enumerate(dataloader):
-        evaluator.process(data)
-        print(f'\revaluated {index + 1}/{len(dataloader)} batches', end='', flush=True)
-    print()
+    with tempfile.TemporaryDirectory(prefix='mmxai-evaluate-') as work_dir:
+        cfg.work_dir = work_dir  # the Runner's logs; the results are printed and --output
+        runner = Runner.from_cfg(cfg)
+        load_checkpoint(runner.model, args.checkpoint, map_location='cpu', strict=True)
+        evaluator = ExplanationEvaluator(runner.model.eval(), args.explain_algorithm, args.steps,
+                                         args.tolerance, insertion_canvas=args.insertion_canvas)
+        dataloader = runner.build_dataloader(cfg.test_dataloader)
+        for index, data in enumerate(dataloader):
+            evaluator.process(data)
+            print(f'\revaluated {index + 1}/{len(dataloader)} batches', end='', flush=True)
+        print()
     summary = evaluator.summary()
     print(format_table(summary))
     if args.output:
