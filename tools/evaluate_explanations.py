@@ -9,10 +9,14 @@ Prints pointing game, insertion/deletion AUC and ADCC (with its parts) per
 algorithm, beside a random and a centre-blob baseline, and writes them as JSON.
 """
 import argparse
-import os
 import tempfile
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+from mmengine.runner import Runner, load_checkpoint
+
+from mmxai.apis import check_files_exist, load_tool_config
+from mmxai.evaluation import ExplanationEvaluator, format_table
+from mmxai.utils import atomic_write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,25 +33,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not os.path.isfile(path):
-            parser.error(f'{what} {path} does not exist')
+    check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
     return args
 
 
 def main() -> None:
     args = parse_args()
-    if args.device == 'cpu':
-        os.environ['CUDA_VISIBLE_DEVICES'] = ''
-    from mmengine.runner import Runner, load_checkpoint
-
-    import mmxai  # noqa: F401
-    from mmxai.evaluation import ExplanationEvaluator, format_table
-    from mmxai.utils import atomic_write_json
-
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options, args.device)
     cfg.log_level = 'WARNING'
     with tempfile.TemporaryDirectory(prefix='mmxai-evaluate-') as work_dir:
         cfg.work_dir = work_dir  # the Runner's logs; the results are printed and --output

@@ -10,7 +10,10 @@ import os
 import shlex
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+from mmxai.apis import check_files_exist, explain_config, load_tool_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,26 +48,16 @@ def parse_args() -> argparse.Namespace:
         parser.error('give the checkpoint as CHECKPOINT or --load-weights')
     if not 0.0 <= args.overlay_weight <= 1.0:
         parser.error(f'--overlay-weight must be in [0, 1], got {args.overlay_weight}')
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not os.path.isfile(path):
-            parser.error(f'{what} {path} does not exist')
+    check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def main() -> None:
     args = parse_args()
-    if args.device == 'cpu':
-        os.environ['CUDA_VISIBLE_DEVICES'] = ''
-    from mmengine.runner import Runner
-
-    from mmxai.apis import explain_config
-
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     cfg = explain_config(
-        cfg, args.checkpoint, args.output, algorithm=args.explain_algorithm, inputs=args.input,
+        load_tool_config(args.config, args.cfg_options, args.device), args.checkpoint,
+        args.output, algorithm=args.explain_algorithm, inputs=args.input,
         explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
         score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
         batch_size=args.batch_size,

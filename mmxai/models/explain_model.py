@@ -88,11 +88,10 @@ class ExplainModel(BaseModel):
 
     def explained_classes(self, sample: BaseDataElement) -> Tensor:
         """Class indices to explain for one predicted sample."""
-        device = sample.pred_instances.labels.device if 'pred_instances' in sample else 'cpu'
         if self.target_classes is not None:
-            return torch.tensor(self.target_classes, dtype=torch.long, device=device)
+            return torch.tensor(self.target_classes, dtype=torch.long)
         if self.explain_all_classes:
-            return torch.arange(self.adapter.num_classes, device=device)
+            return torch.arange(self.adapter.num_classes)
         if self.adapter.task == 'detection':
             instances = sample.pred_instances
             return instances.labels[instances.scores >= self.score_thr].unique().long()
