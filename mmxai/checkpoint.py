@@ -16,11 +16,13 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .utils.errors import UserInputError
+
 #: Attributes that ``HistoryBuffer`` pickles as ``getattr(HistoryBuffer, name)``.
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(UserInputError, pickle.UnpicklingError):
     """A checkpoint's pickle references something outside the allow-list."""
 
 
@@ -112,7 +114,7 @@ def register_safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(UserInputError, RuntimeError):
     """A checkpoint's weights do not fit the model they are loaded into."""
 
 

@@ -4,6 +4,10 @@ Example::
 
     python tools/explain.py CONFIG CHECKPOINT --input IMAGES/ --output OUT/ \
         --explain-algorithm classwisesaliencymap
+
+Broken input files are reported and skipped; the exit status is 1 only if
+nothing could be explained (or, with ``--strict``, if anything was skipped).
+Running the same command again after an interruption finishes the job.
 """
 import argparse
 import os
@@ -13,7 +17,16 @@ import sys
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from mmxai.apis import check_files_exist, explain_config, load_tool_config
+from mmxai.apis import (
+    check_files_exist,
+    check_inputs,
+    check_output_dir,
+    exit_on_user_error,
+    explain_config,
+    load_tool_config,
+    setup_distributed,
+)
+from mmxai.engine.hooks import ExplainHook
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,6 +49,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--save-raw', action='store_true',
                         help='also write [0, 1] float32 maps as .npy')
     parser.add_argument('--batch-size', type=int, help='images per batch')
+    parser.add_argument('--strict', action='store_true',
+                        help='exit with status 1 if any input was skipped')
+    parser.add_argument('--no-resume', action='store_true',
+                        help='explain every image again, even those an earlier run with the '
+                        'same settings finished in OUTPUT')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if any)")
     parser.add_argument('--work-dir', help='folder for logs (default: OUTPUT/logs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -49,24 +67,40 @@ def parse_args() -> argparse.Namespace:
     if not 0.0 <= args.overlay_weight <= 1.0:
         parser.error(f'--overlay-weight must be in [0, 1], got {args.overlay_weight}')
     check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
+    if args.input:
+        check_inputs(parser, args.input)
+    check_output_dir(parser, args.output)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    args.parser = parser
     return args
 
 
-def main() -> None:
-    args = parse_args()
+def explain(args: argparse.Namespace) -> dict:
     cfg = explain_config(
         load_tool_config(args.config, args.cfg_options, args.device), args.checkpoint,
         args.output, algorithm=args.explain_algorithm, inputs=args.input,
         explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
         score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, resume=not args.no_resume,
         manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
                            config=args.config, checkpoint=args.checkpoint,
                            algorithm=args.explain_algorithm))
-    cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or os.path.join(args.output, 'logs')
-    Runner.from_cfg(cfg).test()
+    setup_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+    return next(hook for hook in runner.hooks if isinstance(hook, ExplainHook)).summary
+
+
+def main() -> None:
+    args = parse_args()
+    summary = exit_on_user_error(args.parser, lambda: explain(args))
+    if summary['explained'] == 0:
+        args.parser.exit(1, f'{args.parser.prog}: error: no image could be explained '
+                         f'({summary["skipped"]} skipped; see {args.output}/manifest.json)\n')
+    if args.strict and summary['skipped']:
+        args.parser.exit(1, f'{args.parser.prog}: error: --strict: {summary["skipped"]} '
+                         f'inputs skipped (listed in {args.output}/manifest.json)\n')
 
 
 if __name__ == '__main__':

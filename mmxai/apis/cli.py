@@ -1,9 +1,17 @@
-"""What the command-line tools share: argument checks and config loading."""
+"""What the command-line tools share: argument checks, config loading, errors."""
 import argparse
 import os
-from typing import Optional
+import os.path as osp
+import tempfile
+from typing import Callable, Optional, Sequence, TypeVar
 
+import torch
 from mmengine.config import Config
+
+from ..datasets import find_images
+from ..utils import UserInputError
+
+T = TypeVar('T')
 
 
 def check_files_exist(parser: argparse.ArgumentParser, **paths: Optional[str]) -> None:
@@ -16,6 +24,30 @@ def check_files_exist(parser: argparse.ArgumentParser, **paths: Optional[str]) -
     for what, path in paths.items():
         if not path or not os.path.isfile(path):
             parser.error(f'{what} {path} does not exist')
+
+
+def check_inputs(parser: argparse.ArgumentParser, inputs: Sequence[str]) -> None:
+    """Exit with one line if the inputs are missing or hold no usable image."""
+    try:
+        images, skipped = find_images(inputs)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    if not images:
+        detail = f' ({len(skipped)} unusable, e.g. {skipped[0]["image"]}: ' \
+                 f'{skipped[0]["reason"]})' if skipped else ''
+        parser.error(f'no images found in {" ".join(inputs)}{detail}')
+
+
+def check_output_dir(parser: argparse.ArgumentParser, path: str) -> None:
+    """Create the output folder, or exit with one line saying why it cannot be written."""
+    if osp.exists(path) and not osp.isdir(path):
+        parser.error(f'output {path} is a file, not a folder')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        parser.error(f'output folder {path} cannot be written ({error.strerror or error})')
 
 
 def load_tool_config(path: str, cfg_options: Optional[dict] = None,
@@ -32,3 +64,27 @@ def load_tool_config(path: str, cfg_options: Optional[dict] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def setup_distributed(cfg: Config, launcher: str) -> None:
+    """Let ``--launcher pytorch`` (torchrun) run on CPUs too.
+
+    On GPUs MMEngine's launcher sets everything up (NCCL). Without CUDA it
+    would call ``torch.cuda.set_device`` and fail, so the gloo process group
+    is started here and the model wrapper told to use no device ids.
+    """
+    cfg.launcher = launcher
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+
+
+def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], T]) -> T:
+    """Run ``run()``; a :class:`~mmxai.utils.UserInputError` exits in one line."""
+    try:
+        return run()
+    except UserInputError as error:
+        message = str(error).strip().splitlines()
+        parser.exit(2, f'{parser.prog}: error: {message[0] if message else type(error).__name__}\n')

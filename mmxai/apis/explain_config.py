@@ -1,12 +1,17 @@
 """Turn a training or test config into an explain-mode config."""
 import copy
+import hashlib
+import json
+import os
+import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from mmengine.config import Config, ConfigDict
 
 #: Meta keys every pack transform must keep for maps to be placed correctly.
 EXPLAIN_META_KEYS = ('img_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape',
-                     'scale_factor', 'flip', 'flip_direction', 'crop_bbox', 'rel_path')
+                     'scale_factor', 'flip', 'flip_direction', 'crop_bbox', 'rel_path',
+                     'output_stem')
 
 
 def _is(step: dict, *names: str) -> bool:
@@ -16,7 +21,11 @@ def _is(step: dict, *names: str) -> bool:
 
 
 def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
-    """The test pipeline without annotation loading, keeping the explain meta keys."""
+    """The test pipeline without annotation loading, keeping the explain meta keys.
+
+    MMCV's ``LoadImageFromFile`` becomes :class:`mmxai.LoadImageChecked` (same
+    arguments, same images), which names broken files.
+    """
     steps = []
     for step in copy.deepcopy(list(pipeline)):
         if _is(step, 'LoadAnnotations'):
@@ -25,7 +34,7 @@ def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
             keys = tuple(step.get('meta_keys', ()))
             step['meta_keys'] = keys + tuple(k for k in EXPLAIN_META_KEYS if k not in keys)
         steps.append(step)
-    return steps
+    return _with_checked_loader(steps)
 
 
 def test_pipeline_of(cfg: Config) -> List[dict]:
@@ -47,12 +56,18 @@ def explain_config(cfg: Config,
                    overlay_weight: float = 0.5,
                    save_raw: bool = False,
                    batch_size: Optional[int] = None,
-                   manifest_meta: Optional[Dict[str, Any]] = None) -> Config:
+                   manifest_meta: Optional[Dict[str, Any]] = None,
+                   resume: bool = True) -> Config:
     """Return a copy of ``cfg`` whose ``runner.test()`` writes saliency maps.
 
     With ``inputs`` the test set becomes those images (folders searched
     recursively), read with the test pipeline minus annotation loading and no
-    evaluator; without it, the config's own test set and evaluator are kept.
+    evaluator; broken files are reported and skipped, every image is
+    explained once even on several processes (no sampler round-up) and,
+    with ``resume``, images already explained into ``output_dir`` with the
+    same settings are not explained again. Without ``inputs``, the config's
+    own test set and evaluator are kept (a broken file is an error there: a
+    metric over fewer images would be wrong).
 
     Args:
         cfg (Config): A training or test config.
@@ -67,6 +82,8 @@ def explain_config(cfg: Config,
         save_raw (bool): Also write [0, 1] maps as ``.npy``.
         batch_size (int, optional): Images per batch.
         manifest_meta (dict, optional): Extra manifest header fields.
+        resume (bool): In folder mode, keep what an earlier run with the same
+            settings finished.
 
     Returns:
         Config: The explain-mode config.
@@ -78,25 +95,74 @@ def explain_config(cfg: Config,
     if 'mmxai' not in imports['imports']:
         imports['imports'] = list(imports['imports']) + ['mmxai']
     cfg.custom_imports = imports
+    pipeline = inference_pipeline(test_pipeline_of(cfg))
+    prepare = dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
+                   explain_all_classes=explain_all_classes, target_classes=target_classes,
+                   score_thr=score_thr)
+    run_id = None
+    if inputs and resume:
+        run_id = explain_run_id(cfg, checkpoint, pipeline, prepare,
+                                dict(overlay_weight=overlay_weight, save_raw=save_raw))
     hooks = [h for h in cfg.get('custom_hooks', []) if not _is(h, 'mmxai.PrepareExplain',
                                                               'mmxai.ExplainHook')]
-    hooks += [
-        dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
-             explain_all_classes=explain_all_classes, target_classes=target_classes,
-             score_thr=score_thr),
+    cfg.custom_hooks = hooks + [
+        prepare,
         dict(type='mmxai.ExplainHook', output_dir=output_dir, overlay_weight=overlay_weight,
-             save_raw=save_raw, manifest_meta=manifest_meta or {}),
+             save_raw=save_raw, manifest_meta=manifest_meta or {}, run_id=run_id),
     ]
-    cfg.custom_hooks = hooks
     if inputs:
         metainfo = cfg.test_dataloader.dataset.get('metainfo')
-        cfg.test_dataloader.dataset = dict(
-            type='mmxai.ImageFolderDataset', inputs=list(inputs),
-            pipeline=inference_pipeline(test_pipeline_of(cfg)), metainfo=metainfo)
+        loader = cfg.test_dataloader
+        loader.dataset = dict(
+            type='mmxai.ImageFolderDataset', inputs=list(inputs), pipeline=pipeline,
+            metainfo=metainfo, resume_dir=output_dir if resume else None, run_id=run_id)
+        loader.sampler = dict(type='DefaultSampler', shuffle=False, round_up=False)
+        loader.collate_fn = dict(type='mmxai.collate_skipping_unreadable',
+                                 collate_fn=loader.get('collate_fn', dict(type='pseudo_collate')))
         cfg.test_evaluator = []
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, type='mmxai.ExplainTestLoop')
+    else:
+        _use_checked_loader(cfg)
     if batch_size:
         cfg.test_dataloader.batch_size = batch_size
     return cfg
+
+
+def _use_checked_loader(cfg: Config) -> None:
+    """Load the config's own test set with :class:`mmxai.LoadImageChecked` too."""
+    dataset = cfg.test_dataloader.dataset
+    while 'pipeline' not in dataset and 'dataset' in dataset:
+        dataset = dataset.dataset
+    if dataset.get('pipeline'):
+        dataset.pipeline = _with_checked_loader(dataset.pipeline)
+
+
+def _with_checked_loader(steps: List[dict]) -> List[dict]:
+    for step in steps:
+        if step.get('type') in ('LoadImageFromFile', 'mmcv.LoadImageFromFile'):
+            step['type'] = 'mmxai.LoadImageChecked'
+    return steps
+
+
+def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings: Any) -> str:
+    """A short hash of everything that decides an explain run's output files.
+
+    Args:
+        cfg (Config): The config (its ``model`` counts).
+        checkpoint (str): Counted by path, size and modification time.
+        pipeline (list[dict]): The inference pipeline.
+        *settings: Further settings (algorithm, targets, overlay, ...).
+
+    Returns:
+        str: 16 hex digits; a rerun with the same id may keep earlier results.
+    """
+    checkpoint_id: Any = osp.abspath(checkpoint)
+    if osp.isfile(checkpoint):
+        info = os.stat(checkpoint)
+        checkpoint_id = [checkpoint_id, info.st_size, info.st_mtime_ns]
+    text = json.dumps([cfg.get('model'), pipeline, settings, checkpoint_id], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
 
 
 def set_data_root(cfg: Config, data_root: str) -> Config:

@@ -1,7 +1,17 @@
-"""Datasets for explaining unlabeled inputs."""
-from .image_folder import IMAGE_EXTENSIONS, ImageFolderDataset, find_images
+"""Datasets for explaining unlabeled inputs, and robust image reading."""
+from .image_folder import (
+                           IMAGE_EXTENSIONS,
+                           SKIPPED,
+                           ImageFolderDataset,
+                           ImageList,
+                           collate_skipping_unreadable,
+                           find_images,
+)
+from .image_io import UnreadableImageError, check_image_bytes, read_image
 from .synthetic import SHAPE_CLASSES, make_classification_split, make_detection_split
-from .transforms import LoadImageFromArray
+from .transforms import LoadImageChecked, LoadImageFromArray
 
-__all__ = ['IMAGE_EXTENSIONS', 'ImageFolderDataset', 'find_images', 'SHAPE_CLASSES',
-           'make_classification_split', 'make_detection_split', 'LoadImageFromArray']
+__all__ = ['IMAGE_EXTENSIONS', 'SKIPPED', 'ImageFolderDataset', 'ImageList',
+           'collate_skipping_unreadable', 'find_images', 'UnreadableImageError',
+           'check_image_bytes', 'read_image', 'SHAPE_CLASSES', 'make_classification_split',
+           'make_detection_split', 'LoadImageChecked', 'LoadImageFromArray']

@@ -1,22 +1,58 @@
 """Unlabeled images from folders, single files or lists of paths."""
+import errno
 import os
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from functools import partial
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 from mmengine.dataset import BaseDataset
 
-from ..registry import DATASETS
+from ..registry import DATASETS, FUNCTIONS
+from ..utils import finished_entry, record_path
+from .image_io import describe_failure, stat_signature
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+#: Image formats users may expect to work: reported as skipped, not ignored.
+UNSUPPORTED_EXTENSIONS = ('.gif', '.heic', '.heif', '.avif', '.svg', '.psd', '.jp2', '.ico',
+                          '.dng', '.cr2', '.nef', '.arw')
+#: Key of a data sample that stands for an input that could not be read.
+SKIPPED = 'skipped'
+
+
+class ImageList(NamedTuple):
+    """What :func:`find_images` found.
+
+    Attributes:
+        images: ``img_path``, ``rel_path`` (path below the output root) and
+            ``output_stem`` (its output folder) of every image, sorted.
+        skipped: ``image`` and ``reason`` of every file found but unusable
+            (unsupported format, broken symlink, symlink loop).
+    """
+
+    images: List[Dict[str, str]]
+    skipped: List[Dict[str, str]]
+
+
+def _link_problem(path: str) -> Optional[str]:
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return 'symlink loop'
+        return f'cannot be read ({error.strerror})'
+    return None
 
 
 def find_images(inputs: Union[str, Sequence[str]],
-                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[dict]:
+                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> ImageList:
     """List images with the path each keeps below the output root.
 
-    A folder is searched recursively and its images keep their path relative
-    to it (prefixed by the folder's name when several inputs are given, so
-    equal relative paths never collide); a file keeps its name.
+    A folder is searched recursively, following symlinks once (a link back
+    to a folder already searched is reported, not followed), and its images
+    keep their path relative to it (prefixed by the folder's name when
+    several inputs are given, so equal relative paths never collide); a file
+    keeps its name. Two images whose names differ only by extension get
+    output folders named with the extension (``cat_jpg/``, ``cat_png/``).
 
     Args:
         inputs (str | Sequence[str]): Folders and/or image files; an item
@@ -24,38 +60,77 @@ def find_images(inputs: Union[str, Sequence[str]],
         extensions (Sequence[str]): File name endings counted as images.
 
     Returns:
-        list[dict]: ``img_path`` and ``rel_path`` of every image, sorted.
+        ImageList: The images, and the files found but unusable.
 
     Raises:
         FileNotFoundError: If an input does not exist.
     """
+    extensions = tuple(e.lower() for e in extensions)
     paths = []
     for item in ([inputs] if isinstance(inputs, str) else inputs):
         # OTX accepted "dir1,dir2"; split only when the whole string is no path.
         parts = item.split(',') if ',' in item and not osp.exists(item) else [item]
         paths += [part for part in parts if part]
     several = len(paths) > 1
-    found = []
+    found: List[Dict[str, str]] = []
+    skipped: List[Dict[str, str]] = []
+
+    def add(full: str, rel_path: str) -> None:
+        name = full.lower()
+        if name.endswith(UNSUPPORTED_EXTENSIONS):
+            reason = f'unsupported format {osp.splitext(name)[1]} (supported: ' \
+                     f'{" ".join(extensions)})'
+            skipped.append(dict(image=full, rel_path=rel_path, reason=reason))
+        elif name.endswith(extensions):
+            problem = _link_problem(full)
+            if problem:
+                skipped.append(dict(image=full, rel_path=rel_path, reason=problem))
+            else:
+                found.append(dict(img_path=full, rel_path=rel_path))
+
     for path in paths:
         if osp.isdir(path):
             prefix = osp.basename(osp.normpath(path)) if several else ''
-            for folder, subfolders, files in os.walk(path, followlinks=False):
+            searched = set()
+            for folder, subfolders, files in os.walk(path, followlinks=True):
+                searched.add(osp.realpath(folder))
+                for sub in list(subfolders):
+                    full = osp.join(folder, sub)
+                    if osp.realpath(full) in searched:
+                        subfolders.remove(sub)
+                        skipped.append(dict(image=full, rel_path=osp.relpath(full, path),
+                                            reason='symlink to a folder already searched (a loop)'))
                 subfolders.sort()
                 for name in sorted(files):
-                    if name.lower().endswith(tuple(extensions)):
-                        full = osp.join(folder, name)
-                        found.append(dict(img_path=full,
-                                          rel_path=osp.join(prefix, osp.relpath(full, path))))
-        elif osp.isfile(path):
-            found.append(dict(img_path=path, rel_path=osp.basename(path)))
+                    full = osp.join(folder, name)
+                    add(full, osp.join(prefix, osp.relpath(full, path)))
+        elif osp.isfile(path) or osp.islink(path):
+            add(path, osp.basename(path))
         else:
             raise FileNotFoundError(f'input {path} does not exist')
-    return found
+    stems: Dict[str, int] = {}
+    for image in found:
+        stem = osp.splitext(image['rel_path'])[0]
+        stems[stem] = stems.get(stem, 0) + 1
+    for image in found:
+        stem = osp.splitext(image['rel_path'])[0]
+        image['output_stem'] = stem if stems[stem] == 1 else image['rel_path'].replace('.', '_')
+    return ImageList(found, skipped)
 
 
 @DATASETS.register_module()
 class ImageFolderDataset(BaseDataset):
-    """Images to explain, without annotations.
+    """Images to explain, without annotations, robust to broken files.
+
+    A file the pipeline cannot load (empty, truncated, not an image, ...)
+    does not stop the run: its sample is replaced by ``{'skipped': {image,
+    rel_path, reason}}``, which :func:`collate_skipping_unreadable` takes
+    out of the batch before the model. Files found but unusable are in
+    :attr:`skipped`.
+
+    With ``resume_dir`` and ``run_id``, images that already have a complete
+    record there (same settings, same file size and time) are left out of
+    the data list; their manifest entries are in :attr:`finished`.
 
     Args:
         inputs (str | Sequence[str]): Folders (searched recursively) and/or
@@ -64,6 +139,8 @@ class ImageFolderDataset(BaseDataset):
             annotation loading.
         metainfo (dict, optional): ``classes`` (and ``palette``) of the model.
         extensions (Sequence[str]): File name endings counted as images.
+        resume_dir (str, optional): Output root of the run to resume.
+        run_id (str, optional): Identifies the explain settings.
     """
 
     def __init__(self,
@@ -71,16 +148,67 @@ class ImageFolderDataset(BaseDataset):
                  pipeline: Sequence[dict] = (),
                  metainfo: Optional[dict] = None,
                  extensions: Sequence[str] = IMAGE_EXTENSIONS,
+                 resume_dir: Optional[str] = None,
+                 run_id: Optional[str] = None,
                  **kwargs) -> None:
         self.inputs = inputs
         self.extensions = tuple(e.lower() for e in extensions)
+        self.resume_dir = resume_dir
+        self.run_id = run_id
+        self.skipped: List[Dict[str, str]] = []
+        self.finished: List[Dict[str, Any]] = []
         super().__init__(ann_file='', metainfo=metainfo, pipeline=list(pipeline),
                          test_mode=True, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        images = find_images(self.inputs, self.extensions)
-        if not images:
+        images, self.skipped = find_images(self.inputs, self.extensions)
+        if not images and not self.skipped:
             raise ValueError(f'no images ({", ".join(self.extensions)}) found in {self.inputs}')
-        for index, image in enumerate(images):
+        todo = []
+        for image in images:
+            entry = None
+            if self.resume_dir:
+                entry = finished_entry(record_path(self.resume_dir, image['output_stem']),
+                                       self.run_id, stat_signature(image['img_path']))
+            if entry is None:
+                todo.append(image)
+            else:
+                self.finished.append(entry)
+        for index, image in enumerate(todo):
             image.update(img_id=index, sample_idx=index)
-        return images
+        return todo
+
+    def prepare_data(self, idx: int) -> Any:
+        """The pipeline's output, or a ``skipped`` sample saying why it failed."""
+        try:
+            return super().prepare_data(idx)
+        except Exception as error:  # one broken file must not stop the run
+            info = self.get_data_info(idx)
+            reason = describe_failure(error)
+            reason = reason[len(info['img_path']) + 2:] \
+                if reason.startswith(info['img_path'] + ': ') else reason
+            return {SKIPPED: dict(image=info['img_path'], rel_path=info['rel_path'],
+                                  reason=reason)}
+
+
+@FUNCTIONS.register_module()
+def collate_skipping_unreadable(data_batch: Sequence[Any],
+                                collate_fn: Optional[Union[dict, Callable]] = None) -> dict:
+    """Collate the readable samples; list the skipped ones under ``'skipped'``.
+
+    Args:
+        data_batch (Sequence): Samples from :class:`ImageFolderDataset`.
+        collate_fn (dict | Callable, optional): The config's own collate
+            function (``dict(type='pseudo_collate')`` by default).
+
+    Returns:
+        dict: What ``collate_fn`` returns for the readable samples (empty
+        ``inputs`` and ``data_samples`` if none) plus ``'skipped'``.
+    """
+    if collate_fn is None or isinstance(collate_fn, dict):
+        cfg = dict(collate_fn or dict(type='pseudo_collate'))
+        collate_fn = partial(FUNCTIONS.get(cfg.pop('type')), **cfg)
+    readable = [sample for sample in data_batch if SKIPPED not in sample]
+    batch = collate_fn(readable) if readable else dict(inputs=[], data_samples=[])
+    batch[SKIPPED] = [sample[SKIPPED] for sample in data_batch if SKIPPED in sample]
+    return batch

@@ -2,9 +2,10 @@
 from typing import Optional
 
 import numpy as np
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 
 from ..registry import TRANSFORMS
+from .image_io import read_image
 
 
 @TRANSFORMS.register_module()
@@ -26,4 +27,27 @@ class LoadImageFromArray(BaseTransform):
         results['img'] = np.ascontiguousarray(image)
         results['img_shape'] = results['ori_shape'] = image.shape[:2]
         results.setdefault('img_path', None)
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadImageChecked(LoadImageFromFile):
+    """MMCV's ``LoadImageFromFile`` that refuses broken files with a clear reason.
+
+    Takes the same arguments and gives the same image for a good file. An
+    empty, truncated (JPEG, PNG), undecodable or non-image file raises
+    :class:`~mmxai.datasets.image_io.UnreadableImageError` naming the file,
+    where MMCV would fail later with an unrelated message or, for a
+    truncated JPEG, explain a half-grey image without a word.
+
+    Required Keys: ``img_path``. Added Keys: ``img``, ``img_shape``, ``ori_shape``.
+    """
+
+    def transform(self, results: dict) -> Optional[dict]:
+        image = read_image(results['img_path'], flag=self.color_type,
+                           backend=self.imdecode_backend, backend_args=self.backend_args)
+        if self.to_float32:
+            image = image.astype(np.float32)
+        results['img'] = image
+        results['img_shape'] = results['ori_shape'] = image.shape[:2]
         return results

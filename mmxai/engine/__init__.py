@@ -1,4 +1,5 @@
-"""Engine components: hooks."""
+"""Engine components: hooks and the explain test loop."""
 from .hooks import ExplainHook, PrepareExplainHook
+from .loops import ExplainTestLoop
 
-__all__ = ['ExplainHook', 'PrepareExplainHook']
+__all__ = ['ExplainHook', 'ExplainTestLoop', 'PrepareExplainHook']

@@ -2,6 +2,7 @@
 from typing import Dict, Union
 
 from ..registry import EXPLAINERS
+from ..utils import UserInputError
 from .activation_map import ActivationMap
 from .base import BaseExplainer, UnsupportedModelError, merge_levels
 from .det_class_probability_map import DetClassProbabilityMap
@@ -37,7 +38,7 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
         return algorithm
     if isinstance(algorithm, str):
         if algorithm not in ALGORITHMS:
-            raise ValueError(f'unknown explain algorithm {algorithm!r}; choose from: '
+            raise UserInputError(f'unknown explain algorithm {algorithm!r}; choose from: '
                              f'{", ".join(ALGORITHMS)}')
         algorithm = dict(type=ALGORITHMS[algorithm][family])
     kwargs = dict(algorithm)

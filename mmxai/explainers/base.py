@@ -3,13 +3,14 @@ from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 from torch import Tensor
 
+from ..utils.errors import UserInputError
 from ..visualization.geometry import resample_cells
 
 if TYPE_CHECKING:
     from ..models.adapters import ModelAdapter
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(UserInputError, ValueError):
     """The model cannot be explained by the requested algorithm."""
 
 

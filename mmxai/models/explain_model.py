@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..explainers import BaseExplainer, build_explainer
 from ..registry import MODELS
+from ..utils import TargetClassError
 from .adapters import build_adapter
 
 
@@ -60,7 +61,7 @@ class ExplainModel(BaseModel):
         if target_classes is not None:
             bad = [c for c in target_classes if not 0 <= int(c) < num_classes]
             if bad:
-                raise ValueError(f'target classes {bad} are out of range: the model has '
+                raise TargetClassError(f'target classes {bad} are out of range: the model has '
                                  f'{num_classes} classes')
         self.explain_all_classes = explain_all_classes
         self.target_classes = None if target_classes is None else [int(c) for c in target_classes]

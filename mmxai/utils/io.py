@@ -5,12 +5,16 @@ import re
 import tempfile
 from typing import Any
 
+#: Name prefix of files being written; never a finished output.
+TEMPORARY_PREFIX = '.tmp-'
+
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.basename(path))
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=TEMPORARY_PREFIX,
+                                   suffix=os.path.basename(path))
     try:
         with os.fdopen(handle, 'wb') as file:
             file.write(data)

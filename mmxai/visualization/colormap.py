@@ -6,6 +6,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+#: Pixels per band of rows: bounds the temporaries of huge images to ~100 MB.
+BAND_PIXELS = 1 << 22
+
+
+def _bands(height: int, width: int):
+    rows = max(1, BAND_PIXELS // max(width, 1))
+    return (slice(top, top + rows) for top in range(0, height, rows))
+
 
 @lru_cache(maxsize=None)
 def _jet_lut_bgr() -> np.ndarray:
@@ -24,7 +32,10 @@ def colorize(maps01: Tensor) -> Tensor:
         Tensor: (T, H, W, 3) uint8 in BGR order, on the maps' device.
     """
     lut = torch.from_numpy(_jet_lut_bgr()).to(maps01.device)
-    return lut[to_uint8(maps01).long()]
+    colored = maps01.new_empty((*maps01.shape, 3), dtype=torch.uint8)
+    for rows in _bands(*maps01.shape[-2:]):
+        colored[:, rows] = lut[to_uint8(maps01[:, rows]).long()]
+    return colored
 
 
 def overlay(image_bgr: Tensor, colored_bgr: Tensor, weight: float = 0.5) -> Tensor:
@@ -40,5 +51,8 @@ def overlay(image_bgr: Tensor, colored_bgr: Tensor, weight: float = 0.5) -> Tens
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f'overlay weight must be in [0, 1], got {weight}')
-    blend = image_bgr.float()[None] * (1 - weight) + colored_bgr.float() * weight
-    return blend.round().clamp(0, 255).to(torch.uint8)
+    blended = torch.empty_like(colored_bgr)
+    for rows in _bands(*colored_bgr.shape[1:3]):
+        blend = image_bgr[None, rows].float() * (1 - weight) + colored_bgr[:, rows].float() * weight
+        blended[:, rows] = blend.round().clamp(0, 255).to(torch.uint8)
+    return blended

@@ -11,8 +11,9 @@ def normalize_per_map(maps: Tensor) -> Tensor:
     flat = maps.flatten(1)
     low = flat.amin(dim=1).view(-1, 1, 1)
     span = (flat.amax(dim=1).view(-1, 1, 1) - low)
-    return torch.where(span > 0, (maps - low) / span.clamp_min(torch.finfo(maps.dtype).tiny),
-                       torch.zeros_like(maps))
+    # In place after one copy: at the original size of a huge image every copy counts.
+    normalized = (maps - low).div_(span.clamp_min(torch.finfo(maps.dtype).tiny))
+    return normalized.mul_((span > 0).to(maps.dtype))
 
 
 def resample_cells(maps: Tensor, size: Tuple[int, int], cell_anchor: str = 'start') -> Tensor:
@@ -99,6 +100,9 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any]) -> Tensor:
         each pixel on the image pixel it explains; where the pipeline cropped
         the image away, the map is 0.
     """
+    ori_h, ori_w = metainfo['ori_shape'][:2]
+    if maps.shape[0] == 0:  # nothing to explain (e.g. no detection above the threshold)
+        return maps.new_zeros((0, ori_h, ori_w), dtype=torch.float32)
     maps = resample_cells(maps.float()[None], tuple(metainfo['explain_input_shape']),
                           metainfo.get('explain_cell_anchor', 'start'))[0]
     img_h, img_w = metainfo['img_shape'][:2]
@@ -114,5 +118,4 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any]) -> Tensor:
         canvas = maps.new_zeros((maps.shape[0], max(res_h, top + img_h), max(res_w, left + img_w)))
         canvas[:, top:top + img_h, left:left + img_w] = maps
         maps = canvas[:, :res_h, :res_w]
-    ori_h, ori_w = metainfo['ori_shape'][:2]
     return normalize_per_map(_resize(maps, (ori_h, ori_w)))

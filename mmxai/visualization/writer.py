@@ -4,12 +4,12 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
-import mmcv
 import numpy as np
 import torch
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
+from ..datasets.image_io import read_image
 from ..utils import atomic_write_bytes, safe_filename
 from .colormap import colorize, overlay
 from .geometry import to_original_image
@@ -37,10 +37,11 @@ class SaliencyWriter:
     """Writes saliency maps, overlays and optional raw maps of explained samples.
 
     For an image at relative path ``sub/cat.jpg`` the files go to
-    ``OUTPUT/sub/cat/``: ``<class index>_<class name>_saliency.png`` (JET,
-    red = high), ``..._overlay.png`` and, with ``save_raw``, ``..._saliency.npy``
-    (float32, [0, 1], original resolution); class-agnostic maps drop the
-    class prefix. Every file is written atomically.
+    ``OUTPUT/sub/cat/`` (``OUTPUT/sub/cat_jpg/`` if a ``cat.png`` is there
+    too): ``<class index>_<class name>_saliency.png`` (JET, red = high),
+    ``..._overlay.png`` and, with ``save_raw``, ``..._saliency.npy`` (float32,
+    [0, 1], original resolution); class-agnostic maps drop the class prefix.
+    Every file is written atomically.
 
     Args:
         output_dir (str): Root folder of the output.
@@ -63,7 +64,7 @@ class SaliencyWriter:
         Args:
             sample (BaseDataElement): A sample returned by ``ExplainModel``.
             image_bgr (np.ndarray, optional): The original image; read from
-                ``img_path`` (as the test pipeline read it) when not given.
+                ``img_path`` (as ``mmxai.LoadImageChecked`` reads it) when not given.
 
         Returns:
             tuple: (T, H, W) float maps in [0, 1], (T, H, W, 3) uint8 BGR
@@ -72,7 +73,7 @@ class SaliencyWriter:
         meta = sample.metainfo
         maps = to_original_image(sample.saliency_map, meta)
         if image_bgr is None:
-            image_bgr = mmcv.imread(meta['img_path'], channel_order='bgr')
+            image_bgr = read_image(meta['img_path'])
         image = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(maps.device)
         colored = colorize(maps)
         return maps, colored, overlay(image, colored, self.overlay_weight)
@@ -91,7 +92,7 @@ class SaliencyWriter:
         """
         meta = sample.metainfo
         maps, colored, blended = rendered or self.render(sample)
-        folder = osp.splitext(rel_path)[0]
+        folder = meta.get('output_stem') or osp.splitext(rel_path)[0]
         explanations: List[Dict[str, Any]] = []
         colored_np, blended_np = colored.cpu().numpy(), blended.cpu().numpy()
         raw_np = maps.cpu().numpy().astype(np.float32) if self.save_raw else None

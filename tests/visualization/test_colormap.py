@@ -24,3 +24,13 @@ def test_overlay_blends_in_the_same_channel_order():
 def test_overlay_weight_is_checked():
     with pytest.raises(ValueError, match='overlay weight'):
         overlay(torch.zeros(1, 1, 3, dtype=torch.uint8), colorize(torch.zeros(1, 1, 1)), 1.5)
+
+
+def test_huge_maps_are_coloured_in_bands_with_the_same_result(monkeypatch):
+    from mmxai.visualization import colormap
+    maps = torch.rand(2, 37, 23)
+    image = torch.randint(0, 256, (37, 23, 3), dtype=torch.uint8)
+    whole = colormap.colorize(maps), colormap.overlay(image, colormap.colorize(maps), 0.3)
+    monkeypatch.setattr(colormap, 'BAND_PIXELS', 23 * 5)  # 5 rows per band, last one short
+    banded = colormap.colorize(maps), colormap.overlay(image, colormap.colorize(maps), 0.3)
+    assert torch.equal(whole[0], banded[0]) and torch.equal(whole[1], banded[1])

@@ -68,6 +68,12 @@ def test_classification_resize_and_centre_crop_are_undone():
     assert original[0, :, :60].abs().max() == 0 and original[0, :, 340:].abs().max() == 0
 
 
+def test_no_maps_at_all_stay_empty_at_the_original_size():
+    meta = dict(explain_input_shape=(64, 64), img_shape=(64, 64), ori_shape=(310, 400),
+                scale_factor=(0.16, 0.2))
+    assert to_original_image(torch.zeros(0, 8, 8), meta).shape == (0, 310, 400)
+
+
 def test_normalize_per_map():
     maps = torch.stack([torch.arange(6.).reshape(2, 3), torch.full((2, 3), 4.0)])
     out = normalize_per_map(maps)

@@ -1,14 +1,17 @@
 """Hook that writes the saliency maps an ExplainModel attached to its outputs."""
+import json
 import os
 import os.path as osp
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from mmengine.dist import all_gather_object, is_main_process
+from mmengine.dist import all_gather_object, barrier, get_rank, is_main_process
 from mmengine.hooks import Hook
 
+from ...datasets.image_folder import SKIPPED
+from ...datasets.image_io import stat_signature
 from ...registry import HOOKS
-from ...utils import atomic_write_json, safe_filename
+from ...utils import TEMPORARY_PREFIX, atomic_write_json, record_path, safe_filename, write_record
 from ...visualization import SaliencyWriter
 
 if TYPE_CHECKING:
@@ -37,6 +40,8 @@ class ExplainHook(Hook):
         val_max_images (int): Images written per validation.
         manifest_meta (dict, optional): Extra fields for the manifest header
             (for example the command line).
+        run_id (str, optional): Identifies the settings, stored in each
+            image's record so a rerun can keep what this run finished.
     """
 
     priority = 'LOW'
@@ -48,7 +53,8 @@ class ExplainHook(Hook):
                  log_interval: int = 50,
                  val_interval: int = 1,
                  val_max_images: int = 4,
-                 manifest_meta: Optional[Dict[str, Any]] = None) -> None:
+                 manifest_meta: Optional[Dict[str, Any]] = None,
+                 run_id: Optional[str] = None) -> None:
         self.output_dir = output_dir
         self.overlay_weight = overlay_weight
         self.save_raw = save_raw
@@ -56,7 +62,12 @@ class ExplainHook(Hook):
         self.val_interval = val_interval
         self.val_max_images = val_max_images
         self.manifest_meta = dict(manifest_meta or {})
+        self.run_id = run_id
+        #: After ``runner.test()``: counts of ``explained`` (including
+        #: ``resumed``) and ``skipped`` images, on every process.
+        self.summary: Dict[str, int] = {}
         self._entries: List[Dict[str, Any]] = []
+        self._skipped: List[Dict[str, str]] = []
         self._start = 0.0
         self._done = 0
         self._writer: Optional[SaliencyWriter] = None
@@ -72,18 +83,41 @@ class ExplainHook(Hook):
 
     def before_test(self, runner: 'Runner') -> None:
         output_dir = self.output_dir or osp.join(runner.work_dir, 'explain')
+        if is_main_process() and osp.isdir(output_dir):
+            remove_temporary_files(output_dir)
+        barrier()  # no process writes before the leftovers are gone
         self._begin(runner, runner.test_dataloader, output_dir)
+        self._skipped = []
+        dataset = runner.test_dataloader.dataset
+        finished = len(getattr(dataset, 'finished', ()))
+        if finished:
+            runner.logger.info(f'resuming: {finished} images were explained into {output_dir} '
+                               f'with the same settings; {len(dataset)} left')
+        for skipped in getattr(dataset, 'skipped', ()) if is_main_process() else ():
+            runner.logger.warning(f"skipped {skipped['image']}: {skipped['reason']}")
+        runner.logger.info(f'rank {get_rank()}: explaining '
+                           f'{len(runner.test_dataloader.sampler)} of {len(dataset)} images')
+
+    def before_test_iter(self, runner: 'Runner', batch_idx: int, data_batch: Any = None) -> None:
+        for skipped in data_batch.pop(SKIPPED, ()) if isinstance(data_batch, dict) else ():
+            runner.logger.warning(f"skipped {skipped['image']}: {skipped['reason']}")
+            self._skipped.append(skipped)
 
     def after_test_iter(self, runner: 'Runner', batch_idx: int,
                         data_batch: Any = None, outputs: Optional[Sequence] = None) -> None:
         for sample in outputs or ():
-            self._entries.append(self._writer.write(sample, self.relative_path(sample)))
+            entry = self._writer.write(sample, self.relative_path(sample))
+            entry = json.loads(json.dumps(entry))  # as a resumed run reads it back
+            output_stem = sample.metainfo.get('output_stem') or osp.splitext(entry['rel_path'])[0]
+            write_record(record_path(self._writer.output_dir, output_stem), self.run_id,
+                         stat_signature(entry['image']), entry)
+            self._entries.append(entry)
         self._done += len(outputs or ())
         if self.every_n_inner_iters(batch_idx, self.log_interval) or \
                 self.is_last_test_iter(runner, batch_idx):
-            total = len(runner.test_dataloader.dataset)
+            total = len(runner.test_dataloader.sampler)
             rate = self._done / max(time.perf_counter() - self._start, 1e-9)
-            runner.logger.info(f'explained {self._done}/{total} images on this process '
+            runner.logger.info(f'rank {get_rank()}: explained {self._done}/{total} images '
                                f'({rate:.1f} images/s)')
 
     def is_last_test_iter(self, runner: 'Runner', batch_idx: int) -> bool:
@@ -92,15 +126,25 @@ class ExplainHook(Hook):
 
     def after_test_epoch(self, runner: 'Runner',
                          metrics: Optional[Dict[str, float]] = None) -> None:
-        entries = [entry for part in all_gather_object(self._entries) for entry in part]
+        dataset = runner.test_dataloader.dataset
+        finished = list(getattr(dataset, 'finished', ()))
+        entries = finished + [entry for part in all_gather_object(self._entries)
+                              for entry in part]
+        skipped = list(getattr(dataset, 'skipped', ())) + [
+            item for part in all_gather_object(self._skipped) for item in part]
+        entries.sort(key=lambda entry: entry['rel_path'])
+        skipped.sort(key=lambda item: item['image'])
+        self.summary = dict(explained=len(entries), resumed=len(finished), skipped=len(skipped))
         if is_main_process():
-            entries.sort(key=lambda entry: entry['rel_path'])
             classes = getattr(runner.model, 'class_names', None)
             manifest = dict(self.manifest_meta, classes=classes, num_images=len(entries),
-                            images=entries)
+                            num_skipped=len(skipped), images=entries, skipped=skipped)
             atomic_write_json(osp.join(self._writer.output_dir, 'manifest.json'), manifest)
-            runner.logger.info(f'saliency maps of {len(entries)} images written to '
-                               f'{self._writer.output_dir}')
+            runner.logger.info(
+                f'saliency maps of {len(entries)} images in {self._writer.output_dir} '
+                f'({len(entries) - len(finished)} explained now, {len(finished)} before); '
+                f'{len(skipped)} inputs skipped' + ''.join(
+                    f"\n  {item['image']}: {item['reason']}" for item in skipped))
 
     def before_val_epoch(self, runner: 'Runner') -> None:
         self._writer = None
@@ -138,3 +182,10 @@ class ExplainHook(Hook):
             return osp.relpath(path, root)
         return osp.basename(path)
 
+
+def remove_temporary_files(output_dir: str) -> None:
+    """Delete the temporary files a killed run left in its output folder."""
+    for folder, _, files in os.walk(output_dir):
+        for name in files:
+            if name.startswith(TEMPORARY_PREFIX):
+                os.unlink(osp.join(folder, name))

@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 from ...checkpoint import check_checkpoint_fits
 from ...models import ExplainModel
 from ...registry import HOOKS
+from ...utils import TargetClassError
 
 if TYPE_CHECKING:
     from mmengine.runner import Runner
@@ -93,5 +94,5 @@ def resolve_classes(classes: Optional[Sequence[Union[int, str]]],
             indices.append(list(names).index(item))
         else:
             known = ', '.join(map(str, names)) if names else 'none known; use indices'
-            raise ValueError(f'unknown target class {item!r}; classes: {known}')
+            raise TargetClassError(f'unknown target class {item!r}; classes: {known}')
     return indices
