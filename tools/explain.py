@@ -24,6 +24,7 @@ from mmxai.apis import (
     exit_on_user_error,
     explain_config,
     load_tool_config,
+    log_every_rank,
     setup_distributed,
 )
 from mmxai.engine.hooks import ExplainHook
@@ -88,6 +89,7 @@ def explain(args: argparse.Namespace) -> dict:
     cfg.work_dir = args.work_dir or os.path.join(args.output, 'logs')
     setup_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    log_every_rank(runner)
     runner.test()
     return next(hook for hook in runner.hooks if isinstance(hook, ExplainHook)).summary
 

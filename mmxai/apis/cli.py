@@ -1,15 +1,19 @@
 """What the command-line tools share: argument checks, config loading, errors."""
 import argparse
+import logging
 import os
 import os.path as osp
 import tempfile
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, TypeVar
 
 import torch
 from mmengine.config import Config
 
 from ..datasets import find_images
 from ..utils import UserInputError
+
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
 
 T = TypeVar('T')
 
@@ -79,6 +83,22 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend='gloo')
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+
+
+def log_every_rank(runner: 'Runner') -> None:
+    """Give processes other than rank 0 a log file too (``<timestamp>_rank<r>.log``).
+
+    MMEngine's Runner writes only rank 0's log unless the log level is DEBUG;
+    each rank's share of the images and its progress belong in the logs.
+    """
+    if runner.rank == 0:
+        return
+    path = osp.join(runner.log_dir, f'{runner.timestamp}_rank{runner.rank}.log')
+    handler = logging.FileHandler(path, mode='a')
+    handler.setFormatter(logging.Formatter('%(asctime)s - %(name)s - %(levelname)s - '
+                                           '%(message)s', '%m/%d %H:%M:%S'))
+    handler.setLevel(logging.INFO)
+    runner.logger.addHandler(handler)
 
 
 def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], T]) -> T:

@@ -3,8 +3,9 @@ import errno
 import os
 import os.path as osp
 from functools import partial
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from mmengine.dataset import BaseDataset
 
 from ..registry import DATASETS, FUNCTIONS
@@ -177,6 +178,11 @@ class ImageFolderDataset(BaseDataset):
         for index, image in enumerate(todo):
             image.update(img_id=index, sample_idx=index)
         return todo
+
+    def _serialize_data(self) -> Tuple[np.ndarray, np.ndarray]:
+        if not self.data_list:  # everything was finished before: MMEngine cannot pack nothing
+            return np.zeros(0, np.uint8), np.zeros(0, np.int64)
+        return super()._serialize_data()
 
     def prepare_data(self, idx: int) -> Any:
         """The pipeline's output, or a ``skipped`` sample saying why it failed."""

@@ -132,7 +132,9 @@ class ExplainHook(Hook):
                               for entry in part]
         skipped = list(getattr(dataset, 'skipped', ())) + [
             item for part in all_gather_object(self._skipped) for item in part]
-        entries.sort(key=lambda entry: entry['rel_path'])
+        # On an annotated test set DefaultSampler repeats a few images on the last ranks.
+        entries = sorted({entry['rel_path']: entry for entry in entries}.values(),
+                         key=lambda entry: entry['rel_path'])
         skipped.sort(key=lambda item: item['image'])
         self.summary = dict(explained=len(entries), resumed=len(finished), skipped=len(skipped))
         if is_main_process():
