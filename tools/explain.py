@@ -28,6 +28,7 @@ from mmxai.apis import (
     setup_distributed,
 )
 from mmxai.engine.hooks import ExplainHook
+from mmxai.explainers import ALGORITHMS
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,7 +40,10 @@ def parse_args() -> argparse.Namespace:
                         'files; without it, the config\'s test set')
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--explain-algorithm', default='classwisesaliencymap',
-                        choices=['classwisesaliencymap', 'activationmap', 'eigencam'])
+                        choices=list(ALGORITHMS))
+    parser.add_argument('--explainer-options', nargs='+', action=DictAction, default={},
+                        help='arguments of the algorithm, e.g. num_masks=500 seed=1 (rise, '
+                        'drise) or target_layer=backbone.layer3 (gradient methods)')
     parser.add_argument('--explain-all-classes', action='store_true',
                         help='explain every class, not only the predicted ones')
     parser.add_argument('--target-classes', nargs='+', help='classes to explain (names or indices)')
@@ -55,6 +59,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-resume', action='store_true',
                         help='explain every image again, even those an earlier run with the '
                         'same settings finished in OUTPUT')
+    parser.add_argument('--write-workers', type=int, default=0,
+                        help='threads that encode and write files while the next batch is '
+                        'inferred (0: write in the main thread)')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if any)")
     parser.add_argument('--work-dir', help='folder for logs (default: OUTPUT/logs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -79,10 +86,12 @@ def parse_args() -> argparse.Namespace:
 def explain(args: argparse.Namespace) -> dict:
     cfg = explain_config(
         load_tool_config(args.config, args.cfg_options, args.device), args.checkpoint,
-        args.output, algorithm=args.explain_algorithm, inputs=args.input,
+        args.output, inputs=args.input,
+        algorithm=dict(algorithm=args.explain_algorithm, **args.explainer_options)
+        if args.explainer_options else args.explain_algorithm,
         explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
         score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
-        batch_size=args.batch_size, resume=not args.no_resume,
+        batch_size=args.batch_size, resume=not args.no_resume, write_workers=args.write_workers,
         manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
                            config=args.config, checkpoint=args.checkpoint,
                            algorithm=args.explain_algorithm))

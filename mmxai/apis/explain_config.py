@@ -57,7 +57,8 @@ def explain_config(cfg: Config,
                    save_raw: bool = False,
                    batch_size: Optional[int] = None,
                    manifest_meta: Optional[Dict[str, Any]] = None,
-                   resume: bool = True) -> Config:
+                   resume: bool = True,
+                   write_workers: int = 0) -> Config:
     """Return a copy of ``cfg`` whose ``runner.test()`` writes saliency maps.
 
     With ``inputs`` the test set becomes those images (folders searched
@@ -84,6 +85,8 @@ def explain_config(cfg: Config,
         manifest_meta (dict, optional): Extra manifest header fields.
         resume (bool): In folder mode, keep what an earlier run with the same
             settings finished.
+        write_workers (int): Threads encoding and writing files while the
+            next batch is inferred (0: in the test loop).
 
     Returns:
         Config: The explain-mode config.
@@ -108,7 +111,8 @@ def explain_config(cfg: Config,
     cfg.custom_hooks = hooks + [
         prepare,
         dict(type='mmxai.ExplainHook', output_dir=output_dir, overlay_weight=overlay_weight,
-             save_raw=save_raw, manifest_meta=manifest_meta or {}, run_id=run_id),
+             save_raw=save_raw, manifest_meta=manifest_meta or {}, run_id=run_id,
+             write_workers=write_workers),
     ]
     if inputs:
         metainfo = cfg.test_dataloader.dataset.get('metainfo')

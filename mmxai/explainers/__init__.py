@@ -6,9 +6,16 @@ from ..utils import UserInputError
 from .activation_map import ActivationMap
 from .base import BaseExplainer, UnsupportedModelError, merge_levels
 from .det_class_probability_map import DetClassProbabilityMap
+from .drise import DRISE
 from .eigen_cam import EigenCAM
+from .grad_cam import GradCAM
+from .grad_cam_plus_plus import GradCAMPlusPlus
+from .gradient_cam import GradientCAM
+from .layer_cam import HiResCAM, LayerCAM
 from .recipro_cam import ReciproCAM
+from .rise import RISE, RandomMaskExplainer
 from .vit_recipro_cam import ViTReciproCAM
+from .xgrad_cam import XGradCAM
 
 #: ``--explain-algorithm`` names -> explainer type, per model family.
 ALGORITHMS: Dict[str, Dict[str, str]] = {
@@ -19,6 +26,13 @@ ALGORITHMS: Dict[str, Dict[str, str]] = {
     'classwisesaliencymap': {'detection': 'DetClassProbabilityMap',
                              'classification': 'ReciproCAM',
                              'vision_transformer': 'ViTReciproCAM'},
+    # Gradient methods: CNN classifiers and single-stage detectors.
+    **{name: {'detection': cls, 'classification': cls} for name, cls in (
+        ('gradcam', 'GradCAM'), ('gradcampp', 'GradCAMPlusPlus'), ('xgradcam', 'XGradCAM'),
+        ('layercam', 'LayerCAM'), ('hirescam', 'HiResCAM'))},
+    # Black-box methods: any classifier, any detector (two-stage included).
+    'rise': {'classification': 'RISE', 'vision_transformer': 'RISE'},
+    'drise': {'detection': 'DRISE'},
 }
 
 
@@ -26,8 +40,10 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
     """Build an explainer from an algorithm name, a config dict or an instance.
 
     Args:
-        algorithm: ``'activationmap'``, ``'eigencam'``, ``'classwisesaliencymap'``,
-            a config such as ``dict(type='mmxai.EigenCAM')``, or an explainer.
+        algorithm: A name of :data:`ALGORITHMS` (``'classwisesaliencymap'``,
+            ``'gradcam'``, ...), a name with arguments such as
+            ``dict(algorithm='drise', num_masks=500)``, a config such as
+            ``dict(type='EigenCAM')``, or an explainer.
         family (str): ``'detection'``, ``'classification'`` (CNN-like
             classifiers) or ``'vision_transformer'`` (ViT, DeiT).
 
@@ -36,11 +52,19 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
     """
     if isinstance(algorithm, BaseExplainer):
         return algorithm
+    options: dict = {}
+    if isinstance(algorithm, dict) and 'algorithm' in algorithm:
+        options = dict(algorithm)
+        algorithm = options.pop('algorithm')
     if isinstance(algorithm, str):
         if algorithm not in ALGORITHMS:
             raise UserInputError(f'unknown explain algorithm {algorithm!r}; choose from: '
-                             f'{", ".join(ALGORITHMS)}')
-        algorithm = dict(type=ALGORITHMS[algorithm][family])
+                                 f'{", ".join(ALGORITHMS)}')
+        if family not in ALGORITHMS[algorithm]:
+            supported = ', '.join(ALGORITHMS[algorithm])
+            raise UnsupportedModelError(f'{algorithm} does not support {family} models; it '
+                                        f'supports: {supported}')
+        algorithm = dict(type=ALGORITHMS[algorithm][family], **options)
     kwargs = dict(algorithm)
     explainer_type = kwargs.pop('type')
     if isinstance(explainer_type, str):  # the explainer registry is scope-independent
@@ -48,9 +72,13 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
         if explainer_type is None:
             raise ValueError(f'unknown explainer type {algorithm["type"]!r}; registered: '
                              f'{", ".join(EXPLAINERS.module_dict)}')
-    return explainer_type(**kwargs)
+    try:
+        return explainer_type(**kwargs)
+    except TypeError as error:  # an option the method does not take
+        raise UserInputError(f'{explainer_type.__name__}: {error}') from error
 
 
-__all__ = ['ALGORITHMS', 'ActivationMap', 'BaseExplainer', 'DetClassProbabilityMap',
-           'EigenCAM', 'ReciproCAM', 'UnsupportedModelError', 'ViTReciproCAM', 'build_explainer',
-           'merge_levels']
+__all__ = ['ALGORITHMS', 'ActivationMap', 'BaseExplainer', 'DRISE', 'DetClassProbabilityMap',
+           'EigenCAM', 'GradCAM', 'GradCAMPlusPlus', 'GradientCAM', 'HiResCAM', 'LayerCAM',
+           'RISE', 'RandomMaskExplainer', 'ReciproCAM', 'UnsupportedModelError', 'ViTReciproCAM',
+           'XGradCAM', 'build_explainer', 'merge_levels']

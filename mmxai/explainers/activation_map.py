@@ -1,5 +1,5 @@
 """ActivationMap: how strongly the features respond at each position."""
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional
 
 from torch import Tensor
 
@@ -34,5 +34,6 @@ class ActivationMap(BaseExplainer):
 
     name = 'activationmap'
 
-    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
         return merge_levels([activation_strength(f) for f in adapter.feature_maps()])

@@ -1,5 +1,5 @@
 """The base class every saliency method derives from."""
-from typing import TYPE_CHECKING, List, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from torch import Tensor
 
@@ -38,12 +38,24 @@ class BaseExplainer:
                 f'{self.name} does not support {type(adapter.model).__name__} '
                 f'({adapter.task}); it supports: {", ".join(self.tasks)}')
 
-    def explain(self, adapter: 'ModelAdapter') -> Tensor:
-        """Saliency maps from the adapter's captured forward pass."""
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
+        """Saliency maps from the adapter's captured forward pass.
+
+        Args:
+            adapter (ModelAdapter): Holds what the forward pass captured.
+            samples (list, optional): The predicted data samples of the batch
+                (methods that explain predicted boxes read them).
+            targets (list[Tensor], optional): Per image, the class indices
+                that will be kept. Methods whose cost grows with the number of
+                classes compute only these (other classes' maps stay 0); None
+                means every class.
+        """
         raise NotImplementedError
 
-    def __call__(self, adapter: 'ModelAdapter') -> Tensor:
-        return self.explain(adapter)
+    def __call__(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                 targets: Optional[List[Tensor]] = None) -> Tensor:
+        return self.explain(adapter, samples, targets)
 
 
 def merge_levels(maps: Sequence[Tensor], cell_anchor: str = 'start') -> Tensor:

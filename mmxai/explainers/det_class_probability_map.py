@@ -1,5 +1,5 @@
 """DetClassProbabilityMap for single-stage detectors."""
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional
 
 from torch import Tensor
 
@@ -30,5 +30,6 @@ class DetClassProbabilityMap(BaseExplainer):
         super().check_supported(adapter)
         adapter.check_class_probabilities_supported()
 
-    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
         return merge_levels(adapter.class_probability_levels())

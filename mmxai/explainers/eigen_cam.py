@@ -1,5 +1,5 @@
 """EigenCAM: projection on the first principal component of the features."""
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional
 
 import torch
 from torch import Tensor
@@ -46,5 +46,6 @@ class EigenCAM(BaseExplainer):
 
     name = 'eigencam'
 
-    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
         return merge_levels([first_component_projection(f) for f in adapter.feature_maps()])

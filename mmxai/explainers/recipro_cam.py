@@ -1,5 +1,5 @@
 """Recipro-CAM for CNN classifiers (Byun & Lee 2022, arXiv 2209.14074)."""
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional
 
 import torch
 from torch import Tensor
@@ -46,7 +46,8 @@ class ReciproCAM(BaseExplainer):
         super().check_supported(adapter)
         adapter.check_recipro_cam_supported()
 
-    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
         features = adapter.feature_maps()[-1]
         batch, channels, height, width = features.shape
         if adapter.neck_is_global_average_pooling:

@@ -1,5 +1,5 @@
 """ViT Recipro-CAM for vision transformers with a CLS token (arXiv 2310.02588)."""
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +109,8 @@ class ViTReciproCAM(BaseExplainer):
         super().check_supported(adapter)
         adapter.check_vit_recipro_cam_supported()
 
-    def explain(self, adapter: 'ModelAdapter') -> Tensor:
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
         tokens = adapter.captured('last_block_input')
         height, width = adapter.patch_resolution
         index, weight = gaussian_token_masks(height, width, tokens.device)

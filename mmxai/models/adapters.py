@@ -5,8 +5,9 @@ model predicts, so the feature maps and head outputs that the prediction
 computed anyway are kept for the explainers; nothing is run twice.
 """
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -83,6 +84,52 @@ class ModelAdapter:
         """Number of classes the model predicts."""
         raise NotImplementedError
 
+    def differentiable_scores(self, target_layer: Optional[str] = None,
+                              score_thr: float = 0.3) -> Tuple[List[Tensor], Tensor]:
+        """Target-layer activations and (B, K) class scores differentiable in them.
+
+        Call under ``torch.enable_grad()``. With the default layer (None) the
+        activations are the captured feature maps and only the part of the
+        network after them runs again (the head); a named layer (a module
+        name such as ``'backbone.layer3'``) runs the whole network again from
+        the captured input.
+
+        Args:
+            target_layer (str, optional): Module name; None for the default.
+            score_thr (float): Detection: class scores sum the per-position
+                probabilities of at least this (the predicted boxes' scores),
+                or take the largest if none is.
+
+        Returns:
+            tuple: (B, C, h, w) activations per level (requiring grad) and the
+            (B, K) scores.
+        """
+        if target_layer is None:
+            activations = [f.detach().requires_grad_() for f in self.feature_maps()]
+            return activations, self._scores_after_features(activations, score_thr)
+        modules = dict(self.model.named_modules())
+        if target_layer not in modules:
+            raise UnsupportedModelError(f'{type(self.model).__name__} has no module '
+                                        f'{target_layer!r} to take gradients at')
+        kept: List[Any] = []
+        handle = modules[target_layer].register_forward_hook(
+            lambda _module, _args, output: kept.append(output))
+        try:
+            scores = self._scores_from_input(self.captured('backbone_input').detach(), score_thr)
+        finally:
+            handle.remove()
+        output = kept[-1]
+        activations = list(output) if isinstance(output, (tuple, list)) else [output]
+        if not all(isinstance(a, Tensor) and a.dim() == 4 for a in activations):
+            raise UnsupportedModelError(f'{target_layer!r} does not output (B, C, h, w) maps')
+        return activations, scores
+
+    def _scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
+        raise NotImplementedError
+
+    def _scores_from_input(self, inputs: Tensor, score_thr: float) -> Tensor:
+        raise NotImplementedError
+
 
 class DetectorAdapter(ModelAdapter):
     """Adapter for MMDetection single-stage detectors (backbone, neck, bbox_head)."""
@@ -107,6 +154,30 @@ class DetectorAdapter(ModelAdapter):
     def check_class_probabilities_supported(self) -> None:
         """Raise ``UnsupportedModelError`` unless the head is in the table."""
         check_head_supported(getattr(self.model, 'bbox_head', None), type(self.model).__name__)
+
+    def detections_of_inputs(self, inputs: Tensor, sample: Any) -> List[Any]:
+        """The detector's predictions (``InstanceData``) for inputs shaped like ``sample``'s.
+
+        Args:
+            inputs (Tensor): (n, 3, H, W) preprocessed inputs (e.g. masked).
+            sample: The data sample whose metainfo (sizes, scale) they share.
+        """
+        samples = [type(sample)(metainfo=sample.metainfo) for _ in range(len(inputs))]
+        return [s.pred_instances for s in self.model.predict(inputs, samples, rescale=True)]
+
+    def _scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
+        return self._scores_from_levels(self.model.bbox_head(tuple(features)), score_thr)
+
+    def _scores_from_input(self, inputs: Tensor, score_thr: float) -> Tensor:
+        head_outputs = self.model.bbox_head(self.model.extract_feat(inputs))
+        return self._scores_from_levels(head_outputs, score_thr)
+
+    def _scores_from_levels(self, head_outputs: Any, score_thr: float) -> Tensor:
+        levels = class_probability_levels(self.model.bbox_head, head_outputs)
+        probabilities = torch.cat([level.flatten(2) for level in levels], dim=2)  # (B, K, N)
+        predicted = probabilities.detach() >= score_thr
+        return torch.where(predicted.any(-1), (probabilities * predicted).sum(-1),
+                           probabilities.amax(-1))
 
     @property
     def num_classes(self) -> int:
@@ -233,6 +304,19 @@ class ClassifierAdapter(ModelAdapter):
         if getattr(self.model, 'neck', None) is not None:
             feats = self.model.neck(feats)
         return self._activate(self.model.head(feats))
+
+    def _scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
+        feats: Sequence[Tensor] = (features[-1],)
+        if getattr(self.model, 'neck', None) is not None:
+            feats = self.model.neck(feats)
+        return self.model.head(feats)  # logits, as Grad-CAM differentiates
+
+    def _scores_from_input(self, inputs: Tensor, score_thr: float) -> Tensor:
+        return self.model(inputs, mode='tensor')
+
+    def probabilities_of_inputs(self, inputs: Tensor) -> Tensor:
+        """(n, K) class probabilities of preprocessed (e.g. masked) inputs."""
+        return self._activate(self.model(inputs, mode='tensor'))
 
     def _activate(self, logits: Tensor) -> Tensor:
         return logits.sigmoid() if self.multi_label else F.softmax(logits, dim=1)

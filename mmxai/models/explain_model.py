@@ -77,10 +77,12 @@ class ExplainModel(BaseModel):
         """Predict with the wrapped model and attach saliency maps."""
         with self.adapter.capture():
             samples = self.module.test_step(data)
-        maps = self.explainer(self.adapter)
+        targets = [self.explained_classes(sample) for sample in samples] \
+            if self.explainer.class_wise else None
+        maps = self.explainer(self.adapter, samples, targets)
         input_shape = self.adapter.input_shape
-        for sample, sample_maps in zip(samples, maps):
-            self._attach(sample, sample_maps, input_shape)
+        for index, (sample, sample_maps) in enumerate(zip(samples, maps)):
+            self._attach(sample, sample_maps, input_shape, targets[index] if targets else None)
         return samples
 
     def val_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
@@ -98,9 +100,10 @@ class ExplainModel(BaseModel):
             return instances.labels[instances.scores >= self.score_thr].unique().long()
         return sample.pred_label.long().reshape(-1)
 
-    def _attach(self, sample: BaseDataElement, maps: Tensor, input_shape: tuple) -> None:
-        if self.explainer.class_wise:
-            classes = self.explained_classes(sample).to(maps.device)
+    def _attach(self, sample: BaseDataElement, maps: Tensor, input_shape: tuple,
+                classes: Optional[Tensor]) -> None:
+        if classes is not None:
+            classes = classes.to(maps.device)
             maps = maps[classes]
             names = [self.class_name(int(c)) for c in classes]
         else:

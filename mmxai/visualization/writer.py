@@ -90,10 +90,32 @@ class SaliencyWriter:
         Returns:
             dict: The manifest entry of the image.
         """
+        entry, files = self.prepare(sample, rel_path, rendered)
+        self.commit(files)
+        return entry
+
+    def prepare(self, sample: BaseDataElement, rel_path: str,
+                rendered: Optional[Tuple[Tensor, Tensor, Tensor]] = None
+                ) -> Tuple[Dict[str, Any], List[Tuple[str, np.ndarray]]]:
+        """Render one sample and name its files, without encoding or writing them.
+
+        The device work happens here; :meth:`commit` (encoding, disk) may then
+        run in another thread, overlapping with the next batch's inference.
+
+        Args:
+            sample (BaseDataElement): A sample returned by ``ExplainModel``.
+            rel_path (str): Image path relative to the input root.
+            rendered (tuple, optional): What :meth:`render` returned for it.
+
+        Returns:
+            tuple: The manifest entry, and (path below the output root, array)
+            of every file: ``.png`` arrays are BGR images, ``.npy`` raw maps.
+        """
         meta = sample.metainfo
         maps, colored, blended = rendered or self.render(sample)
         folder = meta.get('output_stem') or osp.splitext(rel_path)[0]
         explanations: List[Dict[str, Any]] = []
+        pending: List[Tuple[str, np.ndarray]] = []
         colored_np, blended_np = colored.cpu().numpy(), blended.cpu().numpy()
         raw_np = maps.cpu().numpy().astype(np.float32) if self.save_raw else None
         for t, (index, name) in enumerate(zip(sample.explained_classes.tolist(),
@@ -101,18 +123,24 @@ class SaliencyWriter:
             stem = 'saliency' if index < 0 else f'{index}_{safe_filename(name)}_saliency'
             files = {'saliency_map': osp.join(folder, stem + '.png'),
                      'overlay': osp.join(folder, stem.replace('saliency', 'overlay') + '.png')}
-            atomic_write_bytes(osp.join(self.output_dir, files['saliency_map']),
-                               _encode_png(colored_np[t]))
-            atomic_write_bytes(osp.join(self.output_dir, files['overlay']),
-                               _encode_png(blended_np[t]))
+            pending += [(files['saliency_map'], colored_np[t]), (files['overlay'], blended_np[t])]
             if raw_np is not None:
                 files['raw'] = osp.join(folder, stem + '.npy')
-                buffer = io.BytesIO()
-                np.save(buffer, raw_np[t])
-                atomic_write_bytes(osp.join(self.output_dir, files['raw']), buffer.getvalue())
+                pending.append((files['raw'], raw_np[t]))
             explanations.append(dict(class_index=index if index >= 0 else None,
                                      class_name=name if index >= 0 else None, **files))
-        return dict(image=meta['img_path'], rel_path=rel_path,
-                    ori_shape=list(meta['ori_shape'][:2]),
-                    algorithm=meta['explain_algorithm'],
-                    predictions=predictions_of(sample), explanations=explanations)
+        entry = dict(image=meta['img_path'], rel_path=rel_path,
+                     ori_shape=list(meta['ori_shape'][:2]), algorithm=meta['explain_algorithm'],
+                     predictions=predictions_of(sample), explanations=explanations)
+        return entry, pending
+
+    def commit(self, files: List[Tuple[str, np.ndarray]]) -> None:
+        """Encode and write, atomically, the files :meth:`prepare` listed."""
+        for rel_file, array in files:
+            if rel_file.endswith('.npy'):
+                buffer = io.BytesIO()
+                np.save(buffer, array)
+                data = buffer.getvalue()
+            else:
+                data = _encode_png(array)
+            atomic_write_bytes(osp.join(self.output_dir, rel_file), data)

@@ -87,3 +87,39 @@ def test_recipro_cam_peaks_inside_the_object(trained_classifier, tmp_path):
     rate = _hit_rate(config_path, untrained, str(tmp_path / 'random'),
                      'classwisesaliencymap', _folder_boxes, [0, 1, 2])
     assert rate < 0.9, rate
+
+
+# Floors under the measured rates (README: classification 0.90 for every
+# method; detection LayerCAM/HiResCAM 1.00, Grad-CAM 0.60-0.65, Grad-CAM++
+# 0.28-0.35, XGrad-CAM 0.40-0.50, where the random baseline gets 0.17):
+# Grad-CAM-style channel weights are global, so on two-object images they
+# light up both objects; Grad-CAM++ and XGrad-CAM are only asserted to beat random.
+@pytest.mark.parametrize('algorithm, det_floor', [
+    ('gradcam', 0.4), ('gradcampp', 0.2), ('xgradcam', 0.2), ('layercam', 0.8),
+    ('hirescam', 0.8)])
+def test_gradient_methods_peak_inside_the_object(trained_classifier, trained_detector,
+                                                 shapes_detection, tmp_path, algorithm,
+                                                 det_floor):
+    config_path, checkpoint = trained_classifier
+    rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'cls'), algorithm, _folder_boxes,
+                     [0, 1, 2])
+    assert rate >= 0.8, rate
+    config_path, checkpoint = trained_detector
+    boxes_of = _coco_boxes(osp.join(shapes_detection, 'val.json'))
+    rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'det'), algorithm, boxes_of,
+                     [0, 1, 2])
+    print(f'{algorithm} detection pointing game: {rate:.3f}')
+    assert rate >= det_floor, rate
+    if algorithm in ('gradcam', 'layercam'):  # an untrained detector fails the same check
+        untrained = _random_checkpoint(config_path, str(tmp_path / 'random.pth'))
+        rate = _hit_rate(config_path, untrained, str(tmp_path / 'random'), algorithm, boxes_of,
+                         [0, 1, 2])
+        assert rate < det_floor, rate
+    if algorithm == 'gradcam':
+        # Not for LayerCAM: on one-object images an untrained ResNet's positive
+        # gradient x activation already lands on the only coloured blob (0.8).
+        config_path, _ = trained_classifier
+        untrained = _random_checkpoint(config_path, str(tmp_path / 'random_cls.pth'))
+        rate = _hit_rate(config_path, untrained, str(tmp_path / 'random_cls'), algorithm,
+                         _folder_boxes, [0, 1, 2])
+        assert rate < 0.8, rate

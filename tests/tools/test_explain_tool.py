@@ -87,7 +87,7 @@ def test_classifier_with_target_class_names(trained_classifier, shapes_classific
     folder = osp.join(shapes_classification, 'val', 'green_circle')
     out = str(tmp_path / 'out')
     result = _run(config, checkpoint, '--input', folder, '--output', out, '--save-raw',
-                  '--target-classes', 'green_circle', '2')
+                  '--target-classes', 'green_circle', '2', '--write-workers', '2')
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = _check_outputs(out, 10)
     for entry in manifest['images']:

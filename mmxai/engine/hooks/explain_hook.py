@@ -3,7 +3,9 @@ import json
 import os
 import os.path as osp
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence
 
 from mmengine.dist import all_gather_object, barrier, get_rank, is_main_process
 from mmengine.hooks import Hook
@@ -42,6 +44,9 @@ class ExplainHook(Hook):
             (for example the command line).
         run_id (str, optional): Identifies the settings, stored in each
             image's record so a rerun can keep what this run finished.
+        write_workers (int): Threads that encode and write files while the
+            next batch is inferred; 0 writes in the test loop's thread. At
+            most ``2 * write_workers`` images wait for writing (bounded memory).
     """
 
     priority = 'LOW'
@@ -54,7 +59,8 @@ class ExplainHook(Hook):
                  val_interval: int = 1,
                  val_max_images: int = 4,
                  manifest_meta: Optional[Dict[str, Any]] = None,
-                 run_id: Optional[str] = None) -> None:
+                 run_id: Optional[str] = None,
+                 write_workers: int = 0) -> None:
         self.output_dir = output_dir
         self.overlay_weight = overlay_weight
         self.save_raw = save_raw
@@ -63,6 +69,9 @@ class ExplainHook(Hook):
         self.val_max_images = val_max_images
         self.manifest_meta = dict(manifest_meta or {})
         self.run_id = run_id
+        self.write_workers = write_workers
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pending: Deque[Future] = deque()
         #: After ``runner.test()``: counts of ``explained`` (including
         #: ``resumed``) and ``skipped`` images, on every process.
         self.summary: Dict[str, int] = {}
@@ -106,12 +115,12 @@ class ExplainHook(Hook):
     def after_test_iter(self, runner: 'Runner', batch_idx: int,
                         data_batch: Any = None, outputs: Optional[Sequence] = None) -> None:
         for sample in outputs or ():
-            entry = self._writer.write(sample, self.relative_path(sample))
+            entry, files = self._writer.prepare(sample, self.relative_path(sample))
             entry = json.loads(json.dumps(entry))  # as a resumed run reads it back
             output_stem = sample.metainfo.get('output_stem') or osp.splitext(entry['rel_path'])[0]
-            write_record(record_path(self._writer.output_dir, output_stem), self.run_id,
-                         stat_signature(entry['image']), entry)
             self._entries.append(entry)
+            self._submit(self._commit, files, record_path(self._writer.output_dir, output_stem),
+                         entry)
         self._done += len(outputs or ())
         if self.every_n_inner_iters(batch_idx, self.log_interval) or \
                 self.is_last_test_iter(runner, batch_idx):
@@ -120,12 +129,38 @@ class ExplainHook(Hook):
             runner.logger.info(f'rank {get_rank()}: explained {self._done}/{total} images '
                                f'({rate:.1f} images/s)')
 
+    def _commit(self, files: list, record: str, entry: Dict[str, Any]) -> None:
+        self._writer.commit(files)
+        write_record(record, self.run_id, stat_signature(entry['image']), entry)  # last
+
+    def _submit(self, task: Callable[..., None], *args: Any) -> None:
+        if self.write_workers <= 0:
+            task(*args)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.write_workers, thread_name_prefix='mmxai-write')
+        self._pending.append(self._pool.submit(task, *args))
+        while len(self._pending) > 2 * self.write_workers:
+            self._pending.popleft().result()  # re-raises a failed write here
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def after_run(self, runner: 'Runner') -> None:
+        """Finish pending writes and stop the write threads."""
+        self._drain()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def is_last_test_iter(self, runner: 'Runner', batch_idx: int) -> bool:
         """Whether ``batch_idx`` is the last batch of the test loop."""
         return batch_idx + 1 == len(runner.test_dataloader)
 
     def after_test_epoch(self, runner: 'Runner',
                          metrics: Optional[Dict[str, float]] = None) -> None:
+        self._drain()
         dataset = runner.test_dataloader.dataset
         finished = list(getattr(dataset, 'finished', ()))
         entries = finished + [entry for part in all_gather_object(self._entries)

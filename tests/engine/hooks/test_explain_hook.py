@@ -2,6 +2,7 @@ import json
 import os.path as osp
 
 import cv2
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -57,3 +58,21 @@ def test_relative_path_keeps_subfolders():
     assert hook.relative_path(sample) == osp.join('a', 'b', 'c.jpg')
     sample = BaseDataElement(metainfo=dict(img_path='/elsewhere/c.jpg'))
     assert hook.relative_path(sample) == 'c.jpg'
+
+
+def test_background_writes_are_bounded_and_their_errors_surface(tmp_path):
+    hook = ExplainHook(write_workers=1)
+    started = []
+
+    def write(index):
+        started.append(index)
+        if index == 3:
+            raise OSError(f'disk full at {index}')
+
+    for index in range(3):
+        hook._submit(write, index)
+        assert len(hook._pending) <= 2  # 2 * write_workers images wait at most
+    hook._submit(write, 3)
+    with pytest.raises(OSError, match='disk full at 3'):
+        hook._drain()
+    assert started == [0, 1, 2, 3]

@@ -1,0 +1,58 @@
+"""The base of the gradient CAM family (Grad-CAM and its variants)."""
+from typing import TYPE_CHECKING, List, Optional
+
+import torch
+from torch import Tensor
+
+from .base import BaseExplainer, merge_levels
+
+if TYPE_CHECKING:
+    from ..models.adapters import ModelAdapter
+
+
+class GradientCAM(BaseExplainer):
+    """Maps from a target layer's activations A and the gradients G of a class score.
+
+    A subclass only says how A and G make a map (:meth:`combine`). The test
+    loop runs without gradients, so they are turned on here; with the default
+    target layer (the last backbone stage of a classifier, the FPN levels of
+    a detector) only the network after it runs again, on the captured
+    activations. Scores: classifier logits; for a detector, the sum of the
+    class's per-position probabilities of at least ``score_thr`` (the scores
+    of the boxes it predicts), or the largest if none is. Only the classes to
+    be kept are differentiated, one backward pass each for the whole batch.
+
+    Args:
+        target_layer (str, optional): Module name, e.g. ``'backbone.layer3'``;
+            by default the last backbone stage (classifiers) or the neck
+            (detectors).
+        score_thr (float): Detection score threshold, as above.
+    """
+
+    class_wise = True
+    tasks = ('detection', 'classification')
+
+    def __init__(self, target_layer: Optional[str] = None, score_thr: float = 0.3) -> None:
+        self.target_layer = target_layer
+        self.score_thr = score_thr
+
+    @staticmethod
+    def combine(activations: Tensor, gradients: Tensor) -> Tensor:
+        """(B, h, w) map from (B, C, h, w) activations and gradients."""
+        raise NotImplementedError
+
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
+        with torch.enable_grad():
+            activations, scores = adapter.differentiable_scores(self.target_layer,
+                                                                self.score_thr)
+            batch, num_classes = scores.shape
+            maps = [a.new_zeros(batch, num_classes, *a.shape[-2:]) for a in activations]
+            classes = range(num_classes) if targets is None else \
+                sorted({int(c) for t in targets for c in t.tolist()})
+            for index, cls in enumerate(classes):
+                gradients = torch.autograd.grad(scores[:, cls].sum(), activations,
+                                                retain_graph=index + 1 < len(classes))
+                for level, (a, g) in enumerate(zip(activations, gradients)):
+                    maps[level][:, cls] = self.combine(a.detach(), g)
+        return merge_levels(maps, adapter.cell_anchor)

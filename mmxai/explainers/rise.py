@@ -1,0 +1,121 @@
+"""RISE (Petsiuk et al. 2018, arXiv 1806.07421) for classifiers."""
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..registry import EXPLAINERS
+from .base import BaseExplainer
+
+if TYPE_CHECKING:
+    from ..models.adapters import ModelAdapter
+
+
+def rise_masks(num_masks: int, input_shape: Tuple[int, int], grid_size: int, keep_prob: float,
+               seed: int, batch_size: int, device: torch.device) -> Iterator[Tensor]:
+    """RISE's random masks, ``batch_size`` at a time, the same for a seed.
+
+    Each mask is a ``grid_size`` x ``grid_size`` grid of cells kept with
+    probability ``keep_prob``, bilinearly upsampled to ``grid_size + 1`` cells
+    of the input size and cropped at a random shift below one cell, so its
+    soft edges fall anywhere.
+
+    Yields:
+        Tensor: (n, H, W) masks in [0, 1] on ``device``.
+    """
+    height, width = input_shape
+    cell_h, cell_w = -(-height // grid_size), -(-width // grid_size)
+    generator = torch.Generator().manual_seed(seed)
+    grids = (torch.rand(num_masks, 1, grid_size, grid_size, generator=generator)
+             < keep_prob).float()
+    shifts_y = torch.randint(0, cell_h, (num_masks,), generator=generator).tolist()
+    shifts_x = torch.randint(0, cell_w, (num_masks,), generator=generator).tolist()
+    for start in range(0, num_masks, batch_size):
+        upsampled = F.interpolate(grids[start:start + batch_size].to(device),
+                                  size=((grid_size + 1) * cell_h, (grid_size + 1) * cell_w),
+                                  mode='bilinear', align_corners=False)[:, 0]
+        yield torch.stack([mask[y:y + height, x:x + width] for mask, y, x in zip(
+            upsampled, shifts_y[start:start + batch_size], shifts_x[start:start + batch_size])])
+
+
+class RandomMaskExplainer(BaseExplainer):
+    """The black-box base of RISE and D-RISE: score masked inputs, weight the masks.
+
+    ``S = sum_i (w_i - mean(w)) M_i / (N p)`` where ``w_i`` is the score of
+    the input multiplied by mask ``M_i`` (masked pixels become 0 after
+    normalisation, the data preprocessor's mean colour). The papers' sum
+    without ``- mean(w)`` differs from this by ``mean(w) sum_i M_i / (N p)``,
+    which carries no information about the model (``E[M] = p`` everywhere)
+    but, with a finite number of masks, adds their own unevenness; when the
+    score rarely changes (an object that a few visible pixels identify) that
+    noise is larger than the signal, so it is removed. The model runs
+    ``num_masks`` times per image, ``batch_size`` masks at a time. Maps are
+    returned at 1/4 of the network input's resolution (masks are smooth at
+    that scale).
+
+    Args:
+        num_masks (int): Masks per image.
+        grid_size (int): Cells per side of a mask's grid.
+        keep_prob (float): Probability that a cell is kept.
+        seed (int): Seed of the masks; a seed gives the same maps.
+        batch_size (int): Masked inputs per forward pass.
+    """
+
+    class_wise = True
+
+    def __init__(self, num_masks: int = 1000, grid_size: int = 8, keep_prob: float = 0.5,
+                 seed: int = 0, batch_size: int = 32) -> None:
+        self.num_masks = num_masks
+        self.grid_size = grid_size
+        self.keep_prob = keep_prob
+        self.seed = seed
+        self.batch_size = batch_size
+
+    def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
+                     samples: Optional[list], classes: Tensor) -> Tensor:
+        """(n, len(classes)) weights of the masks that made ``masked`` (image ``image``)."""
+        raise NotImplementedError
+
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
+        inputs = adapter.captured('backbone_input')
+        batch, _, height, width = inputs.shape
+        size = (max(1, height // 4), max(1, width // 4))
+        maps = inputs.new_zeros(batch, adapter.num_classes, *size)
+        for image in range(batch):
+            classes = torch.arange(adapter.num_classes) if targets is None else \
+                targets[image].unique()
+            if len(classes) == 0:
+                continue
+            weighted = inputs.new_zeros(len(classes), size[0] * size[1])
+            mask_sum = inputs.new_zeros(size[0] * size[1])
+            weight_sum = inputs.new_zeros(len(classes))
+            for masks in rise_masks(self.num_masks, (height, width), self.grid_size,
+                                    self.keep_prob, self.seed, self.batch_size, inputs.device):
+                weights = self.mask_weights(adapter, inputs[image] * masks[:, None], image,
+                                            samples, classes)
+                small = F.interpolate(masks[:, None], size=size, mode='area').flatten(1)
+                weighted += weights.T @ small
+                mask_sum += small.sum(0)
+                weight_sum += weights.sum(0)
+            centred = weighted - weight_sum[:, None] * mask_sum[None] / self.num_masks
+            maps[image, classes.to(maps.device)] = \
+                (centred / (self.num_masks * self.keep_prob)).view(-1, *size)
+        return maps
+
+
+@EXPLAINERS.register_module()
+class RISE(RandomMaskExplainer):
+    """RISE: a mask's weight is the class probability of the masked image.
+
+    Works for any classifier (CNN or transformer), with no access to its
+    internals; see :class:`RandomMaskExplainer` for the arguments.
+    """
+
+    name = 'rise'
+    tasks = ('classification',)
+
+    def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
+                     samples: Optional[list], classes: Tensor) -> Tensor:
+        return adapter.probabilities_of_inputs(masked)[:, classes.to(masked.device)]
