@@ -1,5 +1,5 @@
 """Saliency methods, one small file each over :class:`BaseExplainer`."""
-from typing import Dict, Union
+from typing import Dict, List, Union
 
 from ..registry import EXPLAINERS
 from ..utils import UserInputError
@@ -34,6 +34,14 @@ ALGORITHMS: Dict[str, Dict[str, str]] = {
     'rise': {'classification': 'RISE', 'vision_transformer': 'RISE'},
     'drise': {'detection': 'DRISE'},
 }
+#: Methods that run the model once per mask (hundreds of passes per image).
+BLACK_BOX_ALGORITHMS = ('rise', 'drise')
+
+
+def algorithms_for(family: str, black_box: bool = True) -> List[str]:
+    """Names of :data:`ALGORITHMS` that serve a model family (optionally not black-box)."""
+    return [name for name, families in ALGORITHMS.items()
+            if family in families and (black_box or name not in BLACK_BOX_ALGORITHMS)]
 
 
 def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> BaseExplainer:
@@ -78,7 +86,8 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
         raise UserInputError(f'{explainer_type.__name__}: {error}') from error
 
 
-__all__ = ['ALGORITHMS', 'ActivationMap', 'BaseExplainer', 'DRISE', 'DetClassProbabilityMap',
+__all__ = ['ALGORITHMS', 'BLACK_BOX_ALGORITHMS', 'ActivationMap', 'BaseExplainer', 'DRISE',
+           'DetClassProbabilityMap', 'algorithms_for',
            'EigenCAM', 'GradCAM', 'GradCAMPlusPlus', 'GradientCAM', 'HiResCAM', 'LayerCAM',
            'RISE', 'RandomMaskExplainer', 'ReciproCAM', 'UnsupportedModelError', 'ViTReciproCAM',
            'XGradCAM', 'build_explainer', 'merge_levels']

@@ -34,7 +34,7 @@ def rise_masks(num_masks: int, input_shape: Tuple[int, int], grid_size: int, kee
     for start in range(0, num_masks, batch_size):
         upsampled = F.interpolate(grids[start:start + batch_size].to(device),
                                   size=((grid_size + 1) * cell_h, (grid_size + 1) * cell_w),
-                                  mode='bilinear', align_corners=False)[:, 0]
+                                  mode='bilinear', align_corners=False)[:, 0].clamp_(0, 1)
         yield torch.stack([mask[y:y + height, x:x + width] for mask, y, x in zip(
             upsampled, shifts_y[start:start + batch_size], shifts_x[start:start + batch_size])])
 

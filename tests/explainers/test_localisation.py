@@ -123,3 +123,24 @@ def test_gradient_methods_peak_inside_the_object(trained_classifier, trained_det
         rate = _hit_rate(config_path, untrained, str(tmp_path / 'random_cls'), algorithm,
                          _folder_boxes, [0, 1, 2])
         assert rate < 0.8, rate
+
+
+def test_black_box_methods_peak_inside_the_object(trained_classifier, trained_detector,
+                                                  shapes_detection, tmp_path):
+    config_path, checkpoint = trained_classifier
+    rise = dict(algorithm='rise', num_masks=200)
+    rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'rise'), rise, _folder_boxes,
+                     [0, 1, 2])
+    print(f'RISE (200 masks) classification pointing game: {rate:.3f}')
+    assert rate >= 0.8, rate
+    config_path, checkpoint = trained_detector
+    boxes_of = _coco_boxes(osp.join(shapes_detection, 'val.json'))
+    drise = dict(algorithm='drise', num_masks=200)
+    rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'drise'), drise, boxes_of,
+                     [0, 1, 2])
+    print(f'D-RISE (200 masks) detection pointing game: {rate:.3f}')
+    assert rate >= 0.8, rate
+    untrained = _random_checkpoint(config_path, str(tmp_path / 'random.pth'))
+    rate = _hit_rate(config_path, untrained, str(tmp_path / 'random'), drise, boxes_of,
+                     [0, 1, 2])
+    assert rate < 0.8, rate

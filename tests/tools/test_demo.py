@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mmxai.explainers import ALGORITHMS
+from mmxai.explainers import algorithms_for
 from tests.helpers import REPO
 
 
@@ -31,7 +31,7 @@ def _expected_images(out):
     for task in ('detection', 'classification'):
         manifests = [json.loads(open(osp.join(out, 'explain', task, algorithm,
                                               'manifest.json')).read())
-                     for algorithm in ALGORITHMS]
+                     for algorithm in algorithms_for(task, black_box=False)]
         for manifest in manifests:
             assert manifest['num_images'] == 3 and 'demo.py' in manifest['command']
         total += manifests[0]['num_images']
