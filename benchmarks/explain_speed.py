@@ -1,10 +1,11 @@
 """Cost of explain mode against plain inference, in one process.
 
-Detection (issue 3): MMDetection's ATSS R-50 FPN (random weights) on the same
-images in plain test mode and in explain mode, without and with writing maps
-and overlays. Classification (issue 4): a ResNet-18 at 224 x 224, batch 16,
-plain vs Recipro-CAM, with a gradient Grad-CAM on the same layer written here
-with torch hooks for comparison, and a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM.
+Detection (issues 3, 8): MMDetection's ATSS R-50 FPN (random weights) on the
+same images in plain test mode and in explain mode (class maps, activation
+map, Grad-CAM, LayerCAM), without and with writing maps and overlays, and
+D-RISE per mask. Classification (issues 4, 8): a ResNet-18 at 224 x 224,
+batch 16, plain vs Recipro-CAM, the five gradient methods and RISE per mask,
+and a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM.
 
     python benchmarks/explain_speed.py [--task detection classification] [--repeats 3]
 
@@ -83,7 +84,7 @@ def detection(args: argparse.Namespace) -> None:
     with torch.no_grad():
         plain = timed(lambda: model.test_step(data), args.repeats)
         print(f'detection plain inference: {plain:.3f} s / batch of {len(images)}')
-        for algorithm in ('classwisesaliencymap', 'activationmap'):
+        for algorithm in ('classwisesaliencymap', 'activationmap', 'gradcam', 'layercam'):
             explain = ExplainModel(model, explainer=algorithm, target_classes=classes)
             compute = timed(partial(explain.test_step, data), args.repeats)
             with tempfile.TemporaryDirectory() as out:
@@ -96,22 +97,12 @@ def detection(args: argparse.Namespace) -> None:
                   f'{maps:.0f} maps + overlays written per image')
             if maps == 0:
                 sys.exit(f'{algorithm} wrote no map')
-
-
-def grad_cam(model: torch.nn.Module, data: dict) -> torch.Tensor:
-    """A standard Grad-CAM on the backbone's last stage: one forward, one backward."""
-    kept = {}
-    handle = model.backbone.register_forward_hook(
-        lambda _m, _a, out: kept.update(features=out[-1]))
-    with torch.enable_grad():
-        data = model.data_preprocessor(data, False)
-        logits = model(data['inputs'], mode='tensor')
-        features = kept['features']
-        top = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
-        grads, = torch.autograd.grad(top, features)
-    handle.remove()
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    return torch.relu((weights * features).sum(1, keepdim=True)).detach()
+        masks = 64
+        explain = ExplainModel(model, explainer=dict(algorithm='drise', num_masks=masks,
+                                                     score_thr=0.0), target_classes=classes)
+        drise = timed(partial(explain.test_step, data), 1)
+        print(f'detection drise ({masks} masks): {drise:.3f} s ({drise / plain:.1f}x plain, '
+              f'{drise / plain / masks * 1000:.0f}x plain per 1000 masks)')
 
 
 def classification(args: argparse.Namespace) -> None:
@@ -120,15 +111,20 @@ def classification(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (224, 224, 3), np.uint8) for _ in range(args.cls_batch)]
     data = batch_of(images, DataSample)
-    explain = ExplainModel(model, explainer='classwisesaliencymap')
     with torch.no_grad():
         plain = timed(lambda: model.test_step(data), args.repeats)
-        recipro = timed(lambda: explain.test_step(data), args.repeats)
-    grad = timed(lambda: grad_cam(model, data), args.repeats)
-    print(f'classification plain ResNet-18 224px batch {len(images)}: {plain:.3f} s')
-    print(f'classification Recipro-CAM: {recipro:.3f} s ({recipro / plain:.3f}x plain)')
-    print(f'classification Grad-CAM (forward + backward): {grad:.3f} s '
-          f'({grad / plain:.3f}x plain)')
+        print(f'classification plain ResNet-18 224px batch {len(images)}: {plain:.3f} s')
+        for algorithm in ('classwisesaliencymap', 'gradcam', 'gradcampp', 'xgradcam',
+                          'layercam', 'hirescam'):
+            explain = ExplainModel(model, explainer=algorithm)
+            seconds = timed(partial(explain.test_step, data), args.repeats)
+            print(f'classification {algorithm} (predicted class): {seconds:.3f} s '
+                  f'({seconds / plain:.3f}x plain)')
+        masks = 64
+        explain = ExplainModel(model, explainer=dict(algorithm='rise', num_masks=masks))
+        rise = timed(partial(explain.test_step, data), 1)
+        print(f'classification rise ({masks} masks): {rise:.3f} s ({rise / plain:.1f}x plain, '
+              f'{rise / plain / masks * 1000:.0f}x plain per 1000 masks)')
     vit = build('mmpretrain::deit/deit-tiny_4xb256_in1k.py')
     explain = ExplainModel(vit, explainer='classwisesaliencymap')
     with torch.no_grad():

@@ -26,6 +26,7 @@ from mmxai.apis import (
     load_tool_config,
     log_every_rank,
     setup_distributed,
+    teardown_distributed,
 )
 from mmxai.engine.hooks import ExplainHook
 from mmxai.explainers import ALGORITHMS
@@ -100,6 +101,7 @@ def explain(args: argparse.Namespace) -> dict:
     runner = Runner.from_cfg(cfg)
     log_every_rank(runner)
     runner.test()
+    teardown_distributed()
     return next(hook for hook in runner.hooks if isinstance(hook, ExplainHook)).summary
 
 

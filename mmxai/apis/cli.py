@@ -85,6 +85,18 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
 
 
+def teardown_distributed() -> None:
+    """Close the process group before exit.
+
+    Left to interpreter shutdown, the gloo group's threads are destroyed
+    while still joinable and every process aborts ("terminate called without
+    an active exception") after its work is done, failing the launcher.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def log_every_rank(runner: 'Runner') -> None:
     """Give processes other than rank 0 a log file too (``<timestamp>_rank<r>.log``).
 

@@ -126,11 +126,18 @@ class ExplanationEvaluator:
         """Raw maps (T, h, w) of an algorithm for the targets."""
         if replicate:  # inputs are one row per target: run the model on them
             with self.adapter.capture():
-                self.model.predict(inputs, [samples[t[0]].clone() for t in targets])
+                predicted = self.model.predict(inputs, [samples[t[0]].clone() for t in targets])
             rows = torch.arange(len(targets))
+            classes_to_keep = [torch.tensor([max(t[1], 0)]) for t in targets]
         else:
+            predicted = samples
             rows = torch.tensor([t[0] for t in targets])
-        maps = self.explainers[name](self.adapter)
+            classes_to_keep = [torch.tensor(sorted({max(t[1], 0) for t in targets
+                                                    if t[0] == index}), dtype=torch.long)
+                               for index in range(len(samples))]
+        # Predictions (D-RISE's target boxes) and the classes scored (gradient and
+        # mask methods compute only those).
+        maps = self.explainers[name](self.adapter, predicted, classes_to_keep)
         classes = torch.tensor([max(t[1], 0) if maps.shape[1] > 1 else 0 for t in targets])
         return maps[rows.to(maps.device), classes.to(maps.device)]
 

@@ -2,7 +2,7 @@
 from typing import Dict, List, Union
 
 from ..registry import EXPLAINERS
-from ..utils import UserInputError
+from ..utils import UnknownAlgorithmError
 from .activation_map import ActivationMap
 from .base import BaseExplainer, UnsupportedModelError, merge_levels
 from .det_class_probability_map import DetClassProbabilityMap
@@ -66,7 +66,7 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
         algorithm = options.pop('algorithm')
     if isinstance(algorithm, str):
         if algorithm not in ALGORITHMS:
-            raise UserInputError(f'unknown explain algorithm {algorithm!r}; choose from: '
+            raise UnknownAlgorithmError(f'unknown explain algorithm {algorithm!r}; choose from: '
                                  f'{", ".join(ALGORITHMS)}')
         if family not in ALGORITHMS[algorithm]:
             supported = ', '.join(ALGORITHMS[algorithm])
@@ -83,7 +83,7 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
     try:
         return explainer_type(**kwargs)
     except TypeError as error:  # an option the method does not take
-        raise UserInputError(f'{explainer_type.__name__}: {error}') from error
+        raise UnknownAlgorithmError(f'{explainer_type.__name__}: {error}') from error
 
 
 __all__ = ['ALGORITHMS', 'BLACK_BOX_ALGORITHMS', 'ActivationMap', 'BaseExplainer', 'DRISE',

@@ -11,3 +11,7 @@ class UserInputError(Exception):
 
 class TargetClassError(UserInputError, ValueError):
     """A class to explain that the model does not have."""
+
+
+class UnknownAlgorithmError(UserInputError, ValueError):
+    """An explain algorithm name or option that mmxai does not know."""
