@@ -12,6 +12,7 @@ from .grad_cam import GradCAM
 from .grad_cam_plus_plus import GradCAMPlusPlus
 from .gradient_cam import GradientCAM
 from .layer_cam import HiResCAM, LayerCAM
+from .mask_class_map import MaskClassMap
 from .recipro_cam import ReciproCAM
 from .rise import RISE, RandomMaskExplainer
 from .vit_recipro_cam import ViTReciproCAM
@@ -19,11 +20,12 @@ from .xgrad_cam import XGradCAM
 
 #: ``--explain-algorithm`` names -> explainer type, per model family.
 ALGORITHMS: Dict[str, Dict[str, str]] = {
-    'activationmap': {'detection': 'ActivationMap', 'classification': 'ActivationMap',
-                      'vision_transformer': 'ActivationMap'},
-    'eigencam': {'detection': 'EigenCAM', 'classification': 'EigenCAM',
-                 'vision_transformer': 'EigenCAM'},
+    'activationmap': {'detection': 'ActivationMap', 'instance_segmentation': 'ActivationMap',
+                      'classification': 'ActivationMap', 'vision_transformer': 'ActivationMap'},
+    'eigencam': {'detection': 'EigenCAM', 'instance_segmentation': 'EigenCAM',
+                 'classification': 'EigenCAM', 'vision_transformer': 'EigenCAM'},
     'classwisesaliencymap': {'detection': 'DetClassProbabilityMap',
+                             'instance_segmentation': 'MaskClassMap',
                              'classification': 'ReciproCAM',
                              'vision_transformer': 'ViTReciproCAM'},
     # Gradient methods: CNN classifiers and single-stage detectors.
@@ -32,7 +34,7 @@ ALGORITHMS: Dict[str, Dict[str, str]] = {
         ('layercam', 'LayerCAM'), ('hirescam', 'HiResCAM'))},
     # Black-box methods: any classifier, any detector (two-stage included).
     'rise': {'classification': 'RISE', 'vision_transformer': 'RISE'},
-    'drise': {'detection': 'DRISE'},
+    'drise': {'detection': 'DRISE', 'instance_segmentation': 'DRISE'},
 }
 #: Methods that run the model once per mask (hundreds of passes per image).
 BLACK_BOX_ALGORITHMS = ('rise', 'drise')
@@ -52,8 +54,9 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
             ``'gradcam'``, ...), a name with arguments such as
             ``dict(algorithm='drise', num_masks=500)``, a config such as
             ``dict(type='EigenCAM')``, or an explainer.
-        family (str): ``'detection'``, ``'classification'`` (CNN-like
-            classifiers) or ``'vision_transformer'`` (ViT, DeiT).
+        family (str): ``'detection'``, ``'instance_segmentation'`` (detectors
+            with an RoI mask head), ``'classification'`` (CNN-like classifiers)
+            or ``'vision_transformer'`` (ViT, DeiT).
 
     Raises:
         ValueError: For an unknown algorithm name.
@@ -89,5 +92,5 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
 __all__ = ['ALGORITHMS', 'BLACK_BOX_ALGORITHMS', 'ActivationMap', 'BaseExplainer', 'DRISE',
            'DetClassProbabilityMap', 'algorithms_for',
            'EigenCAM', 'GradCAM', 'GradCAMPlusPlus', 'GradientCAM', 'HiResCAM', 'LayerCAM',
-           'RISE', 'RandomMaskExplainer', 'ReciproCAM', 'UnsupportedModelError', 'ViTReciproCAM',
-           'XGradCAM', 'build_explainer', 'merge_levels']
+           'MaskClassMap', 'RISE', 'RandomMaskExplainer', 'ReciproCAM', 'UnsupportedModelError',
+           'ViTReciproCAM', 'XGradCAM', 'build_explainer', 'merge_levels']

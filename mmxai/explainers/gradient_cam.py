@@ -36,6 +36,11 @@ class GradientCAM(BaseExplainer):
         self.target_layer = target_layer
         self.score_thr = score_thr
 
+    def check_supported(self, adapter: 'ModelAdapter') -> None:
+        super().check_supported(adapter)
+        if adapter.task == 'detection':  # differentiates the dense head's class scores
+            adapter.check_class_probabilities_supported(self.name)
+
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:
         """(B, h, w) map from (B, C, h, w) activations and gradients."""

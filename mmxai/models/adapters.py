@@ -35,18 +35,19 @@ class ModelAdapter:
         """Modules whose forward outputs are kept, by name."""
         raise NotImplementedError
 
-    def inputs_to_capture(self) -> Dict[str, nn.Module]:
-        """Modules whose first forward input is kept, by name."""
-        return {'backbone_input': self.model.backbone}
+    def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
+        """Modules whose forward input at a position is kept, by name."""
+        return {'backbone_input': (self.model.backbone, 0)}
 
     @contextmanager
     def capture(self) -> Iterator[None]:
         """Keep the outputs (and inputs) of the modules to capture during the block."""
         self._captured.clear()
         handles = []
-        for name, module in self.inputs_to_capture().items():
-            def keep_input(_module: nn.Module, args: Any, name: str = name) -> None:
-                self._captured[name] = args[0]
+        for name, (module, position) in self.inputs_to_capture().items():
+            def keep_input(_module: nn.Module, args: Any, name: str = name,
+                           position: int = position) -> None:
+                self._captured[name] = args[position]
             handles.append(module.register_forward_pre_hook(keep_input))
         for name, module in self.modules_to_capture().items():
             def keep(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
@@ -141,7 +142,39 @@ class DetectorAdapter(ModelAdapter):
         modules = {'features': model.neck if getattr(model, 'with_neck', False) else model.backbone}
         if getattr(model, 'bbox_head', None) is not None:
             modules['bbox_head'] = model.bbox_head
+        if self.has_mask_head:
+            modules['mask_logits'] = model.roi_head.mask_head
         return modules
+
+    def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
+        inputs = super().inputs_to_capture()
+        if self.has_mask_head:  # (feats, rois): the boxes the soft masks belong to
+            inputs['mask_rois'] = (self.model.roi_head.mask_roi_extractor, 1)
+        return inputs
+
+    @property
+    def has_mask_head(self) -> bool:
+        """Whether the detector predicts instance masks with an RoI mask head."""
+        roi_head = getattr(self.model, 'roi_head', None)
+        return getattr(roi_head, 'mask_head', None) is not None and \
+            getattr(roi_head, 'mask_roi_extractor', None) is not None
+
+    @property
+    def algorithm_family(self) -> str:
+        return 'instance_segmentation' if self.has_mask_head else self.task
+
+    def soft_masks(self) -> Tuple[Tensor, Tensor]:
+        """Soft masks of the last pass's detections and their boxes.
+
+        Returns:
+            tuple: (N, K or 1, m, m) mask probabilities (sigmoid of the mask
+            head's logits) and (N, 5) RoIs ``(image index, x1, y1, x2, y2)`` in
+            network-input pixels, in the order of the predicted instances.
+        """
+        if 'mask_logits' not in self._captured:  # no detection at all: the head did not run
+            return self.captured('backbone_input').new_zeros(0, 1, 1, 1), \
+                self.captured('backbone_input').new_zeros(0, 5)
+        return self.captured('mask_logits').sigmoid(), self.captured('mask_rois')
 
     def feature_maps(self) -> List[Tensor]:
         features = self.captured('features')
@@ -151,9 +184,10 @@ class DetectorAdapter(ModelAdapter):
         """Per-level class probabilities (B, K, h_l, w_l), max over anchors."""
         return class_probability_levels(self.model.bbox_head, self.captured('bbox_head'))
 
-    def check_class_probabilities_supported(self) -> None:
+    def check_class_probabilities_supported(self, method: str = 'classwisesaliencymap') -> None:
         """Raise ``UnsupportedModelError`` unless the head is in the table."""
-        check_head_supported(getattr(self.model, 'bbox_head', None), type(self.model).__name__)
+        check_head_supported(getattr(self.model, 'bbox_head', None), type(self.model).__name__,
+                             method)
 
     def detections_of_inputs(self, inputs: Tensor, sample: Any) -> List[Any]:
         """The detector's predictions (``InstanceData``) for inputs shaped like ``sample``'s.
@@ -214,10 +248,10 @@ class ClassifierAdapter(ModelAdapter):
             modules['last_tokens'] = backbone.ln1 if backbone.final_norm else backbone.layers[-1]
         return modules
 
-    def inputs_to_capture(self) -> Dict[str, nn.Module]:
+    def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
         inputs = super().inputs_to_capture()
         if self.is_vision_transformer:
-            inputs['last_block_input'] = self.model.backbone.layers[-1]
+            inputs['last_block_input'] = (self.model.backbone.layers[-1], 0)
         return inputs
 
     @property

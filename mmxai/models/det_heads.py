@@ -36,14 +36,15 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
 }
 
 
-def check_head_supported(head: Optional[nn.Module], detector_name: str) -> None:
+def check_head_supported(head: Optional[nn.Module], detector_name: str,
+                         method: str = 'classwisesaliencymap') -> None:
     """Raise :class:`UnsupportedModelError` for heads not in the table."""
     name = type(head).__name__ if head is not None else 'no dense bbox_head'
     if name not in SUPPORTED_HEADS:
         raise UnsupportedModelError(
-            f'classwisesaliencymap does not support {detector_name} ({name}); it supports '
+            f'{method} does not support {detector_name} ({name}); it supports '
             f'single-stage detectors with heads: {", ".join(sorted(SUPPORTED_HEADS))}. '
-            'activationmap and eigencam work for any detector.')
+            'drise, activationmap and eigencam work for any detector.')
 
 
 def class_probability_levels(head: nn.Module, head_outputs: Any) -> List[Tensor]:

@@ -1,0 +1,86 @@
+"""Class maps of instance segmentation models (Mask R-CNN and kin)."""
+from typing import TYPE_CHECKING, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..registry import EXPLAINERS
+from .base import BaseExplainer, UnsupportedModelError
+
+if TYPE_CHECKING:
+    from ..models.adapters import ModelAdapter
+
+
+def paste_masks(masks: Tensor, boxes: Tensor, size: tuple) -> Tensor:
+    """Place (N, m, m) masks into their (N, 4) boxes on an (H, W) canvas each.
+
+    Args:
+        masks (Tensor): (N, m, m) values in [0, 1].
+        boxes (Tensor): (N, 4) ``x1, y1, x2, y2`` in canvas pixels.
+        size (tuple): (H, W) of the canvas.
+
+    Returns:
+        Tensor: (N, H, W), each mask resampled into its box, 0 outside it.
+    """
+    height, width = size
+    # Canvas cell k stands for coordinate k (the 'start' anchor of CNN detectors).
+    ys = torch.arange(height, device=masks.device, dtype=masks.dtype)
+    xs = torch.arange(width, device=masks.device, dtype=masks.dtype)
+    x1, y1, x2, y2 = (boxes[:, i, None] for i in range(4))
+    # Each canvas cell in the [-1, 1] coordinates of each box.
+    grid_y = (ys[None] - y1) / (y2 - y1).clamp_min(1e-6) * 2 - 1
+    grid_x = (xs[None] - x1) / (x2 - x1).clamp_min(1e-6) * 2 - 1
+    grid = torch.stack([grid_x[:, None, :].expand(-1, height, -1),
+                        grid_y[:, :, None].expand(-1, -1, width)], dim=-1)
+    return F.grid_sample(masks[:, None], grid, align_corners=False, padding_mode='zeros')[:, 0]
+
+
+@EXPLAINERS.register_module()
+class MaskClassMap(BaseExplainer):
+    """Per class, the mean of the soft masks of the model's detections of that class.
+
+    The mask head ran in the prediction pass; its per-RoI mask probabilities
+    (for the RoI's predicted class) are pasted into their boxes on a grid at
+    1/4 of the network input and averaged over the class's detections that
+    score at least ``score_thr``; a class without one has a map of 0. (The
+    reference product's method, with each mask taken for its own class and
+    placed by its own box.)
+
+    Args:
+        score_thr (float): Detections below this score are left out.
+    """
+
+    name = 'classwisesaliencymap'
+    class_wise = True
+    tasks = ('detection',)
+
+    def __init__(self, score_thr: float = 0.3) -> None:
+        self.score_thr = score_thr
+
+    def check_supported(self, adapter: 'ModelAdapter') -> None:
+        super().check_supported(adapter)
+        if not getattr(adapter, 'has_mask_head', False):
+            raise UnsupportedModelError(
+                f'MaskClassMap needs an RoI mask head (Mask R-CNN and kin); '
+                f'{type(adapter.model).__name__} has none')
+
+    def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
+                targets: Optional[List[Tensor]] = None) -> Tensor:
+        inputs = adapter.captured('backbone_input')
+        batch, _, height, width = inputs.shape
+        size = (max(1, height // 4), max(1, width // 4))
+        maps = inputs.new_zeros(batch, adapter.num_classes, *size)
+        masks, rois = adapter.soft_masks()
+        if len(rois) == 0:
+            return maps
+        labels = torch.cat([s.pred_instances.labels for s in samples]).to(masks.device)
+        scores = torch.cat([s.pred_instances.scores for s in samples]).to(masks.device)
+        own = masks[torch.arange(len(masks)), labels if masks.shape[1] > 1 else 0]
+        pasted = paste_masks(own, rois[:, 1:] / 4, size)
+        keep = scores >= self.score_thr
+        images = rois[:, 0].long()
+        for image, label in torch.stack([images, labels], 1)[keep].unique(dim=0).tolist():
+            chosen = keep & (images == image) & (labels == label)
+            maps[image, label] = pasted[chosen].mean(0)
+        return maps
