@@ -1,6 +1,7 @@
 """D-RISE (Petsiuk et al. 2021, arXiv 2006.03204) for any detector."""
 from typing import TYPE_CHECKING, Optional
 
+import torch
 from torch import Tensor
 
 from ..registry import EXPLAINERS
@@ -33,6 +34,12 @@ class DRISE(RandomMaskExplainer):
     def __init__(self, score_thr: float = 0.3, **kwargs) -> None:
         super().__init__(**kwargs)
         self.score_thr = score_thr
+
+    def classes_with_targets(self, samples: Optional[list], image: int, classes: Tensor) -> Tensor:
+        """Classes with a predicted box of at least ``score_thr``: the others stay 0."""
+        targets = samples[image].pred_instances
+        predicted = targets.labels[targets.scores >= self.score_thr].unique().cpu()
+        return classes[torch.isin(classes.cpu(), predicted)]
 
     def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
                      samples: Optional[list], classes: Tensor) -> Tensor:

@@ -77,6 +77,10 @@ class RandomMaskExplainer(BaseExplainer):
         """(n, len(classes)) weights of the masks that made ``masked`` (image ``image``)."""
         raise NotImplementedError
 
+    def classes_with_targets(self, samples: Optional[list], image: int, classes: Tensor) -> Tensor:
+        """The classes whose maps can be non-zero; the model runs only if there are some."""
+        return classes
+
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
         inputs = adapter.captured('backbone_input')
@@ -86,6 +90,7 @@ class RandomMaskExplainer(BaseExplainer):
         for image in range(batch):
             classes = torch.arange(adapter.num_classes) if targets is None else \
                 targets[image].unique()
+            classes = self.classes_with_targets(samples, image, classes)
             if len(classes) == 0:
                 continue
             weighted = inputs.new_zeros(len(classes), size[0] * size[1])
