@@ -58,6 +58,18 @@ class BaseExplainer:
         return self.explain(adapter, samples, targets)
 
 
+def quarter_resolution_maps(adapter: 'ModelAdapter') -> Tuple[Tensor, Tensor]:
+    """The captured network input and zero (B, K, H/4, W/4) maps over it.
+
+    For methods whose maps are not tied to a feature map (masks, RoIs): 1/4
+    of the input resolution is finer than any detector's first FPN level.
+    """
+    inputs = adapter.captured('backbone_input')
+    batch, _, height, width = inputs.shape
+    size = (max(1, height // 4), max(1, width // 4))
+    return inputs, inputs.new_zeros(batch, adapter.num_classes, *size)
+
+
 def merge_levels(maps: Sequence[Tensor], cell_anchor: str = 'start') -> Tensor:
     """Average per-level maps at the size of the largest (first FPN) level.
 

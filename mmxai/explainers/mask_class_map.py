@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, UnsupportedModelError
+from .base import BaseExplainer, UnsupportedModelError, quarter_resolution_maps
 
 if TYPE_CHECKING:
     from ..models.adapters import ModelAdapter
@@ -67,10 +67,8 @@ class MaskClassMap(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        inputs = adapter.captured('backbone_input')
-        batch, _, height, width = inputs.shape
-        size = (max(1, height // 4), max(1, width // 4))
-        maps = inputs.new_zeros(batch, adapter.num_classes, *size)
+        _, maps = quarter_resolution_maps(adapter)
+        size = tuple(maps.shape[-2:])
         masks, rois = adapter.soft_masks()
         if len(rois) == 0:
             return maps

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from .base import BaseExplainer
+from .base import BaseExplainer, quarter_resolution_maps
 
 if TYPE_CHECKING:
     from ..models.adapters import ModelAdapter
@@ -83,11 +83,10 @@ class RandomMaskExplainer(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        inputs = adapter.captured('backbone_input')
-        batch, _, height, width = inputs.shape
-        size = (max(1, height // 4), max(1, width // 4))
-        maps = inputs.new_zeros(batch, adapter.num_classes, *size)
-        for image in range(batch):
+        inputs, maps = quarter_resolution_maps(adapter)
+        height, width = inputs.shape[-2:]
+        size = tuple(maps.shape[-2:])
+        for image in range(len(inputs)):
             classes = torch.arange(adapter.num_classes) if targets is None else \
                 targets[image].unique()
             classes = self.classes_with_targets(samples, image, classes)
