@@ -46,14 +46,19 @@ class DRISE(RandomMaskExplainer):
         from mmdet.structures.bbox import bbox_overlaps
         targets = samples[image].pred_instances
         targets = targets[targets.scores >= self.score_thr]
+        detections = adapter.detections_of_inputs(masked, samples[image])
+        rows = torch.cat([torch.full((len(d),), row, dtype=torch.long, device=masked.device)
+                          for row, d in enumerate(detections)])
+        boxes = torch.cat([d.bboxes for d in detections])
+        labels = torch.cat([d.labels for d in detections])
+        scores = torch.cat([d.scores for d in detections])
         weights = masked.new_zeros(len(masked), len(classes))
-        for row, detections in enumerate(adapter.detections_of_inputs(masked, samples[image])):
-            for column, cls in enumerate(classes.tolist()):
-                boxes = targets.bboxes[targets.labels == cls]
-                same = detections.labels == cls
-                if len(boxes) == 0 or not same.any():
-                    continue
-                similarity = bbox_overlaps(boxes, detections.bboxes[same]) * \
-                    detections.scores[same][None]
-                weights[row, column] = similarity.amax()
+        for column, cls in enumerate(classes.tolist()):  # all masked images at once
+            target_boxes = targets.bboxes[targets.labels == cls]
+            same = labels == cls
+            if len(target_boxes) == 0 or not same.any():
+                continue
+            similarity = (bbox_overlaps(target_boxes, boxes[same]) * scores[same][None]).amax(0)
+            weights[:, column] = weights[:, column].scatter_reduce(
+                0, rows[same], similarity, reduce='amax')
         return weights
