@@ -190,11 +190,8 @@ class ImageFolderDataset(BaseDataset):
             return super().prepare_data(idx)
         except Exception as error:  # one broken file must not stop the run
             info = self.get_data_info(idx)
-            reason = describe_failure(error)
-            reason = reason[len(info['img_path']) + 2:] \
-                if reason.startswith(info['img_path'] + ': ') else reason
             return {SKIPPED: dict(image=info['img_path'], rel_path=info['rel_path'],
-                                  reason=reason)}
+                                  reason=describe_failure(error, info['img_path']))}
 
 
 @FUNCTIONS.register_module()

@@ -152,12 +152,13 @@ def read_image(path: str, flag: str = 'color', channel_order: str = 'bgr',
     return decode_image(data, path, flag, channel_order, backend)
 
 
-def describe_failure(error: BaseException) -> str:
-    """One line for why an image failed: the message, and its type when unexpected."""
-    if isinstance(error, UnreadableImageError):
-        return str(error)
+def describe_failure(error: BaseException, path: str) -> str:
+    """One line for why ``path`` failed, without the path: the reason, typed when unexpected."""
     text = str(error).strip().splitlines()
-    return f'{type(error).__name__}: {text[0] if text else ""}'.rstrip(': ')
+    message = text[0] if text else ''
+    if isinstance(error, UnreadableImageError):
+        return message[len(path) + 2:] if message.startswith(f'{path}: ') else message
+    return f'{type(error).__name__}: {message}'.rstrip(': ')
 
 
 def stat_signature(path: str) -> dict:
