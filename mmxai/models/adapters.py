@@ -133,7 +133,7 @@ class ModelAdapter:
 
 
 class DetectorAdapter(ModelAdapter):
-    """Adapter for MMDetection single-stage detectors (backbone, neck, bbox_head)."""
+    """Adapter for MMDetection detectors: features, a dense ``bbox_head`` or RoI mask head."""
 
     task = 'detection'
 
