@@ -3,6 +3,8 @@
 Objects of a few classes (each class its own shape and colour) on textured
 backgrounds, with boxes: COCO format for detection, MMPretrain's folder format
 for classification with each image's object box in a JSON file beside it.
+Detection annotations also hold each object's outline as a COCO polygon, so
+the same data trains instance segmentation models (Mask R-CNN).
 """
 import json
 import os
@@ -28,21 +30,61 @@ def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def object_outline(class_name: str, box: Sequence[int]) -> np.ndarray:
+    """The outline of an object of ``class_name`` filling ``box``: (N, 2) int32 points.
+
+    Points are pixel centres, as :func:`cv2.fillPoly` takes them. A circle's
+    outline is a 32-gon, within a fifth of a pixel of the circle
+    :func:`draw_object` draws.
+    """
+    shape = SHAPE_CLASSES[class_name][0]
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if shape == 'square':
+        points = [[x1, y1], [x2 - 1, y1], [x2 - 1, y2 - 1], [x1, y2 - 1]]
+    elif shape == 'circle':
+        angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        radius = (x2 - x1) // 2
+        points = np.stack([(x1 + x2) // 2 + radius * np.cos(angles),
+                           (y1 + y2) // 2 + radius * np.sin(angles)], axis=1).round()
+    else:
+        points = [[(x1 + x2) // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]]
+    return np.asarray(points, np.int32)
+
+
+def coco_polygon(outline: np.ndarray) -> np.ndarray:
+    """A convex pixel-centre outline as COCO's polygon: (N, 2) float points.
+
+    COCO tools (and MMDetection's ``LoadAnnotations``) read coordinates as
+    pixel corners, so the outline moves by half a pixel and each edge moves
+    out by half a pixel: the rasterised polygon then covers the pixels that
+    :func:`cv2.fillPoly` fills with ``outline``, its edge pixels included.
+    """
+    points = outline.astype(np.float64) + 0.5
+    turns = np.cross(points - np.roll(points, 1, axis=0), np.roll(points, -1, axis=0) - points)
+    points = points[turns != 0]  # corners only: no repeated or straight-through points
+    edges = np.roll(points, -1, axis=0) - points
+    normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    normals *= np.sign(((points - points.mean(0)) * normals).sum(1, keepdims=True))  # outward
+    offsets = (normals * points).sum(1) + 0.5  # edge i: normals[i] . x = offsets[i]
+    previous = np.roll(np.arange(len(points)), 1)
+    corners = [np.linalg.solve(np.stack([normals[j], normals[i]]), [offsets[j], offsets[i]])
+               for i, j in enumerate(previous)]  # vertex i joins edges i-1 and i
+    return np.asarray(corners)
+
+
 def draw_object(image: np.ndarray, rng: np.random.Generator, class_name: str,
                 box: Sequence[int]) -> None:
     """Draw one object of ``class_name`` filling ``box`` (x1, y1, x2, y2)."""
     shape, colour = SHAPE_CLASSES[class_name]
     jitter = rng.integers(-25, 26, size=3)
     colour = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(colour, jitter))
-    x1, y1, x2, y2 = (int(v) for v in box)
-    if shape == 'square':
-        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, thickness=-1)
-    elif shape == 'circle':
+    if shape == 'circle':
+        x1, y1, x2, y2 = (int(v) for v in box)
         cv2.circle(image, ((x1 + x2) // 2, (y1 + y2) // 2), (x2 - x1) // 2, colour,
                    thickness=-1)
     else:
-        points = np.array([[(x1 + x2) // 2, y1], [x1, y2 - 1], [x2 - 1, y2 - 1]], np.int32)
-        cv2.fillPoly(image, [points], colour)
+        cv2.fillPoly(image, [object_outline(class_name, box)], colour)
 
 
 def _place(rng: np.random.Generator, size: int, taken: List[Tuple[int, ...]],
@@ -73,7 +115,8 @@ def make_detection_split(root: str, split: str, num_images: int, image_size: int
                          object_size: Tuple[int, int] = (40, 90)) -> str:
     """Write ``root/<split>/*.png`` and ``root/<split>.json`` (COCO).
 
-    Each image holds ``objects_per_image`` objects of distinct classes.
+    Each image holds ``objects_per_image`` objects of distinct classes; each
+    annotation has its box and its outline as a polygon (``segmentation``).
 
     Returns:
         str: Path of the annotation file.
@@ -89,9 +132,14 @@ def make_detection_split(root: str, split: str, num_images: int, image_size: int
         cv2.imwrite(osp.join(root, split, file_name), image)
         images.append(dict(id=index, file_name=file_name, width=image_size, height=image_size))
         for name, (x1, y1, x2, y2) in zip(chosen, boxes):
+            # A sharp corner grown by half a pixel can leave the box: clip it back.
+            polygon = np.clip(coco_polygon(object_outline(name, (x1, y1, x2, y2))),
+                              (x1, y1), (x2, y2))
+            area = float(cv2.contourArea(polygon.astype(np.float32)))
             annotations.append(dict(id=len(annotations), image_id=index, iscrowd=0,
-                                    category_id=names.index(name) + 1, area=(x2 - x1) * (y2 - y1),
-                                    bbox=[x1, y1, x2 - x1, y2 - y1]))
+                                    category_id=names.index(name) + 1, area=round(area, 2),
+                                    bbox=[x1, y1, x2 - x1, y2 - y1],
+                                    segmentation=[polygon.round(2).reshape(-1).tolist()]))
     categories = [dict(id=i + 1, name=name) for i, name in enumerate(names)]
     ann_file = osp.join(root, f'{split}.json')
     with open(ann_file, 'w') as file:

@@ -43,3 +43,29 @@ def test_classification_split_keeps_a_box_beside_each_image(tmp_path):
         info = json.loads(open(osp.join(root, name, f'{index:05d}.json')).read())
         assert info['class_name'] == name and len(info['bbox']) == 4
         assert osp.exists(osp.join(root, name, f'{index:05d}.png'))
+
+
+def test_outline_polygons_are_the_drawn_objects(tmp_path):
+    """Each annotation's polygon, rasterised as COCO tools do (MMDetection's
+    LoadAnnotations), covers the object's coloured pixels and nothing else."""
+    from pycocotools import mask as coco_mask
+    ann = make_detection_split(str(tmp_path), 'val', 6, image_size=128, seed=5,
+                               object_size=(24, 48))
+    coco = json.loads(open(ann).read())
+    names = {c['id']: c['name'] for c in coco['categories']}
+    shapes = set()
+    for ann_ in coco['annotations']:
+        image = cv2.imread(osp.join(str(tmp_path), 'val',
+                                    coco['images'][ann_['image_id']]['file_name'])).astype(int)
+        rle = coco_mask.frPyObjects(ann_['segmentation'], 128, 128)
+        mask = coco_mask.decode(coco_mask.merge(rle)).astype(bool)
+        x, y, w, h = ann_['bbox']
+        box = tuple(slice(a, a + b) for a, b in ((y, h), (x, w)))
+        assert mask.sum() == mask[box].sum() > 0  # inside its box
+        colourful = (image.max(axis=2) - image.min(axis=2) > 60)[box]  # the object, not grey
+        inside = mask[box]
+        iou = (colourful & inside).sum() / (colourful | inside).sum()
+        assert iou > 0.9, (names[ann_['category_id']], iou)
+        assert abs(ann_['area'] - inside.sum()) <= 0.1 * inside.sum()
+        shapes.add(names[ann_['category_id']])
+    assert shapes == set(SHAPE_CLASSES)
