@@ -15,6 +15,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
 DET_DEMO_CONFIG = osp.join(CONFIGS, 'demo', 'atss_tiny_shapes.py')
 CLS_DEMO_CONFIG = osp.join(CONFIGS, 'demo', 'resnet_tiny_shapes.py')
+MASK_DEMO_CONFIG = osp.join(CONFIGS, 'demo', 'mask_rcnn_tiny_shapes.py')
 
 
 def load_config(path: str) -> Config:

@@ -1,9 +1,9 @@
 """mmxai end to end on models trained here, with no download.
 
-Generates shapes data, trains a small ATSS detector and a small ResNet
-classifier with MMEngine's Runner, explains held-out images with every
-algorithm and writes ``OUTPUT/explain/index.html``, a gallery to open in a
-browser.
+Generates shapes data, trains a small ATSS detector, a small Mask R-CNN and a
+small ResNet classifier with MMEngine's Runner, explains held-out images with
+every algorithm that is not black-box (RISE and D-RISE need minutes) and
+writes ``OUTPUT/explain/index.html``, a gallery to open in a browser.
 
     python tools/demo.py --output work_dirs/demo
 """
@@ -24,6 +24,8 @@ from mmxai.visualization import write_report
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS = {
     'detection': (osp.join(REPO, 'configs', 'demo', 'atss_tiny_shapes.py'), make_detection_split),
+    'instance_segmentation': (osp.join(REPO, 'configs', 'demo', 'mask_rcnn_tiny_shapes.py'),
+                              make_detection_split),
     'classification': (osp.join(REPO, 'configs', 'demo', 'resnet_tiny_shapes.py'),
                        make_classification_split),
 }

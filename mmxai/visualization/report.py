@@ -97,7 +97,7 @@ def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = '
     if command:
         parts.append(f'<p>Made by <code>{html.escape(command)}</code></p>')
     for task, by_algorithm in manifests.items():
-        parts.append(f'<h2>{html.escape(task)}</h2>')
+        parts.append(f'<h2>{html.escape(task.replace("_", " "))}</h2>')
         first = next(iter(by_algorithm.values()))
         classes = first.get('classes')
         for entry in first['images']:

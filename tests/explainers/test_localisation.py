@@ -71,6 +71,23 @@ def test_detection_class_maps_peak_inside_their_objects(trained_detector, shapes
     assert rate < 0.9, rate
 
 
+def test_mask_rcnn_class_maps_peak_inside_their_objects(trained_mask_rcnn, shapes_detection,
+                                                       tmp_path):
+    config_path, checkpoint = trained_mask_rcnn
+    boxes_of = _coco_boxes(osp.join(shapes_detection, 'val.json'))
+    # A low threshold, so that the untrained model's maps are not all 0 (its
+    # class scores are ~1/4): they average masks in its random boxes.
+    mask_class_map = dict(algorithm='classwisesaliencymap', score_thr=0.05)
+    rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'trained'), mask_class_map,
+                     boxes_of, [0, 1, 2])
+    print(f'Mask R-CNN class map pointing game on held-out shapes: {rate:.3f}')
+    assert rate >= 0.9, rate
+    untrained = _random_checkpoint(config_path, str(tmp_path / 'random.pth'))
+    rate = _hit_rate(config_path, untrained, str(tmp_path / 'random'), mask_class_map,
+                     boxes_of, [0, 1, 2])
+    assert rate < 0.9, rate
+
+
 def _folder_boxes(path):
     with open(osp.splitext(path)[0] + '.json') as file:
         info = json.load(file)

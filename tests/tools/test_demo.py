@@ -28,7 +28,7 @@ def _expected_images(out):
     """Images the report must show: per input one predictions image, then a map
     and an overlay per explanation of every algorithm."""
     total = 0
-    for task in ('detection', 'classification'):
+    for task in ('detection', 'instance_segmentation', 'classification'):
         manifests = [json.loads(open(osp.join(out, 'explain', task, algorithm,
                                               'manifest.json')).read())
                      for algorithm in algorithms_for(task, black_box=False)]
