@@ -10,9 +10,13 @@ from mmengine.runner import Runner
 from mmxai.engine.hooks import ExplainHook
 
 
-def test_config_diff_makes_runner_test_write_maps_and_evaluate(trained_detector, tmp_path):
-    """The three-line diff of configs/detection applied to another config."""
-    config_path, checkpoint = trained_detector
+@pytest.mark.parametrize('model, metric', [('trained_detector', 'coco/bbox_mAP'),
+                                           ('trained_mask_rcnn', 'coco/segm_mAP')])
+def test_config_diff_makes_runner_test_write_maps_and_evaluate(model, metric, request,
+                                                               tmp_path):
+    """The three-line diff of configs/detection (and instance_segmentation)
+    applied to another config."""
+    config_path, checkpoint = request.getfixturevalue(model)
     cfg = Config.fromfile(config_path)
     cfg.custom_imports = dict(imports=['mmxai'], allow_failed_imports=False)
     cfg.custom_hooks = [dict(type='mmxai.PrepareExplainHook', explainer='classwisesaliencymap'),
@@ -20,7 +24,7 @@ def test_config_diff_makes_runner_test_write_maps_and_evaluate(trained_detector,
     cfg.load_from = checkpoint
     cfg.work_dir = str(tmp_path / 'work')
     metrics = Runner.from_cfg(cfg).test()
-    assert 'coco/bbox_mAP' in metrics
+    assert metric in metrics
     manifest = json.loads((tmp_path / 'maps' / 'manifest.json').read_text())
     assert manifest['num_images'] == 30 == len(manifest['images'])
     written = [e for entry in manifest['images'] for e in entry['explanations']]
