@@ -3,11 +3,14 @@
 Detection (issues 3, 8): MMDetection's ATSS R-50 FPN (random weights) on the
 same images in plain test mode and in explain mode (class maps, activation
 map, Grad-CAM, LayerCAM), without and with writing maps and overlays, and
-D-RISE per mask. Classification (issues 4, 8): a ResNet-18 at 224 x 224,
+D-RISE per mask; MMDetection's Mask R-CNN R-50 FPN (3 classes, random
+weights, its 100 detections per image kept) plain vs its mask class maps.
+Classification (issues 4, 8): a ResNet-18 at 224 x 224,
 batch 16, plain vs Recipro-CAM, the five gradient methods and RISE per mask,
 and a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM.
 
-    python benchmarks/explain_speed.py [--task detection classification] [--repeats 3]
+    python benchmarks/explain_speed.py [--task detection instance_segmentation classification]
+        [--repeats 3]
 
 Prints one line per measurement and the ratios; exits non-zero if explain
 mode wrote no map.
@@ -19,7 +22,7 @@ import sys
 import tempfile
 import time
 from functools import partial
-from typing import Callable, List
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -42,13 +45,14 @@ def timed(step: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def build(config: str, **model_overrides) -> torch.nn.Module:
+def build(config: str, options: Optional[dict] = None) -> torch.nn.Module:
+    """The config's model with random weights; ``options`` as ``--cfg-options``."""
     cfg = get_config(config)
     init_default_scope(cfg.default_scope)
-    for key, value in model_overrides.items():
-        cfg.model[key].update(value)
+    cfg.merge_from_dict(options or {})
     cfg.model.backbone.init_cfg = None
-    cfg.model.pop('train_cfg', None)  # batch augments (Mixup) are for training only
+    if 'augments' in (cfg.model.get('train_cfg') or {}):
+        cfg.model.pop('train_cfg')  # batch augments (Mixup) are for training only
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter init report
@@ -75,30 +79,41 @@ def explain_and_write(explain: ExplainModel, writer: SaliencyWriter, data: dict,
                for i, s in enumerate(samples))
 
 
-def detection(args: argparse.Namespace) -> None:
+def compare(task: str, model: torch.nn.Module, images: List[np.ndarray], data: dict,
+            algorithms: Sequence[str], classes: List[int], repeats: int) -> float:
+    """Print explain mode's cost against plain inference; returns the plain time."""
+    plain = timed(lambda: model.test_step(data), repeats)
+    print(f'{task} plain inference: {plain:.3f} s / batch of {len(images)}')
+    for algorithm in algorithms:
+        explain = ExplainModel(model, explainer=algorithm, target_classes=classes)
+        compute = timed(partial(explain.test_step, data), repeats)
+        with tempfile.TemporaryDirectory() as out:
+            writer = SaliencyWriter(out)
+            written = timed(partial(explain_and_write, explain, writer, data, images), repeats)
+            maps = explain_and_write(explain, writer, data, images) / len(images)
+        print(f'{task} {algorithm}: {compute:.3f} s ({compute / plain:.3f}x plain) '
+              f'without writing, {written:.3f} s ({written / plain:.3f}x plain) with '
+              f'{maps:.0f} maps + overlays written per image')
+        if maps == 0:
+            sys.exit(f'{algorithm} wrote no map')
+    return plain
+
+
+def detection_batch(args: argparse.Namespace) -> tuple:
     from mmdet.structures import DetDataSample
-    model = build('mmdet::atss/atss_r50_fpn_1x_coco.py')
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (args.det_size, args.det_size, 3), np.uint8)
               for _ in range(args.det_batch)]
-    data = batch_of(images, DetDataSample)
-    classes = list(range(args.det_classes))
+    return images, batch_of(images, DetDataSample)
+
+
+def detection(args: argparse.Namespace) -> None:
+    model = build('mmdet::atss/atss_r50_fpn_1x_coco.py')
+    images, data = detection_batch(args)
     with torch.no_grad():
-        plain = timed(lambda: model.test_step(data), args.repeats)
-        print(f'detection plain inference: {plain:.3f} s / batch of {len(images)}')
-        for algorithm in ('classwisesaliencymap', 'activationmap', 'gradcam', 'layercam'):
-            explain = ExplainModel(model, explainer=algorithm, target_classes=classes)
-            compute = timed(partial(explain.test_step, data), args.repeats)
-            with tempfile.TemporaryDirectory() as out:
-                writer = SaliencyWriter(out)
-                written = timed(partial(explain_and_write, explain, writer, data, images),
-                                args.repeats)
-                maps = explain_and_write(explain, writer, data, images) / len(images)
-            print(f'detection {algorithm}: {compute:.3f} s ({compute / plain:.3f}x plain) '
-                  f'without writing, {written:.3f} s ({written / plain:.3f}x plain) with '
-                  f'{maps:.0f} maps + overlays written per image')
-            if maps == 0:
-                sys.exit(f'{algorithm} wrote no map')
+        plain = compare('detection', model, images, data,
+                        ('classwisesaliencymap', 'activationmap', 'gradcam', 'layercam'),
+                        list(range(args.det_classes)), args.repeats)
         masks = 64
         # Random weights score every box low: explain whatever is predicted.
         explain = ExplainModel(model, explainer=dict(algorithm='drise', num_masks=masks,
@@ -106,6 +121,19 @@ def detection(args: argparse.Namespace) -> None:
         drise = timed(partial(explain.test_step, data), 1)
         print(f'detection drise ({masks} masks): {drise:.3f} s ({drise / plain:.1f}x plain, '
               f'{drise / plain / masks * 1000:.0f}x plain per 1000 masks)')
+
+
+def instance_segmentation(args: argparse.Namespace) -> None:
+    # Random weights score every box ~1/4: keep them all (100 per image, its
+    # test_cfg's maximum), so that the mask head and the pasting see a full load.
+    model = build('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', {
+        'model.roi_head.bbox_head.num_classes': 3, 'model.roi_head.mask_head.num_classes': 3,
+        'model.test_cfg.rcnn.score_thr': 0.0})
+    images, data = detection_batch(args)
+    with torch.no_grad():
+        compare('instance segmentation', model, images, data,
+                (dict(algorithm='classwisesaliencymap', score_thr=0.0),),
+                list(range(args.det_classes)), args.repeats)
 
 
 def classification(args: argparse.Namespace) -> None:
@@ -139,7 +167,8 @@ def classification(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--task', nargs='+', default=['detection', 'classification'])
+    parser.add_argument('--task', nargs='+',
+                        default=['detection', 'instance_segmentation', 'classification'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--det-size', type=int, default=512, help='detection image side')
     parser.add_argument('--det-batch', type=int, default=2)
@@ -149,6 +178,8 @@ def main() -> None:
     args = parser.parse_args()
     if 'detection' in args.task:
         detection(args)
+    if 'instance_segmentation' in args.task:
+        instance_segmentation(args)
     if 'classification' in args.task:
         classification(args)
 
