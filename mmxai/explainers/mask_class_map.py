@@ -74,11 +74,15 @@ class MaskClassMap(BaseExplainer):
             return maps
         labels = torch.cat([s.pred_instances.labels for s in samples]).to(masks.device)
         scores = torch.cat([s.pred_instances.scores for s in samples]).to(masks.device)
-        own = masks[torch.arange(len(masks)), labels if masks.shape[1] > 1 else 0]
-        pasted = paste_masks(own, rois[:, 1:] / 4, size)
         keep = scores >= self.score_thr
-        images = rois[:, 0].long()
-        for image, label in torch.stack([images, labels], 1)[keep].unique(dim=0).tolist():
-            chosen = keep & (images == image) & (labels == label)
-            maps[image, label] = pasted[chosen].mean(0)
-        return maps
+        if not keep.any():
+            return maps
+        masks, rois, labels = masks[keep], rois[keep], labels[keep]
+        own = masks[torch.arange(len(masks), device=masks.device),
+                    labels if masks.shape[1] > 1 else 0]
+        pasted = paste_masks(own, rois[:, 1:] / 4, size)
+        # Mean per (image, class): sums and counts over the flattened (B * K) maps.
+        slots = rois[:, 0].long() * maps.shape[1] + labels
+        sums = maps.view(-1, *size).index_add(0, slots, pasted)
+        counts = torch.bincount(slots, minlength=len(sums)).clamp_min(1).to(sums.dtype)
+        return (sums / counts[:, None, None]).view_as(maps)

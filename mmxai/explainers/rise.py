@@ -86,24 +86,33 @@ class RandomMaskExplainer(BaseExplainer):
         inputs, maps = quarter_resolution_maps(adapter)
         height, width = inputs.shape[-2:]
         size = tuple(maps.shape[-2:])
+        explained = {}  # image -> the classes whose maps are computed
         for image in range(len(inputs)):
             classes = torch.arange(adapter.num_classes) if targets is None else \
                 targets[image].unique()
             classes = self.classes_with_targets(samples, image, classes)
-            if len(classes) == 0:
-                continue
-            weighted = inputs.new_zeros(len(classes), size[0] * size[1])
-            mask_sum = inputs.new_zeros(size[0] * size[1])
-            weight_sum = inputs.new_zeros(len(classes))
-            for masks in rise_masks(self.num_masks, (height, width), self.grid_size,
-                                    self.keep_prob, self.seed, self.batch_size, inputs.device):
+            if len(classes):
+                explained[image] = classes
+        if not explained:
+            return maps
+        weighted = {image: inputs.new_zeros(len(classes), size[0] * size[1])
+                    for image, classes in explained.items()}
+        weight_sums = {image: inputs.new_zeros(len(classes))
+                       for image, classes in explained.items()}
+        mask_sum = inputs.new_zeros(size[0] * size[1])
+        # One set of masks serves every image of the batch (same size, same seed).
+        for masks in rise_masks(self.num_masks, (height, width), self.grid_size,
+                                self.keep_prob, self.seed, self.batch_size, inputs.device):
+            small = F.interpolate(masks[:, None], size=size, mode='area').flatten(1)
+            mask_sum += small.sum(0)
+            for image, classes in explained.items():
                 weights = self.mask_weights(adapter, inputs[image] * masks[:, None], image,
                                             samples, classes)
-                small = F.interpolate(masks[:, None], size=size, mode='area').flatten(1)
-                weighted += weights.T @ small
-                mask_sum += small.sum(0)
-                weight_sum += weights.sum(0)
-            centred = weighted - weight_sum[:, None] * mask_sum[None] / self.num_masks
+                weighted[image] += weights.T @ small
+                weight_sums[image] += weights.sum(0)
+        for image, classes in explained.items():
+            centred = weighted[image] - \
+                weight_sums[image][:, None] * mask_sum[None] / self.num_masks
             maps[image, classes.to(maps.device)] = \
                 (centred / (self.num_masks * self.keep_prob)).view(-1, *size)
         return maps
