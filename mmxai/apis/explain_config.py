@@ -37,12 +37,17 @@ def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
     return _with_checked_loader(steps)
 
 
+def innermost_dataset(dataset: dict) -> dict:
+    """The dataset config inside dataset wrappers (``ClassBalancedDataset``, ...)."""
+    while 'pipeline' not in dataset and 'dataset' in dataset:
+        dataset = dataset.dataset
+    return dataset
+
+
 def test_pipeline_of(cfg: Config) -> List[dict]:
     """The test pipeline of a config (``test_pipeline`` or the test dataset's)."""
-    dataset = cfg.test_dataloader.dataset
-    while 'pipeline' not in dataset and 'dataset' in dataset:  # dataset wrappers
-        dataset = dataset.dataset
-    return list(dataset.get('pipeline') or cfg.get('test_pipeline'))
+    return list(innermost_dataset(cfg.test_dataloader.dataset).get('pipeline')
+                or cfg.get('test_pipeline'))
 
 
 def explain_config(cfg: Config,
@@ -134,9 +139,7 @@ def explain_config(cfg: Config,
 
 def _use_checked_loader(cfg: Config) -> None:
     """Load the config's own test set with :class:`mmxai.LoadImageChecked` too."""
-    dataset = cfg.test_dataloader.dataset
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset.dataset
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
     if dataset.get('pipeline'):
         dataset.pipeline = _with_checked_loader(dataset.pipeline)
 

@@ -8,9 +8,15 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import MODELS, init_default_scope
 
-from ..checkpoint import check_checkpoint_fits, load_checkpoint_file
+from ..checkpoint import (
+    check_checkpoint_fits,
+    checkpoint_class_names,
+    load_checkpoint_file,
+    state_dict_of,
+)
+from ..geometry import to_original_image
 from ..models import ExplainModel
-from ..visualization import predictions_of, to_original_image
+from ..visualization import predictions_of
 from .explain_config import inference_pipeline, test_pipeline_of
 
 ImageInput = Union[str, np.ndarray]
@@ -47,11 +53,8 @@ class SaliencyExplainer:
         model = MODELS.build(cfg.model)
         weights = load_checkpoint_file(checkpoint, map_location='cpu')
         check_checkpoint_fits(model, weights, checkpoint)
-        state = weights.get('state_dict', weights)
-        model.load_state_dict({k[len('module.'):] if k.startswith('module.') else k: v
-                               for k, v in state.items()})
-        meta = weights.get('meta') or {}
-        classes = (meta.get('dataset_meta') or {}).get('classes') or \
+        model.load_state_dict(state_dict_of(weights))
+        classes = checkpoint_class_names(weights) or \
             (cfg.test_dataloader.dataset.get('metainfo') or {}).get('classes')
         self.model = ExplainModel(model, explainer=algorithm,
                                   explain_all_classes=explain_all_classes,

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..adapters import build_adapter
 from ..explainers import build_explainer
-from ..models.adapters import build_adapter
-from ..visualization.geometry import normalize_per_map, resample_cells, to_original_image
+from ..geometry import normalize_per_map, resample_cells, to_original_image
 from .functional import adcc, centre_blob_maps, insertion_deletion, pointing_game_hits, random_maps
 
 BASELINES = ('random', 'centre_blob')
@@ -66,7 +66,7 @@ class ExplanationEvaluator:
                              f'got {insertion_canvas!r}')
         self.model = model
         self.adapter = build_adapter(model)
-        self.explainers = {name: build_explainer(name, self.adapter.algorithm_family)
+        self.explainers = {name: build_explainer(name, self.adapter.family)
                            for name in algorithms}
         for explainer in self.explainers.values():
             explainer.check_supported(self.adapter)
@@ -94,7 +94,7 @@ class ExplanationEvaluator:
         """Class scores of each target's (modified) input, one batch."""
         classes = torch.tensor([t[1] for t in targets], device=inputs.device)
         if self.adapter.task == 'classification':
-            probs = self.adapter._activate(self.model(inputs, mode='tensor'))
+            probs = self.adapter.probabilities_of_inputs(inputs)
             return probs.gather(1, classes[:, None])[:, 0]
         from mmdet.structures.bbox import bbox_overlaps
         predictions = self.model.predict(inputs, [samples[t[0]].clone() for t in targets])

@@ -3,11 +3,12 @@ from typing import TYPE_CHECKING, List, Optional
 
 from torch import Tensor
 
+from ..geometry import merge_levels
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, merge_levels
+from .base import BaseExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def activation_strength(features: Tensor) -> Tensor:
@@ -32,7 +33,8 @@ class ActivationMap(BaseExplainer):
     averaged at the size of the largest (first) level.
     """
 
-    name = 'activationmap'
+    algorithm = 'activationmap'
+    families = ('detection', 'instance_segmentation', 'classification', 'vision_transformer')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

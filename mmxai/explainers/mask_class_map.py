@@ -6,10 +6,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, UnsupportedModelError, quarter_resolution_maps
+from .base import BaseExplainer, quarter_resolution_maps
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def paste_masks(masks: Tensor, boxes: Tensor, size: tuple) -> Tensor:
@@ -51,19 +51,12 @@ class MaskClassMap(BaseExplainer):
         score_thr (float): Detections below this score are left out.
     """
 
-    name = 'classwisesaliencymap'
+    algorithm = 'classwisesaliencymap'
     class_wise = True
-    tasks = ('detection',)
+    families = ('instance_segmentation',)
 
     def __init__(self, score_thr: float = 0.3) -> None:
         self.score_thr = score_thr
-
-    def check_supported(self, adapter: 'ModelAdapter') -> None:
-        super().check_supported(adapter)
-        if not getattr(adapter, 'has_mask_head', False):
-            raise UnsupportedModelError(
-                f'MaskClassMap needs an RoI mask head (Mask R-CNN and kin); '
-                f'{type(adapter.model).__name__} has none')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

@@ -9,7 +9,7 @@ from ..registry import EXPLAINERS
 from .base import BaseExplainer, quarter_resolution_maps
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def rise_masks(num_masks: int, input_shape: Tuple[int, int], grid_size: int, keep_prob: float,
@@ -63,6 +63,7 @@ class RandomMaskExplainer(BaseExplainer):
     """
 
     class_wise = True
+    black_box = True
 
     def __init__(self, num_masks: int = 1000, grid_size: int = 8, keep_prob: float = 0.5,
                  seed: int = 0, batch_size: int = 32) -> None:
@@ -126,8 +127,8 @@ class RISE(RandomMaskExplainer):
     internals; see :class:`RandomMaskExplainer` for the arguments.
     """
 
-    name = 'rise'
-    tasks = ('classification',)
+    algorithm = 'rise'
+    families = ('classification', 'vision_transformer')
 
     def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
                      samples: Optional[list], classes: Tensor) -> Tensor:

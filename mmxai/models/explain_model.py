@@ -7,10 +7,10 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
+from ..adapters import build_adapter
 from ..explainers import BaseExplainer, build_explainer
 from ..registry import MODELS
 from ..utils import TargetClassError
-from .adapters import build_adapter
 
 
 @MODELS.register_module()
@@ -18,7 +18,7 @@ class ExplainModel(BaseModel):
     """Predicts as the wrapped model does and attaches saliency maps.
 
     The wrapped model runs once; its feature maps and head outputs are
-    captured on the way (see :mod:`mmxai.models.adapters`) and the explainer
+    captured on the way (see :mod:`mmxai.adapters`) and the explainer
     turns them into maps. Each returned data sample gains:
 
     * ``saliency_map``: float (T, h, w) maps in network-input coordinates, one
@@ -55,7 +55,7 @@ class ExplainModel(BaseModel):
         super().__init__(data_preprocessor=module.data_preprocessor)
         self.module = module
         self.adapter = build_adapter(module)
-        self.explainer = build_explainer(explainer, self.adapter.algorithm_family)
+        self.explainer = build_explainer(explainer, self.adapter.family)
         self.explainer.check_supported(self.adapter)
         num_classes = self.adapter.num_classes
         if target_classes is not None:
@@ -111,7 +111,7 @@ class ExplainModel(BaseModel):
             names = ['']
         sample.saliency_map = maps
         sample.explained_classes = classes
-        sample.set_metainfo(dict(explain_algorithm=self.explainer.name,
+        sample.set_metainfo(dict(explain_algorithm=self.explainer.algorithm,
                                  explain_input_shape=input_shape,
                                  explain_cell_anchor=self.adapter.cell_anchor,
                                  explained_class_names=names))

@@ -10,9 +10,9 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ..datasets.image_io import read_image
+from ..geometry import to_original_image
 from ..utils import atomic_write_bytes, safe_filename
 from .colormap import colorize, overlay
-from .geometry import to_original_image
 
 
 def _encode_png(image: np.ndarray) -> bytes:

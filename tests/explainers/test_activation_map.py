@@ -1,7 +1,7 @@
 import torch
 
-from mmxai.explainers import merge_levels
 from mmxai.explainers.activation_map import activation_strength
+from mmxai.geometry import merge_levels
 
 
 def test_merge_levels_brings_levels_to_the_largest_and_averages():

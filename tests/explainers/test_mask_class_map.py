@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from mmxai.explainers import DRISE, MaskClassMap, UnsupportedModelError
+from mmxai.explainers import DRISE, MaskClassMap
 from mmxai.explainers.mask_class_map import paste_masks
 from mmxai.models import ExplainModel
+from mmxai.utils import UnsupportedModelError
 from tests.helpers import build_model, det_batch, load_config, random_images
 
 SIZE = 128

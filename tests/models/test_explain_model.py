@@ -3,8 +3,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmxai.checkpoint import CheckpointMismatchError
 from mmxai.models import ExplainModel
+from mmxai.utils import CheckpointMismatchError
 from tests.helpers import DET_DEMO_CONFIG, build_model, det_batch, load_config, random_images
 
 

@@ -123,7 +123,7 @@ class ExplainHook(Hook):
                          entry)
         self._done += len(outputs or ())
         if self.every_n_inner_iters(batch_idx, self.log_interval) or \
-                self.is_last_test_iter(runner, batch_idx):
+                self.end_of_epoch(runner.test_dataloader, batch_idx):
             total = len(runner.test_dataloader.sampler)
             rate = self._done / max(time.perf_counter() - self._start, 1e-9)
             runner.logger.info(f'rank {get_rank()}: explained {self._done}/{total} images '
@@ -153,10 +153,6 @@ class ExplainHook(Hook):
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-    def is_last_test_iter(self, runner: 'Runner', batch_idx: int) -> bool:
-        """Whether ``batch_idx`` is the last batch of the test loop."""
-        return batch_idx + 1 == len(runner.test_dataloader)
 
     def after_test_epoch(self, runner: 'Runner',
                          metrics: Optional[Dict[str, float]] = None) -> None:

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ...checkpoint import check_checkpoint_fits
+from ...checkpoint import check_checkpoint_fits, checkpoint_class_names
 from ...models import ExplainModel
 from ...registry import HOOKS
 from ...utils import TargetClassError
@@ -51,8 +51,7 @@ class PrepareExplainHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if self.strict_checkpoint:
             check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from'))
-        meta = checkpoint.get('meta') or {}
-        self.checkpoint_classes = (meta.get('dataset_meta') or {}).get('classes')
+        self.checkpoint_classes = checkpoint_class_names(checkpoint)
 
     def before_test(self, runner: 'Runner') -> None:
         self._wrap(runner, runner.test_dataloader)

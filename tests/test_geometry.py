@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 
-from mmxai.visualization import normalize_per_map, resample_cells, to_original_image
+from mmxai.geometry import normalize_per_map, resample_cells, to_original_image
 
 DOT = (150, 200)  # (y, x) in a 310 x 400 original image
 

@@ -1,5 +1,9 @@
-"""Bring saliency maps from network-input coordinates back onto the original image."""
-from typing import Any, Dict, Tuple
+"""Geometry of saliency maps: feature cells, pyramid levels, the original image.
+
+Pure tensor code (torch only): explainers merge levels with it, the evaluator
+and the writer bring maps back onto the original image with it.
+"""
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +57,22 @@ def resample_cells(maps: Tensor, size: Tuple[int, int], cell_anchor: str = 'star
     grid = torch.stack([grid_x, grid_y], dim=-1).expand(maps.shape[0], -1, -1, -1)
     return F.grid_sample(maps.float(), grid.to(maps.device), mode='bilinear',
                          padding_mode='border', align_corners=True).to(maps.dtype)
+
+
+def merge_levels(maps: Sequence[Tensor], cell_anchor: str = 'start') -> Tensor:
+    """Average per-level maps at the size of the largest (first FPN) level.
+
+    Args:
+        maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
+        cell_anchor (str): Where a cell's value sits in its stride block
+            (see :func:`resample_cells`).
+
+    Returns:
+        Tensor: (B, K, h, w) with (h, w) the largest level's size.
+    """
+    size = max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1])
+    resized: List[Tensor] = [resample_cells(m, tuple(size), cell_anchor) for m in maps]
+    return sum(resized) / len(resized)
 
 
 def _resize(maps: Tensor, size: Tuple[int, int]) -> Tensor:

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..explainers.base import UnsupportedModelError
+from ..utils.errors import UnsupportedModelError
 
 #: Head class name -> index of its objectness output in ``forward()``'s
 #: tuple, or None when it has none.
