@@ -27,10 +27,9 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.hub import get_config
-from mmengine.registry import MODELS, init_default_scope
 
 import mmxai  # noqa: F401
-from mmxai.models import ExplainModel
+from mmxai.models import ExplainModel, build_model
 from mmxai.visualization import SaliencyWriter
 
 
@@ -48,13 +47,12 @@ def timed(step: Callable[[], object], repeats: int) -> float:
 def build(config: str, options: Optional[dict] = None) -> torch.nn.Module:
     """The config's model with random weights; ``options`` as ``--cfg-options``."""
     cfg = get_config(config)
-    init_default_scope(cfg.default_scope)
     cfg.merge_from_dict(options or {})
     cfg.model.backbone.init_cfg = None
     if 'augments' in (cfg.model.get('train_cfg') or {}):
         cfg.model.pop('train_cfg')  # batch augments (Mixup) are for training only
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter init report
     model.init_weights()
     return model.eval()

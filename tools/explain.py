@@ -48,12 +48,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--explain-all-classes', action='store_true',
                         help='explain every class, not only the predicted ones')
     parser.add_argument('--target-classes', nargs='+', help='classes to explain (names or indices)')
-    parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='detection: explain classes with a box scoring at least this')
+    parser.add_argument('--score-thr', type=float,
+                        help='detection: explain classes with a box scoring at least this '
+                        '(default 0.3); the methods that threshold boxes themselves (drise, '
+                        'mask class maps, gradient methods) use the same value')
     parser.add_argument('--overlay-weight', type=float, default=0.5,
                         help='weight of the map in the overlay, 0..1')
     parser.add_argument('--save-raw', action='store_true',
-                        help='also write [0, 1] float32 maps as .npy')
+                        help='also write the maps as .npy: *_saliency.npy as drawn ([0, 1]), '
+                        '*_values.npy the method\'s own values')
+    parser.add_argument('--normalize', choices=['per_map', 'absolute'], default='per_map',
+                        help='colour scale: per_map stretches each map to its own range; '
+                        'absolute keeps the method\'s scale (class probabilities), so an '
+                        'absent class stays cold')
     parser.add_argument('--batch-size', type=int, help='images per batch')
     parser.add_argument('--strict', action='store_true',
                         help='exit with status 1 if any input was skipped')
@@ -71,6 +78,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     args.checkpoint = args.checkpoint or args.load_weights
+    if args.score_thr is None:  # one threshold: --score-thr, or the algorithm's option
+        args.score_thr = args.explainer_options.pop('score_thr', 0.3)
     if not args.checkpoint:
         parser.error('give the checkpoint as CHECKPOINT or --load-weights')
     if not 0.0 <= args.overlay_weight <= 1.0:
@@ -92,6 +101,7 @@ def explain(args: argparse.Namespace) -> dict:
         if args.explainer_options else args.explain_algorithm,
         explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
         score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
+        normalize=args.normalize,
         batch_size=args.batch_size, resume=not args.no_resume, write_workers=args.write_workers,
         manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
                            config=args.config, checkpoint=args.checkpoint,

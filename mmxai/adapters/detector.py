@@ -4,8 +4,9 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
+from ..geometry import CellGrid
 from .base import ModelAdapter
-from .dense_heads import class_probability_levels
+from .dense_heads import class_probability_levels, prior_grids
 
 
 class DetectorAdapter(ModelAdapter):
@@ -36,6 +37,25 @@ class DetectorAdapter(ModelAdapter):
     def feature_maps(self) -> List[Tensor]:
         features = self.captured('features')
         return list(features) if isinstance(features, (tuple, list)) else [features]
+
+    @property
+    def prior_generator(self) -> Optional[Any]:
+        """The prior generator of the head that reads the feature maps, if any.
+
+        The dense head's, or a two-stage detector's RPN head's.
+        """
+        head = self.dense_head or getattr(self.model, 'rpn_head', None)
+        return getattr(head, 'prior_generator', None)
+
+    def level_grids(self) -> List[CellGrid]:
+        """Each level's cells where the head's own priors put them."""
+        generator = self.prior_generator
+        num_levels = len(self.feature_maps())
+        if generator is None or generator.num_levels != num_levels:
+            return super().level_grids()
+        if getattr(self, '_prior_grids', None) is None:
+            self._prior_grids = prior_grids(generator)
+        return self._prior_grids
 
     def class_probability_levels(self) -> List[Tensor]:
         """Per-level class probabilities (B, K, h_l, w_l), max over anchors."""
@@ -68,6 +88,7 @@ class DetectorAdapter(ModelAdapter):
     @property
     def num_classes(self) -> int:
         head = self.dense_head
-        if head is None:  # two-stage detectors
+        if head is None:  # two-stage detectors; cascades have one box head per stage
             head = getattr(getattr(self.model, 'roi_head', None), 'bbox_head', None)
+            head = head[-1] if isinstance(head, nn.ModuleList) else head
         return head.num_classes

@@ -60,6 +60,7 @@ def explain_config(cfg: Config,
                    score_thr: float = 0.3,
                    overlay_weight: float = 0.5,
                    save_raw: bool = False,
+                   normalize: str = 'per_map',
                    batch_size: Optional[int] = None,
                    manifest_meta: Optional[Dict[str, Any]] = None,
                    resume: bool = True,
@@ -83,9 +84,12 @@ def explain_config(cfg: Config,
         inputs (Sequence[str], optional): Image folders or files.
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float): Detection score above which a class is explained;
+            it also reaches explainers that threshold detections themselves.
         overlay_weight (float): Weight of the map in overlays.
-        save_raw (bool): Also write [0, 1] maps as ``.npy``.
+        save_raw (bool): Also write the maps as ``.npy`` (as drawn, and the
+            method's own values).
+        normalize (str): ``'per_map'`` or ``'absolute'`` colour scale.
         batch_size (int, optional): Images per batch.
         manifest_meta (dict, optional): Extra manifest header fields.
         resume (bool): In folder mode, keep what an earlier run with the same
@@ -110,14 +114,15 @@ def explain_config(cfg: Config,
     run_id = None
     if inputs and resume:
         run_id = explain_run_id(cfg, checkpoint, pipeline, prepare,
-                                dict(overlay_weight=overlay_weight, save_raw=save_raw))
+                                dict(overlay_weight=overlay_weight, save_raw=save_raw,
+                                     normalize=normalize))
     hooks = [h for h in cfg.get('custom_hooks', []) if not _is(h, 'mmxai.PrepareExplain',
                                                               'mmxai.ExplainHook')]
     cfg.custom_hooks = hooks + [
         prepare,
         dict(type='mmxai.ExplainHook', output_dir=output_dir, overlay_weight=overlay_weight,
-             save_raw=save_raw, manifest_meta=manifest_meta or {}, run_id=run_id,
-             write_workers=write_workers),
+             save_raw=save_raw, normalize=normalize, manifest_meta=manifest_meta or {},
+             run_id=run_id, write_workers=write_workers),
     ]
     if inputs:
         metainfo = cfg.test_dataloader.dataset.get('metainfo')

@@ -38,4 +38,5 @@ class ActivationMap(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels([activation_strength(f) for f in adapter.feature_maps()])
+        return merge_levels(
+            [activation_strength(f) for f in adapter.feature_maps()], adapter.level_grids())[0]

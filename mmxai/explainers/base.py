@@ -3,6 +3,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from torch import Tensor
 
+from ..geometry import CellGrid
 from ..utils.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ class BaseExplainer:
     class_wise: bool = False
     #: Whether the model runs once per random mask (hundreds of passes per image).
     black_box: bool = False
+    #: The fixed range of the method's values (class probabilities: (0, 1)), or
+    #: None when the scale depends on the model and image (no absolute scale).
+    value_range: Optional[Tuple[float, float]] = None
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         """Raise ``UnsupportedModelError`` if this method cannot explain the model."""
@@ -57,6 +61,14 @@ class BaseExplainer:
                  targets: Optional[List[Tensor]] = None) -> Tensor:
         return self.explain(adapter, samples, targets)
 
+    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+        """Where the cells of this method's (h, w) maps sit on the network input.
+
+        By default the maps are on a feature level (merged levels are on the
+        largest one), placed as the adapter says.
+        """
+        return adapter.grid_of(size)
+
 
 def quarter_resolution_maps(adapter: 'ModelAdapter') -> Tuple[Tensor, Tensor]:
     """The captured network input and zero (B, K, H/4, W/4) maps over it.
@@ -68,3 +80,12 @@ def quarter_resolution_maps(adapter: 'ModelAdapter') -> Tuple[Tensor, Tensor]:
     batch, _, height, width = inputs.shape
     size = (max(1, height // 4), max(1, width // 4))
     return inputs, inputs.new_zeros(batch, adapter.num_classes, *size)
+
+
+def input_cell_grid(adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+    """The grid of maps that evenly split the input, each cell's value at its centre.
+
+    For :func:`quarter_resolution_maps`: masks pooled over a cell, and soft
+    masks sampled at cell centres, belong there.
+    """
+    return CellGrid.of_ratio(adapter.input_shape, size, 'center')

@@ -63,4 +63,5 @@ class BaseGradientCAM(BaseExplainer):
                                                 retain_graph=index + 1 < len(classes))
                 for level, (a, g) in enumerate(zip(activations, gradients)):
                     maps[level][:, cls] = self.combine(a.detach(), g)
-        return merge_levels(maps, adapter.cell_anchor)
+        grids = [adapter.grid_of(tuple(a.shape[-2:])) for a in activations]
+        return merge_levels(maps, grids)[0]

@@ -26,6 +26,7 @@ class DetClassProbabilityMap(BaseExplainer):
 
     algorithm = 'classwisesaliencymap'
     class_wise = True
+    value_range = (0.0, 1.0)
     families = ('detection',)
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
@@ -34,4 +35,4 @@ class DetClassProbabilityMap(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels(adapter.class_probability_levels())
+        return merge_levels(adapter.class_probability_levels(), adapter.level_grids())[0]

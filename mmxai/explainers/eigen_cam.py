@@ -50,4 +50,5 @@ class EigenCAM(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels([first_component_projection(f) for f in adapter.feature_maps()])
+        projections = [first_component_projection(f) for f in adapter.feature_maps()]
+        return merge_levels(projections, adapter.level_grids())[0]

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..geometry import CellGrid
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, quarter_resolution_maps
+from .base import BaseExplainer, input_cell_grid, quarter_resolution_maps
 
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
@@ -72,6 +73,9 @@ class RandomMaskExplainer(BaseExplainer):
         self.keep_prob = keep_prob
         self.seed = seed
         self.batch_size = batch_size
+
+    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+        return input_cell_grid(adapter, size)  # masks area-pooled over each cell
 
     def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
                      samples: Optional[list], classes: Tensor) -> Tensor:

@@ -102,6 +102,7 @@ class ViTReciproCAM(BaseExplainer):
 
     algorithm = 'classwisesaliencymap'
     class_wise = True
+    value_range = (0.0, 1.0)
     families = ('vision_transformer',)
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:

@@ -25,7 +25,9 @@ class ExplainModel(BaseModel):
       per explained class (T = 1 for class-agnostic methods);
     * ``explained_classes``: long (T,) class indices, -1 for class-agnostic;
     * metainfo ``explain_algorithm``, ``explain_input_shape``,
-      ``explain_cell_anchor`` and ``explained_class_names``.
+      ``explain_cell_grid`` (where the map cells sit on the input, see
+      :class:`mmxai.geometry.CellGrid`), ``explain_value_range`` (the
+      method's fixed value range, or None) and ``explained_class_names``.
 
     Install it around an already loaded model (see
     :class:`mmxai.engine.hooks.PrepareExplainHook`): built from a config, it
@@ -38,8 +40,12 @@ class ExplainModel(BaseModel):
             explainer config, or an explainer.
         explain_all_classes (bool): Explain every class, not only predicted ones.
         target_classes (Sequence[int], optional): Explain exactly these classes.
-        score_thr (float): Detection: explain classes with a box scoring at
-            least this. Classification uses the head's predicted label(s).
+        score_thr (float, optional): Detection: explain classes with a box
+            scoring at least this; the same value reaches the explainers that
+            use a score threshold themselves (see
+            :func:`mmxai.explainers.build_explainer`). None: the explainer's
+            own ``score_thr`` if it has one, else 0.3. Classification uses the
+            head's predicted label(s).
         class_names (Sequence[str], optional): Class names, for the metainfo.
     """
 
@@ -48,14 +54,14 @@ class ExplainModel(BaseModel):
                  explainer: Union[str, dict, BaseExplainer] = 'classwisesaliencymap',
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[int]] = None,
-                 score_thr: float = 0.3,
+                 score_thr: Optional[float] = None,
                  class_names: Optional[Sequence[str]] = None) -> None:
         if isinstance(module, dict):
             module = MMENGINE_MODELS.build(module)
         super().__init__(data_preprocessor=module.data_preprocessor)
         self.module = module
         self.adapter = build_adapter(module)
-        self.explainer = build_explainer(explainer, self.adapter.family)
+        self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
         self.explainer.check_supported(self.adapter)
         num_classes = self.adapter.num_classes
         if target_classes is not None:
@@ -65,7 +71,8 @@ class ExplainModel(BaseModel):
                                  f'{num_classes} classes')
         self.explain_all_classes = explain_all_classes
         self.target_classes = None if target_classes is None else [int(c) for c in target_classes]
-        self.score_thr = score_thr
+        self.score_thr = score_thr if score_thr is not None else \
+            getattr(self.explainer, 'score_thr', 0.3)
         self.class_names = None if class_names is None else list(class_names)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
@@ -111,9 +118,11 @@ class ExplainModel(BaseModel):
             names = ['']
         sample.saliency_map = maps
         sample.explained_classes = classes
+        grid = self.explainer.map_grid(self.adapter, tuple(maps.shape[-2:]))
         sample.set_metainfo(dict(explain_algorithm=self.explainer.algorithm,
                                  explain_input_shape=input_shape,
-                                 explain_cell_anchor=self.adapter.cell_anchor,
+                                 explain_cell_grid=tuple(grid),
+                                 explain_value_range=self.explainer.value_range,
                                  explained_class_names=names))
 
     def class_name(self, index: int) -> str:

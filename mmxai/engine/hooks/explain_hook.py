@@ -13,7 +13,14 @@ from mmengine.hooks import Hook
 from ...datasets.image_folder import SKIPPED
 from ...datasets.image_io import stat_signature
 from ...registry import HOOKS
-from ...utils import TEMPORARY_PREFIX, atomic_write_json, record_path, safe_filename, write_record
+from ...utils import (
+    TEMPORARY_PREFIX,
+    UnsupportedModelError,
+    atomic_write_json,
+    record_path,
+    safe_filename,
+    write_record,
+)
 from ...visualization import SaliencyWriter
 
 if TYPE_CHECKING:
@@ -35,7 +42,10 @@ class ExplainHook(Hook):
     Args:
         output_dir (str, optional): Output root; default ``<work_dir>/explain``.
         overlay_weight (float): Weight of the map in overlays. Defaults to 0.5.
-        save_raw (bool): Also write [0, 1] float32 maps as ``.npy``.
+        save_raw (bool): Also write float32 maps as ``.npy``: the [0, 1] maps as
+            drawn and the method's own values.
+        normalize (str): ``'per_map'`` or ``'absolute'`` (see
+            :class:`mmxai.visualization.SaliencyWriter`).
         log_interval (int): Log progress every this many batches.
         val_interval (int): Explain every this many validation runs; 0 turns
             it off.
@@ -55,6 +65,7 @@ class ExplainHook(Hook):
                  output_dir: Optional[str] = None,
                  overlay_weight: float = 0.5,
                  save_raw: bool = False,
+                 normalize: str = 'per_map',
                  log_interval: int = 50,
                  val_interval: int = 1,
                  val_max_images: int = 4,
@@ -64,6 +75,7 @@ class ExplainHook(Hook):
         self.output_dir = output_dir
         self.overlay_weight = overlay_weight
         self.save_raw = save_raw
+        self.normalize = normalize
         self.log_interval = log_interval
         self.val_interval = val_interval
         self.val_max_images = val_max_images
@@ -84,8 +96,15 @@ class ExplainHook(Hook):
         self._validations = 0
 
     def _begin(self, runner: 'Runner', dataloader: Any, output_dir: str) -> None:
+        explainer = getattr(runner.model, 'explainer', None)
+        if self.normalize == 'absolute' and explainer is not None and \
+                explainer.value_range is None:
+            raise UnsupportedModelError(
+                f'{explainer.algorithm} maps have no absolute scale (their values depend on '
+                'the model and image); use --normalize per_map')
         os.makedirs(output_dir, exist_ok=True)
-        self._writer = SaliencyWriter(output_dir, self.overlay_weight, self.save_raw)
+        self._writer = SaliencyWriter(output_dir, self.overlay_weight, self.save_raw,
+                                      self.normalize)
         prefix = getattr(dataloader.dataset, 'data_prefix', None) or {}
         self._input_root = prefix.get('img') or prefix.get('img_path') or None
         self._entries, self._done, self._start = [], 0, time.perf_counter()

@@ -27,7 +27,9 @@ class PrepareExplainHook(Hook):
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain, by
             index or name.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float, optional): Detection score above which a class is
+            explained, for every explainer that thresholds detections too (None:
+            the explainer's own, else 0.3).
         strict_checkpoint (bool): Refuse checkpoints that do not fit.
     """
 
@@ -37,7 +39,7 @@ class PrepareExplainHook(Hook):
                  explainer: Union[str, dict] = 'classwisesaliencymap',
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[Union[int, str]]] = None,
-                 score_thr: float = 0.3,
+                 score_thr: Optional[float] = None,
                  strict_checkpoint: bool = True) -> None:
         self.explainer = explainer
         self.explain_all_classes = explain_all_classes
