@@ -10,6 +10,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ..datasets.image_io import read_image
+from ..evaluation.error_analysis import describe_maps, ground_truth_of
 from ..geometry import to_original_image
 from ..utils import atomic_write_bytes, safe_filename
 from .colormap import colorize, overlay
@@ -145,6 +146,12 @@ class SaliencyWriter:
         entry = dict(image=meta['img_path'], rel_path=rel_path,
                      ori_shape=list(meta['ori_shape'][:2]), algorithm=meta['explain_algorithm'],
                      predictions=predictions_of(sample), explanations=explanations)
+        ground_truth = ground_truth_of(sample)
+        if ground_truth is not None:  # annotated test set: what the error analysis reads
+            entry['ground_truth'] = ground_truth
+            for explanation, numbers in zip(explanations, describe_maps(
+                    maps, sample.explained_classes.tolist(), ground_truth)):
+                explanation.update(numbers)
         return entry, pending
 
     def commit(self, files: List[Tuple[str, np.ndarray]]) -> None:

@@ -189,7 +189,9 @@ class ExplainHook(Hook):
         self.summary = dict(explained=len(entries), resumed=len(finished), skipped=len(skipped))
         if is_main_process():
             classes = getattr(runner.model, 'class_names', None)
-            manifest = dict(self.manifest_meta, classes=classes, num_images=len(entries),
+            manifest = dict(self.manifest_meta, classes=classes,
+                            score_thr=getattr(runner.model, 'score_thr', None),
+                            num_images=len(entries),
                             num_skipped=len(skipped), images=entries, skipped=skipped)
             atomic_write_json(osp.join(self._writer.output_dir, 'manifest.json'), manifest)
             runner.logger.info(
