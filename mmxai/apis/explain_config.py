@@ -72,7 +72,9 @@ def explain_config(cfg: Config,
 
     Args:
         cfg (Config): A training or test config.
-        checkpoint (str): Weights to explain.
+        checkpoint (str): Weights to explain, or a model exported by
+            ``tools/export.py`` (``.onnx`` / ``.xml``: run with ONNX Runtime /
+            OpenVINO, see :func:`mmxai.deploy.use_exported_model`).
         output_dir (str): Output root.
         algorithm (str | dict): Explain algorithm.
         inputs (Sequence[str], optional): Image folders or files.
@@ -129,6 +131,10 @@ def explain_config(cfg: Config,
         _use_checked_loader(cfg)
     if batch_size:
         cfg.test_dataloader.batch_size = batch_size
+    from ..deploy import is_exported_model, use_exported_model  # deploy imports apis
+    if is_exported_model(checkpoint):
+        use_exported_model(cfg, checkpoint, algorithm, explain_all_classes, target_classes,
+                           score_thr)
     return cfg
 
 

@@ -1,7 +1,6 @@
 """The explain-mode wrapper around a detector or classifier."""
 from typing import Any, List, Optional, Sequence, Union
 
-import torch
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.structures import BaseDataElement
@@ -9,8 +8,8 @@ from torch import Tensor, nn
 
 from ..explainers import BaseExplainer, build_explainer
 from ..registry import MODELS
-from ..utils import TargetClassError
 from .adapters import build_adapter
+from .saliency_targets import SaliencyTargets
 
 
 @MODELS.register_module()
@@ -57,16 +56,8 @@ class ExplainModel(BaseModel):
         self.adapter = build_adapter(module)
         self.explainer = build_explainer(explainer, self.adapter.algorithm_family)
         self.explainer.check_supported(self.adapter)
-        num_classes = self.adapter.num_classes
-        if target_classes is not None:
-            bad = [c for c in target_classes if not 0 <= int(c) < num_classes]
-            if bad:
-                raise TargetClassError(f'target classes {bad} are out of range: the model has '
-                                 f'{num_classes} classes')
-        self.explain_all_classes = explain_all_classes
-        self.target_classes = None if target_classes is None else [int(c) for c in target_classes]
-        self.score_thr = score_thr
-        self.class_names = None if class_names is None else list(class_names)
+        self.targets = SaliencyTargets(self.adapter.task, self.adapter.num_classes,
+                                       explain_all_classes, target_classes, score_thr, class_names)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor') -> Any:
@@ -91,35 +82,13 @@ class ExplainModel(BaseModel):
 
     def explained_classes(self, sample: BaseDataElement) -> Tensor:
         """Class indices to explain for one predicted sample."""
-        if self.target_classes is not None:
-            return torch.tensor(self.target_classes, dtype=torch.long)
-        if self.explain_all_classes:
-            return torch.arange(self.adapter.num_classes)
-        if self.adapter.task == 'detection':
-            instances = sample.pred_instances
-            return instances.labels[instances.scores >= self.score_thr].unique().long()
-        return sample.pred_label.long().reshape(-1)
+        return self.targets.classes_of(sample)
 
     def _attach(self, sample: BaseDataElement, maps: Tensor, input_shape: tuple,
                 classes: Optional[Tensor]) -> None:
-        if classes is not None:
-            classes = classes.to(maps.device)
-            maps = maps[classes]
-            names = [self.class_name(int(c)) for c in classes]
-        else:
-            classes = torch.full((1,), -1, dtype=torch.long, device=maps.device)
-            names = ['']
-        sample.saliency_map = maps
-        sample.explained_classes = classes
-        sample.set_metainfo(dict(explain_algorithm=self.explainer.name,
-                                 explain_input_shape=input_shape,
-                                 explain_cell_anchor=self.adapter.cell_anchor,
-                                 explained_class_names=names))
+        self.targets.attach(sample, maps, classes, self.explainer.name, input_shape,
+                            self.adapter.cell_anchor)
 
     def class_name(self, index: int) -> str:
         """Name of a class, or its index as text when names are unknown."""
-        if self.class_names is not None and 0 <= index < len(self.class_names):
-            return str(self.class_names[index])
-        return str(index)
-
-
+        return self.targets.class_name(index)
