@@ -20,15 +20,14 @@ EXPORTABLE_EXPLAINERS: Dict[str, str] = {
 NOT_EXPORTABLE: Dict[str, str] = {
     'EigenCAM': 'it needs an eigendecomposition (torch.linalg.eigh), which ONNX has no '
                 'operator for',
-    'RISE': 'it runs the model on hundreds of masked copies (black-box); explain the exported '
-            'model in PyTorch instead',
+    'RISE': 'it runs the model on hundreds of masked copies (black-box)',
     'DRISE': 'it runs the detector on hundreds of masked copies (black-box)',
 }
 GRADIENT_REASON = 'gradient methods need a backward pass, which an inference graph has not'
 #: Why detectors with RoI heads (Mask R-CNN, Faster R-CNN, ...) are not.
-ROI_HEAD_REASON = ('its RoI heads run between stages on a data-dependent number of boxes (mmcv '
-                   'NMS and RoIAlign), which the ONNX exporters of torch 2.14 trace only as a '
-                   'fixed count')
+ROI_HEAD_REASON = ('its RPN decodes and NMS-filters proposals inside the forward pass (mmdet '
+                   "3.3.0's ONNX branch for that imports the removed mmdet.core.export) and its "
+                   'RoI heads (mmcv RoIAlign) run on their data-dependent number')
 
 
 class ExplainExportWrapper(nn.Module):

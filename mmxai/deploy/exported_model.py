@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
@@ -50,6 +51,8 @@ class ExportedExplainModel(BaseModel):
     #: Data preprocessor of a task when the config names none (as the models default).
     DEFAULT_PREPROCESSORS = {'classification': 'mmpretrain.ClsDataPreprocessor',
                              'detection': 'mmdet.DetDataPreprocessor'}
+    #: Registry scope of each task's config types.
+    SCOPES = {'classification': 'mmpretrain', 'detection': 'mmdet'}
 
     def __init__(self,
                  model_file: str,
@@ -67,7 +70,10 @@ class ExportedExplainModel(BaseModel):
         meta = session.metadata
         preprocessor = dict(data_preprocessor or model_cfg.get('data_preprocessor') or {})
         preprocessor.setdefault('type', self.DEFAULT_PREPROCESSORS[meta.task])
-        super().__init__(data_preprocessor=preprocessor)
+        # The config's types are MMDetection's or MMPretrain's, whatever scope is current.
+        scope = self.SCOPES[meta.task]
+        with DefaultScope.overwrite_default_scope(scope):
+            super().__init__(data_preprocessor=preprocessor)
         self.session = session
         asked = explainer.get('algorithm') if isinstance(explainer, dict) else explainer
         if isinstance(explainer, dict) and set(explainer) - {'algorithm'}:
@@ -82,7 +88,8 @@ class ExportedExplainModel(BaseModel):
         names = meta.class_names or (list(class_names) if class_names else None)
         self.targets = SaliencyTargets(meta.task, meta.num_classes, explain_all_classes,
                                        resolve_classes(target_classes, names), score_thr, names)
-        self.decoder = build_decoder(model_cfg, meta)
+        with DefaultScope.overwrite_default_scope(scope):
+            self.decoder = build_decoder(model_cfg, meta)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'predict') -> Any:
