@@ -28,6 +28,7 @@ from mmxai.apis import (
     setup_distributed,
     teardown_distributed,
 )
+from mmxai.deploy import default_algorithm
 from mmxai.engine.hooks import ExplainHook
 from mmxai.explainers import ALGORITHMS
 
@@ -35,13 +36,14 @@ from mmxai.explainers import ALGORITHMS
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training or test config file')
-    parser.add_argument('checkpoint', nargs='?', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file, or a model exported by '
+                        'tools/export.py (.onnx: ONNX Runtime, .xml: OpenVINO)')
     parser.add_argument('--load-weights', help='checkpoint file (name used by OTX)')
     parser.add_argument('--input', nargs='+', help='image folders (searched recursively) or '
                         'files; without it, the config\'s test set')
     parser.add_argument('--output', required=True, help='output folder')
-    parser.add_argument('--explain-algorithm', default='classwisesaliencymap',
-                        choices=list(ALGORITHMS))
+    parser.add_argument('--explain-algorithm', choices=list(ALGORITHMS),
+                        help='default: classwisesaliencymap (an exported model: its own)')
     parser.add_argument('--explainer-options', nargs='+', action=DictAction, default={},
                         help='arguments of the algorithm, e.g. num_masks=500 seed=1 (rise, '
                         'drise) or target_layer=backbone.layer3 (gradient methods)')
@@ -88,6 +90,9 @@ def parse_args() -> argparse.Namespace:
     if args.input:
         check_inputs(parser, args.input)
     check_output_dir(parser, args.output)
+    if not args.explain_algorithm:
+        args.explain_algorithm = exit_on_user_error(parser, lambda: default_algorithm(
+            args.checkpoint))
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     args.parser = parser
     return args

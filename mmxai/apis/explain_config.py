@@ -8,6 +8,9 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from mmengine.config import Config, ConfigDict
 
+from ..deploy import is_exported_model
+from ..utils.config import innermost_dataset, test_pipeline_of
+
 #: Meta keys every pack transform must keep for maps to be placed correctly.
 EXPLAIN_META_KEYS = ('img_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape',
                      'scale_factor', 'flip', 'flip_direction', 'crop_bbox', 'rel_path',
@@ -35,19 +38,6 @@ def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
             step['meta_keys'] = keys + tuple(k for k in EXPLAIN_META_KEYS if k not in keys)
         steps.append(step)
     return _with_checked_loader(steps)
-
-
-def innermost_dataset(dataset: dict) -> dict:
-    """The dataset config inside dataset wrappers (``ClassBalancedDataset``, ...)."""
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset.dataset
-    return dataset
-
-
-def test_pipeline_of(cfg: Config) -> List[dict]:
-    """The test pipeline of a config (``test_pipeline`` or the test dataset's)."""
-    return list(innermost_dataset(cfg.test_dataloader.dataset).get('pipeline')
-                or cfg.get('test_pipeline'))
 
 
 def explain_config(cfg: Config,
@@ -78,7 +68,9 @@ def explain_config(cfg: Config,
 
     Args:
         cfg (Config): A training or test config.
-        checkpoint (str): Weights to explain.
+        checkpoint (str): Weights to explain, or a model exported by
+            ``tools/export.py`` (``.onnx`` / ``.xml``: run with ONNX Runtime /
+            OpenVINO, see :func:`use_exported_model`).
         output_dir (str): Output root.
         algorithm (str | dict): Explain algorithm.
         inputs (Sequence[str], optional): Image folders or files.
@@ -139,6 +131,9 @@ def explain_config(cfg: Config,
         _use_checked_loader(cfg)
     if batch_size:
         cfg.test_dataloader.batch_size = batch_size
+    if is_exported_model(checkpoint):
+        use_exported_model(cfg, checkpoint, algorithm, explain_all_classes, target_classes,
+                           score_thr)
     return cfg
 
 
@@ -195,4 +190,41 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
         if isinstance(evaluator, dict) and 'ann_file' in evaluator:
             evaluator.ann_file = data_root + evaluator.ann_file.split('/')[-1]
     cfg.data_root = data_root
+    return cfg
+
+
+def use_exported_model(cfg: Config, model_file: str,
+                       algorithm: Optional[Union[str, dict]] = None,
+                       explain_all_classes: bool = False,
+                       target_classes: Optional[Sequence[Union[int, str]]] = None,
+                       score_thr: float = 0.3, runtime: Optional[str] = None) -> Config:
+    """Make ``cfg``'s Runner run ``model_file`` (in place); returns ``cfg``.
+
+    ``cfg.model`` becomes :class:`~mmxai.deploy.ExportedExplainModel` around
+    the file (keeping the original model section for the data preprocessor
+    and the head's post-processing), nothing is loaded as a checkpoint, and
+    :class:`~mmxai.engine.hooks.PrepareExplainHook` is dropped: the exported
+    model already explains. :class:`~mmxai.engine.hooks.ExplainHook` writes as usual.
+
+    Args:
+        cfg (Config): An explain-mode config (see :func:`mmxai.apis.explain_config`).
+        model_file (str): ``.onnx`` or ``.xml`` written by ``tools/export.py``.
+        algorithm (str | dict, optional): Must be the exported one (None: that one).
+        explain_all_classes (bool): Explain every class.
+        target_classes (Sequence[int | str], optional): Classes to explain.
+        score_thr (float): Detection score above which a class is explained.
+        runtime (str, optional): ``'onnxruntime'`` or ``'openvino'``.
+    """
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'data_preprocessor' not in model_cfg and cfg.get('data_preprocessor'):
+        model_cfg['data_preprocessor'] = copy.deepcopy(cfg.data_preprocessor)
+    metainfo = cfg.test_dataloader.dataset.get('metainfo') or {}
+    cfg.model = dict(type='mmxai.ExportedExplainModel', model_file=model_file,
+                     model_cfg=model_cfg, explainer=algorithm,
+                     explain_all_classes=explain_all_classes, target_classes=target_classes,
+                     score_thr=score_thr, class_names=metainfo.get('classes'), runtime=runtime)
+    cfg.pop('data_preprocessor', None)  # the Runner would pass it to the wrapper too
+    cfg.load_from = None
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', [])
+                        if 'PrepareExplainHook' not in str(hook.get('type', ''))]
     return cfg

@@ -1,6 +1,7 @@
 """ActivationMap: how strongly the features respond at each position."""
 from typing import TYPE_CHECKING, List, Optional
 
+import torch
 from torch import Tensor
 
 from ..geometry import merge_levels
@@ -20,9 +21,10 @@ def activation_strength(features: Tensor) -> Tensor:
     channels instead: the sign of their mean is arbitrary and, measured on a
     trained ATSS, can put the minimum of the map on the objects.
     """
-    if bool((features < 0).any()):
-        return features.norm(dim=1, keepdim=True)
-    return features.mean(dim=1, keepdim=True)
+    # A tensor condition, not a Python branch, so that an exported graph
+    # (mmxai.deploy) decides per input as this code does.
+    return torch.where((features < 0).any(), features.norm(dim=1, keepdim=True),
+                       features.mean(dim=1, keepdim=True))
 
 
 @EXPLAINERS.register_module()

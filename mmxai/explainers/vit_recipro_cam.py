@@ -83,7 +83,7 @@ def masked_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int,
     p_extra, p_kept, p_zero = probs.split([num_extra, kept_mask.shape[1], 1], dim=-1)
     mixed = (torch.einsum('bphef,bfhd->bpehd', p_extra, v_extra)
              + torch.einsum('bphek,bpkhd->bpehd', p_kept, v_kept)
-             + p_zero.squeeze(-1).permute(0, 1, 3, 2)[..., None] * v_zero[0])
+             + p_zero[..., 0].permute(0, 1, 3, 2)[..., None] * v_zero[0])
     attended = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(mixed.flatten(-2)))))
     hidden = extra[:, None] + attended  # (B, P, E, C)
     return block.ffn(block.ln2(hidden), identity=hidden)

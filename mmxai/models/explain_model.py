@@ -1,7 +1,6 @@
 """The explain-mode wrapper around a detector or classifier."""
 from typing import Any, List, Optional, Sequence, Union
 
-import torch
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.structures import BaseDataElement
@@ -10,7 +9,7 @@ from torch import Tensor, nn
 from ..adapters import build_adapter
 from ..explainers import BaseExplainer, build_explainer
 from ..registry import MODELS
-from ..utils import TargetClassError
+from .saliency_targets import SaliencyTargets
 
 
 @MODELS.register_module()
@@ -63,17 +62,10 @@ class ExplainModel(BaseModel):
         self.adapter = build_adapter(module)
         self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
         self.explainer.check_supported(self.adapter)
-        num_classes = self.adapter.num_classes
-        if target_classes is not None:
-            bad = [c for c in target_classes if not 0 <= int(c) < num_classes]
-            if bad:
-                raise TargetClassError(f'target classes {bad} are out of range: the model has '
-                                 f'{num_classes} classes')
-        self.explain_all_classes = explain_all_classes
-        self.target_classes = None if target_classes is None else [int(c) for c in target_classes]
-        self.score_thr = score_thr if score_thr is not None else \
-            getattr(self.explainer, 'score_thr', 0.3)
-        self.class_names = None if class_names is None else list(class_names)
+        if score_thr is None:
+            score_thr = getattr(self.explainer, 'score_thr', 0.3)
+        self.targets = SaliencyTargets(self.adapter.task, self.adapter.num_classes,
+                                       explain_all_classes, target_classes, score_thr, class_names)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor') -> Any:
@@ -98,37 +90,24 @@ class ExplainModel(BaseModel):
 
     def explained_classes(self, sample: BaseDataElement) -> Tensor:
         """Class indices to explain for one predicted sample."""
-        if self.target_classes is not None:
-            return torch.tensor(self.target_classes, dtype=torch.long)
-        if self.explain_all_classes:
-            return torch.arange(self.adapter.num_classes)
-        if self.adapter.task == 'detection':
-            instances = sample.pred_instances
-            return instances.labels[instances.scores >= self.score_thr].unique().long()
-        return sample.pred_label.long().reshape(-1)
+        return self.targets.classes_of(sample)
 
     def _attach(self, sample: BaseDataElement, maps: Tensor, input_shape: tuple,
                 classes: Optional[Tensor]) -> None:
-        if classes is not None:
-            classes = classes.to(maps.device)
-            maps = maps[classes]
-            names = [self.class_name(int(c)) for c in classes]
-        else:
-            classes = torch.full((1,), -1, dtype=torch.long, device=maps.device)
-            names = ['']
-        sample.saliency_map = maps
-        sample.explained_classes = classes
         grid = self.explainer.map_grid(self.adapter, tuple(maps.shape[-2:]))
-        sample.set_metainfo(dict(explain_algorithm=self.explainer.algorithm,
-                                 explain_input_shape=input_shape,
-                                 explain_cell_grid=tuple(grid),
-                                 explain_value_range=self.explainer.value_range,
-                                 explained_class_names=names))
+        self.targets.attach(sample, maps, classes, self.explainer.algorithm, input_shape, grid,
+                            self.explainer.value_range)
+
+    @property
+    def class_names(self) -> Optional[List[str]]:
+        """The model's class names, if known."""
+        return self.targets.class_names
+
+    @property
+    def score_thr(self) -> float:
+        """The run's detection score threshold."""
+        return self.targets.score_thr
 
     def class_name(self, index: int) -> str:
         """Name of a class, or its index as text when names are unknown."""
-        if self.class_names is not None and 0 <= index < len(self.class_names):
-            return str(self.class_names[index])
-        return str(index)
-
-
+        return self.targets.class_name(index)

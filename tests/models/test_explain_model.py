@@ -8,10 +8,10 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import Runner
 
 from mmxai.apis import inference_pipeline
-from mmxai.apis.explain_config import test_pipeline_of as pipeline_of
 from mmxai.models import ExplainModel
 from mmxai.models import build_model as build_trained
 from mmxai.utils import CheckpointMismatchError
+from mmxai.utils.config import test_pipeline_of as pipeline_of
 from tests.helpers import DET_DEMO_CONFIG, build_model, det_batch, load_config, random_images
 
 

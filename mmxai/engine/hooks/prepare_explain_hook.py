@@ -6,8 +6,8 @@ from mmengine.model import is_model_wrapper
 
 from ...checkpoint import check_checkpoint_fits, checkpoint_class_names
 from ...models import ExplainModel
+from ...models.saliency_targets import resolve_classes
 from ...registry import HOOKS
-from ...utils import TargetClassError
 
 if TYPE_CHECKING:
     from mmengine.runner import Runner
@@ -77,23 +77,3 @@ class PrepareExplainHook(Hook):
             target_classes=resolve_classes(self.target_classes, names),
             score_thr=self.score_thr, class_names=names)
 
-
-def resolve_classes(classes: Optional[Sequence[Union[int, str]]],
-                    names: Optional[Sequence[str]]) -> Optional[list]:
-    """Class indices from indices or names (``'3'``, ``3`` or ``'dog'``).
-
-    Raises:
-        ValueError: For a name that is not a class, naming the known classes.
-    """
-    if classes is None:
-        return None
-    indices = []
-    for item in classes:
-        if isinstance(item, int) or str(item).lstrip('-').isdigit():
-            indices.append(int(item))
-        elif names is not None and item in names:
-            indices.append(list(names).index(item))
-        else:
-            known = ', '.join(map(str, names)) if names else 'none known; use indices'
-            raise TargetClassError(f'unknown target class {item!r}; classes: {known}')
-    return indices
