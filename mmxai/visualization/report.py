@@ -9,7 +9,8 @@ import cv2
 import mmcv
 import numpy as np
 
-from ..utils import atomic_write_bytes, safe_filename
+from ..datasets.output_names import output_stems
+from ..utils import atomic_write_bytes
 
 STATUS_SCRIPT = '''<script>
 window.addEventListener('load', () => {
@@ -100,16 +101,18 @@ def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = '
         parts.append(f'<h2>{html.escape(task.replace("_", " "))}</h2>')
         first = next(iter(by_algorithm.values()))
         classes = first.get('classes')
-        for entry in first['images']:
-            rel = entry['rel_path']
-            predicted = osp.join(report_dir, task, 'predictions',
-                                 safe_filename(osp.splitext(rel)[0]) + '.png')
+        by_path = {algorithm: {e['rel_path']: e for e in manifest['images']}
+                   for algorithm, manifest in by_algorithm.items()}
+        stems = output_stems([entry['rel_path'] for entry in first['images']])
+        for entry, stem in zip(first['images'], stems):
+            rel = entry['rel_path']  # distinct per image (mmxai.datasets.output_names)
+            predicted = osp.join(report_dir, task, 'predictions', stem + '.png')
             _predictions_image(entry, classes, predicted, score_thr)
             parts.append(f'<h3>{html.escape(rel)}</h3><div class="row"><figure>'
                          f'<img src="{link(predicted)}" alt="predictions">'
                          f'<figcaption>predictions</figcaption></figure>')
             for algorithm, manifest in by_algorithm.items():
-                match = next((e for e in manifest['images'] if e['rel_path'] == rel), None)
+                match = by_path[algorithm].get(rel)
                 for explanation in (match or {}).get('explanations', []):
                     score = _class_score(match, explanation['class_index'])
                     caption = algorithm + (f' · {explanation["class_name"]}'
