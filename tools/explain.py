@@ -88,7 +88,7 @@ def parse_args() -> argparse.Namespace:
         parser.error(f'--overlay-weight must be in [0, 1], got {args.overlay_weight}')
     check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
     if args.input:
-        check_inputs(parser, args.input)
+        check_inputs(parser, args.input, args.output)
     check_output_dir(parser, args.output)
     if not args.explain_algorithm:
         args.explain_algorithm = exit_on_user_error(parser, lambda: default_algorithm(

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from mmengine.config import Config, ConfigDict
 
+from .. import version
 from ..deploy import is_exported_model
 from ..utils.config import innermost_dataset, test_pipeline_of
 
@@ -100,6 +101,7 @@ def explain_config(cfg: Config,
         imports['imports'] = list(imports['imports']) + ['mmxai']
     cfg.custom_imports = imports
     pipeline = inference_pipeline(test_pipeline_of(cfg))
+    metainfo = cfg.test_dataloader.dataset.get('metainfo')
     prepare = dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
                    explain_all_classes=explain_all_classes, target_classes=target_classes,
                    score_thr=score_thr)
@@ -107,7 +109,8 @@ def explain_config(cfg: Config,
     if inputs and resume:
         run_id = explain_run_id(cfg, checkpoint, pipeline, prepare,
                                 dict(overlay_weight=overlay_weight, save_raw=save_raw,
-                                     normalize=normalize))
+                                     normalize=normalize),
+                                classes=(metainfo or {}).get('classes'))
     hooks = [h for h in cfg.get('custom_hooks', []) if not _is(h, 'mmxai.PrepareExplain',
                                                               'mmxai.ExplainHook')]
     cfg.custom_hooks = hooks + [
@@ -117,11 +120,11 @@ def explain_config(cfg: Config,
              run_id=run_id, write_workers=write_workers),
     ]
     if inputs:
-        metainfo = cfg.test_dataloader.dataset.get('metainfo')
         loader = cfg.test_dataloader
         loader.dataset = dict(
             type='mmxai.ImageFolderDataset', inputs=list(inputs), pipeline=pipeline,
-            metainfo=metainfo, resume_dir=output_dir if resume else None, run_id=run_id)
+            metainfo=metainfo, resume_dir=output_dir if resume else None, run_id=run_id,
+            exclude=[output_dir])
         loader.sampler = dict(type='DefaultSampler', shuffle=False, round_up=False)
         loader.collate_fn = dict(type='mmxai.collate_skipping_unreadable',
                                  collate_fn=loader.get('collate_fn', dict(type='pseudo_collate')))
@@ -151,23 +154,29 @@ def _with_checked_loader(steps: List[dict]) -> List[dict]:
     return steps
 
 
-def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings: Any) -> str:
+def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings: Any,
+                   classes: Optional[Sequence[str]] = None) -> str:
     """A short hash of everything that decides an explain run's output files.
 
     Args:
         cfg (Config): The config (its ``model`` counts).
-        checkpoint (str): Counted by path, size and modification time.
+        checkpoint (str): Counted by path, size and modification time (so
+            are the class names it holds).
         pipeline (list[dict]): The inference pipeline.
         *settings: Further settings (algorithm, targets, overlay, ...).
+        classes (Sequence[str], optional): The config's class names, used
+            (in file names and the manifest) when the checkpoint has none.
 
     Returns:
         str: 16 hex digits; a rerun with the same id may keep earlier results.
+        The mmxai version counts too: another version may draw other maps.
     """
     checkpoint_id: Any = osp.abspath(checkpoint)
     if osp.isfile(checkpoint):
         info = os.stat(checkpoint)
         checkpoint_id = [checkpoint_id, info.st_size, info.st_mtime_ns]
-    text = json.dumps([cfg.get('model'), pipeline, settings, checkpoint_id], sort_keys=True,
+    text = json.dumps([version.__version__, cfg.get('model'), pipeline, settings, checkpoint_id,
+                       list(classes) if classes is not None else None], sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
 

@@ -88,23 +88,27 @@ class SaliencyWriter:
         return maps, colored, overlay(image, colored, self.overlay_weight)
 
     def write(self, sample: BaseDataElement, rel_path: str,
-              rendered: Optional[Tuple[Tensor, Tensor, Tensor]] = None) -> Dict[str, Any]:
+              rendered: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
+              output_stem: Optional[str] = None) -> Dict[str, Any]:
         """Write the files of one sample.
 
         Args:
             sample (BaseDataElement): A sample returned by ``ExplainModel``.
             rel_path (str): Image path relative to the input root.
             rendered (tuple, optional): What :meth:`render` returned for it.
+            output_stem (str, optional): Folder of its files below the
+                output root (see :meth:`prepare`).
 
         Returns:
             dict: The manifest entry of the image.
         """
-        entry, files = self.prepare(sample, rel_path, rendered)
+        entry, files = self.prepare(sample, rel_path, rendered, output_stem)
         self.commit(files)
         return entry
 
     def prepare(self, sample: BaseDataElement, rel_path: str,
-                rendered: Optional[Tuple[Tensor, Tensor, Tensor]] = None
+                rendered: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
+                output_stem: Optional[str] = None
                 ) -> Tuple[Dict[str, Any], List[Tuple[str, np.ndarray]]]:
         """Render one sample and name its files, without encoding or writing them.
 
@@ -115,6 +119,9 @@ class SaliencyWriter:
             sample (BaseDataElement): A sample returned by ``ExplainModel``.
             rel_path (str): Image path relative to the input root.
             rendered (tuple, optional): What :meth:`render` returned for it.
+            output_stem (str, optional): Folder of its files below the output
+                root; default the sample's ``output_stem`` meta, else
+                ``rel_path`` without its extension.
 
         Returns:
             tuple: The manifest entry, and (path below the output root, array)
@@ -122,7 +129,7 @@ class SaliencyWriter:
         """
         meta = sample.metainfo
         maps, colored, blended = rendered or self.render(sample)
-        folder = meta.get('output_stem') or osp.splitext(rel_path)[0]
+        folder = output_stem or meta.get('output_stem') or osp.splitext(rel_path)[0]
         explanations: List[Dict[str, Any]] = []
         pending: List[Tuple[str, np.ndarray]] = []
         colored_np, blended_np = colored.cpu().numpy(), blended.cpu().numpy()

@@ -15,12 +15,12 @@ from tests.helpers import REPO
 TOOL = osp.join(REPO, 'tools', 'explain.py')
 
 
-def _run(*args, cwd=None, env=None):
+def _run(*args, cwd=None, env=None, umask=-1):
     extra = dict(env or {})
     paths = [REPO] + ([extra.pop('PYTHONPATH')] if 'PYTHONPATH' in extra else [])
     env = dict(os.environ, **extra, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+                          env=env, cwd=cwd, timeout=600, umask=umask)
 
 
 def _nested_inputs(source_images, root):
