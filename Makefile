@@ -19,7 +19,7 @@ setup:
 lint: setup
 	"$(PY)" -m ruff check mmxai tools tests configs benchmarks
 	@command -v shellcheck >/dev/null || { echo "make lint: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
-	$(SHELL_SCRIPTS) | xargs -0 shellcheck -x
+	@$(SHELL_SCRIPTS) | xargs -0 -r -t shellcheck -x
 
 # Lists the scripts `make lint` gives to shellcheck, one a line.
 shell-scripts:
