@@ -42,6 +42,8 @@ TORCHVISION_PIN="torchvision==0.29.1"
 MMCV_VERSION="2.1.0"
 OPENMMLAB_PINS=("mmengine==0.10.7" "mmdet==3.3.0" "mmpretrain==1.2.0")
 DEV_PINS=("pytest>=7" "ruff==0.6.9")
+# The `deploy` extra (tools/export.py, exported models), pinned to the tested versions.
+DEPLOY_PINS=("onnx==1.23.2" "onnxruntime==1.32.0" "openvino==2026.4.1")
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -185,6 +187,11 @@ fi
 if ! has "${OPENMMLAB_PINS[@]}" "${DEV_PINS[@]}"; then
   log "installing ${OPENMMLAB_PINS[*]} and test tools"
   "${PIP[@]}" install "${OPENMMLAB_PINS[@]}" "${DEV_PINS[@]}"
+fi
+
+if ! has "${DEPLOY_PINS[@]}"; then
+  log "installing the deploy runtimes ${DEPLOY_PINS[*]}"
+  "${PIP[@]}" install "${DEPLOY_PINS[@]}"
 fi
 
 # Debian packages: chromium for the test that opens the demo report in a real

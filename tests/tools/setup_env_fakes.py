@@ -40,6 +40,9 @@ STANDIN_WHEELS = {
     'setuptools': ('80.0.0', {'setuptools/__init__.py': "__version__ = '80.0.0'\n"}),
     'ninja': ('1.13.0', {'ninja/__init__.py': ''}),
     'wheel': ('0.45.1', {'wheel/__init__.py': "__version__ = '0.45.1'\n"}),
+    'onnx': ('1.23.2', {'onnx/__init__.py': "__version__ = '1.23.2'\n"}),
+    'onnxruntime': ('1.32.0', {'onnxruntime/__init__.py': "__version__ = '1.32.0'\n"}),
+    'openvino': ('2026.4.1', {'openvino/__init__.py': "__version__ = '2026.4.1'\n"}),
 }
 MMCV_OBJECTS = ['nms', 'roi_align', 'deform_conv']
 # The tools the set-up script runs (besides python, apt-get, id, chromium, shellcheck).
