@@ -110,7 +110,8 @@ def test_first_run_builds_mmcv_and_installs_everything(first_run, sandbox):
                  'building mmcv 2.1.0 with its C++ ops for torch2.14.1-',
                  'installing mmcv from ' + str(cache / 'mmcv-2.1.0'),
                  'installing mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0 and test tools',
-                 'installing the deploy runtimes onnx==1.23.2 onnxruntime==1.32.0 openvino==2026.4.1',
+                 'installing the deploy runtimes onnx==1.23.2 onnxruntime==1.32.0 '
+                 'openvino==2026.4.1',
                  'installing mmxai (editable)', 'environment ready: ' + str(venv)):
         assert '[setup] ' + line in out, out
     versions = installed(venv)
