@@ -100,8 +100,9 @@ def resample_cells(maps: Tensor, size: Tuple[int, int], grid: CellGrid,
                          padding_mode='border', align_corners=True).to(maps.dtype)
 
 
-def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid]) -> Tuple[Tensor, CellGrid]:
-    """Average per-level maps on the grid of the largest (first FPN) level.
+def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid],
+                 reduce: str = 'mean') -> Tuple[Tensor, CellGrid]:
+    """Average (or take the max of) per-level maps on the grid of the largest level.
 
     Each level is resampled at the positions of the largest level's cells,
     each cell read where its own level's grid puts it.
@@ -109,6 +110,7 @@ def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid]) -> Tuple[Ten
     Args:
         maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
         grids (Sequence[CellGrid]): Where each level's cells sit.
+        reduce (str): ``'mean'`` or ``'max'`` over the levels.
 
     Returns:
         tuple: (B, K, h, w) maps with (h, w) the largest level's size, and
@@ -117,6 +119,10 @@ def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid]) -> Tuple[Ten
     largest = max(range(len(maps)), key=lambda level: maps[level].shape[-2:].numel())
     size, target = tuple(maps[largest].shape[-2:]), grids[largest]
     resized: List[Tensor] = [resample_cells(m, size, g, target) for m, g in zip(maps, grids)]
+    if reduce == 'max':
+        return torch.stack(resized).amax(0), target
+    if reduce != 'mean':
+        raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
     return sum(resized) / len(resized), target
 
 
@@ -132,6 +138,60 @@ def resized_shape(metainfo: Dict[str, Any]) -> Tuple[int, int]:
     scale = metainfo.get('scale_factor', (1.0, 1.0))
     w_scale, h_scale = (scale, scale) if isinstance(scale, (int, float)) else scale[:2]
     return int(round(ori_h * float(h_scale))), int(round(ori_w * float(w_scale)))
+
+
+def boxes_to_input(boxes: Tensor, metainfo: Dict[str, Any]) -> Tensor:
+    """Boxes on the original image -> on the network input (the test pipeline's resize and flip).
+
+    The inverse of MMDetection's ``rescale=True`` for detection pipelines
+    (resize, optional flip, padding at the bottom right).
+
+    Args:
+        boxes (Tensor): (N, 4) ``x1, y1, x2, y2`` in original pixels.
+        metainfo (dict): ``scale_factor`` (w, h), ``img_shape`` and, when
+            present, ``flip``/``flip_direction``.
+
+    Returns:
+        Tensor: (N, 4) boxes in network-input pixels.
+    """
+    scale = metainfo.get('scale_factor', (1.0, 1.0))
+    w_scale, h_scale = (scale, scale) if isinstance(scale, (int, float)) else scale[:2]
+    out = boxes.float() * boxes.new_tensor([w_scale, h_scale, w_scale, h_scale]).float()
+    if metainfo.get('flip', False):
+        height, width = metainfo['img_shape'][:2]
+        direction = metainfo.get('flip_direction', 'horizontal')
+        if direction in ('horizontal', 'diagonal'):
+            out[:, [0, 2]] = width - out[:, [2, 0]]
+        if direction in ('vertical', 'diagonal'):
+            out[:, [1, 3]] = height - out[:, [3, 1]]
+    return out
+
+
+def cells_inside(boxes: Tensor, grid: CellGrid, size: Tuple[int, int]) -> Tensor:
+    """Which cells of a map lie inside each box (the one nearest its centre if none does).
+
+    Args:
+        boxes (Tensor): (N, 4) boxes on the network input.
+        grid (CellGrid): Where the map's cells sit.
+        size (tuple): (h, w) of the map.
+
+    Returns:
+        Tensor: (N, h, w) bool.
+    """
+    grid = CellGrid(*grid)
+    ys = grid.origin_y + grid.stride_y * torch.arange(size[0], dtype=torch.float32)
+    xs = grid.origin_x + grid.stride_x * torch.arange(size[1], dtype=torch.float32)
+    boxes = boxes.float().cpu()
+    in_y = (ys[None] >= boxes[:, 1:2]) & (ys[None] <= boxes[:, 3:4])  # (N, h)
+    in_x = (xs[None] >= boxes[:, 0:1]) & (xs[None] <= boxes[:, 2:3])  # (N, w)
+    inside = in_y[:, :, None] & in_x[:, None, :]
+    centre_y = ((boxes[:, 1] + boxes[:, 3]) / 2 - grid.origin_y) / grid.stride_y
+    centre_x = ((boxes[:, 0] + boxes[:, 2]) / 2 - grid.origin_x) / grid.stride_x
+    rows = centre_y.round().long().clamp(0, size[0] - 1)
+    cols = centre_x.round().long().clamp(0, size[1] - 1)
+    empty = ~inside.flatten(1).any(1)
+    inside[empty, rows[empty], cols[empty]] = True
+    return inside
 
 
 def crop_offset(metainfo: Dict[str, Any]) -> Tuple[int, int]:

@@ -54,6 +54,15 @@ def parse_args() -> argparse.Namespace:
                         help='detection: explain classes with a box scoring at least this '
                         '(default 0.3); the methods that threshold boxes themselves (drise, '
                         'mask class maps, gradient methods) use the same value')
+    parser.add_argument('--per-box', action='store_true',
+                        help='detection: also one map per predicted box (scoring at least '
+                        '--score-thr): the evidence for that box alone')
+    parser.add_argument('--explain-gt', action='store_true',
+                        help='detection, on the config\'s annotated test set (no --input): '
+                        'explain every ground-truth object, matched or missed')
+    parser.add_argument('--target-boxes', metavar='FILE.json',
+                        help='detection, with --input: explain the boxes this file gives per '
+                        'image ({"image.jpg": [{"bbox": [x1, y1, x2, y2], "label": "cat"}]})')
     parser.add_argument('--overlay-weight', type=float, default=0.5,
                         help='weight of the map in the overlay, 0..1')
     parser.add_argument('--save-raw', action='store_true',
@@ -87,6 +96,8 @@ def parse_args() -> argparse.Namespace:
     if not 0.0 <= args.overlay_weight <= 1.0:
         parser.error(f'--overlay-weight must be in [0, 1], got {args.overlay_weight}')
     check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
+    if args.target_boxes:
+        check_files_exist(parser, **{'target boxes': args.target_boxes})
     if args.input:
         check_inputs(parser, args.input, args.output)
     check_output_dir(parser, args.output)
@@ -107,6 +118,9 @@ def explain(args: argparse.Namespace) -> dict:
         explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
         score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
         normalize=args.normalize,
+        box_targets=[source for flag, source in ((args.per_box, 'predictions'),
+                                                 (args.explain_gt, 'ground_truth')) if flag],
+        target_boxes=args.target_boxes,
         batch_size=args.batch_size, resume=not args.no_resume, write_workers=args.write_workers,
         manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
                            config=args.config, checkpoint=args.checkpoint,

@@ -6,7 +6,12 @@ from torch import Tensor, nn
 
 from ..geometry import CellGrid
 from .base import ModelAdapter
-from .dense_heads import class_probability_levels, prior_grids
+from .dense_heads import (
+    anchor_class_probabilities,
+    class_probability_levels,
+    decoded_prior_boxes,
+    prior_grids,
+)
 
 
 class DetectorAdapter(ModelAdapter):
@@ -61,15 +66,31 @@ class DetectorAdapter(ModelAdapter):
         """Per-level class probabilities (B, K, h_l, w_l), max over anchors."""
         return class_probability_levels(self.dense_head, self.captured('bbox_head'))
 
-    def detections_of_inputs(self, inputs: Tensor, sample: Any) -> List[Any]:
+    def anchor_class_probabilities(self) -> List[Tensor]:
+        """Per-level class probabilities of every anchor (B, A, K, h_l, w_l)."""
+        return anchor_class_probabilities(self.dense_head, self.captured('bbox_head'))
+
+    def prior_boxes(self, image: int) -> List[Tensor]:
+        """Per level, the (h * w * A, 4) boxes the priors of one image regress to.
+
+        Decoded from the captured head outputs as the head's own prediction
+        decodes them (see :func:`~mmxai.adapters.dense_heads.decoded_prior_boxes`),
+        in network-input pixels; the network does not run again.
+        """
+        return decoded_prior_boxes(self.dense_head, self.captured('bbox_head'), image,
+                                   self.input_shape)
+
+    def detections_of_inputs(self, inputs: Tensor, sample: Any,
+                             rescale: bool = True) -> List[Any]:
         """The detector's predictions (``InstanceData``) for inputs shaped like ``sample``'s.
 
         Args:
             inputs (Tensor): (n, 3, H, W) preprocessed inputs (e.g. masked).
             sample: The data sample whose metainfo (sizes, scale) they share.
+            rescale (bool): Boxes in original pixels (True) or network-input pixels.
         """
         samples = [type(sample)(metainfo=sample.metainfo) for _ in range(len(inputs))]
-        return [s.pred_instances for s in self.model.predict(inputs, samples, rescale=True)]
+        return [s.pred_instances for s in self.model.predict(inputs, samples, rescale=rescale)]
 
     def scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
         return self._scores_from_levels(self.dense_head(tuple(features)), score_thr)

@@ -1,5 +1,6 @@
 """Unlabeled images from folders, single files or lists of paths."""
 import errno
+import json
 import os
 import os.path as osp
 from functools import partial
@@ -9,7 +10,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from ..registry import DATASETS, FUNCTIONS
-from ..utils import InputInsideOutputError, finished_entry
+from ..utils import InputInsideOutputError, UserInputError, finished_entry
 from .image_io import describe_failure, stat_signature
 from .output_names import distinguishing_suffixes, output_stems
 
@@ -178,6 +179,9 @@ class ImageFolderDataset(BaseDataset):
         run_id (str, optional): Identifies the explain settings.
         exclude (Sequence[str]): Folders left out of the search (the output
             folder); an input folder inside one is an error.
+        target_boxes (str, optional): A JSON file of boxes to explain per
+            image (see :func:`load_target_boxes`); each image gets its list
+            (maybe empty) as ``target_boxes``.
     """
 
     def __init__(self,
@@ -188,12 +192,14 @@ class ImageFolderDataset(BaseDataset):
                  resume_dir: Optional[str] = None,
                  run_id: Optional[str] = None,
                  exclude: Sequence[str] = (),
+                 target_boxes: Optional[str] = None,
                  **kwargs) -> None:
         self.inputs = inputs
         self.extensions = tuple(e.lower() for e in extensions)
         self.resume_dir = resume_dir
         self.run_id = run_id
         self.exclude = tuple(exclude)
+        self.target_boxes = target_boxes
         self.skipped: List[Dict[str, str]] = []
         self.finished: List[Dict[str, Any]] = []
         super().__init__(ann_file='', metainfo=metainfo, pipeline=list(pipeline),
@@ -203,6 +209,10 @@ class ImageFolderDataset(BaseDataset):
         images, self.skipped = find_images(self.inputs, self.extensions, self.exclude)
         if not images and not self.skipped:
             raise ValueError(f'no images ({", ".join(self.extensions)}) found in {self.inputs}')
+        if self.target_boxes:
+            boxes = load_target_boxes(self.target_boxes, images)
+            for image, image_boxes in zip(images, boxes):
+                image['target_boxes'] = image_boxes
         todo = []
         for image in images:
             entry = None
@@ -253,3 +263,49 @@ def collate_skipping_unreadable(data_batch: Sequence[Any],
     batch = collate_fn(readable) if readable else dict(inputs=[], data_samples=[])
     batch[SKIPPED] = [sample[SKIPPED] for sample in data_batch if SKIPPED in sample]
     return batch
+
+
+def load_target_boxes(path: str, images: Sequence[Dict[str, str]]) -> List[List[dict]]:
+    """The boxes a JSON file gives for each image.
+
+    The file maps an image (its path relative to the input, as in the
+    manifest, its file name, or its path as found) to a list of
+    ``{"bbox": [x1, y1, x2, y2], "label": <class name or index>}`` in
+    original pixels.
+
+    Args:
+        path (str): The JSON file.
+        images (Sequence[dict]): What :func:`find_images` found.
+
+    Returns:
+        list[list[dict]]: Per image, its boxes (empty if the file has none).
+
+    Raises:
+        UserInputError: If the file cannot be read, a box is malformed or a
+            key names no input image; the message names the file.
+    """
+    try:
+        with open(path, encoding='utf-8') as file:
+            given = json.load(file)
+    except (OSError, ValueError) as error:
+        raise UserInputError(f'target boxes {path} cannot be read: {error}') from error
+    if not isinstance(given, dict):
+        raise UserInputError(f'target boxes {path}: expected an object mapping images to boxes')
+    by_key: Dict[str, int] = {}
+    for index, image in enumerate(images):
+        for key in (image['img_path'], osp.abspath(image['img_path']), image['rel_path'],
+                    osp.basename(image['img_path'])):
+            by_key.setdefault(key, index)
+    boxes: List[List[dict]] = [[] for _ in images]
+    for key, entries in given.items():
+        if key not in by_key:
+            raise UserInputError(f'target boxes {path}: {key!r} is none of the input images')
+        for box in entries if isinstance(entries, list) else [entries]:
+            bbox = box.get('bbox') if isinstance(box, dict) else None
+            if not (isinstance(bbox, list) and len(bbox) == 4 and
+                    all(isinstance(v, (int, float)) for v in bbox) and
+                    bbox[0] < bbox[2] and bbox[1] < bbox[3] and 'label' in box):
+                raise UserInputError(f'target boxes {path}: {key!r} has {box!r}; expected '
+                                     '{"bbox": [x1, y1, x2, y2], "label": name or index}')
+            boxes[by_key[key]].append(dict(bbox=[float(v) for v in bbox], label=box['label']))
+    return boxes

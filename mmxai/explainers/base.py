@@ -61,6 +61,29 @@ class BaseExplainer:
                  targets: Optional[List[Tensor]] = None) -> Tensor:
         return self.explain(adapter, samples, targets)
 
+    def explain_boxes(self, adapter: 'ModelAdapter', samples: list, boxes: List[Tensor],
+                      labels: List[Tensor]) -> List[Tensor]:
+        """Saliency maps of target boxes (predicted, annotated or given), one per box.
+
+        Args:
+            adapter (ModelAdapter): Holds what the forward pass captured.
+            samples (list): The predicted data samples of the batch.
+            boxes (list[Tensor]): Per image, (N, 4) boxes ``x1, y1, x2, y2`` in
+                network-input pixels.
+            labels (list[Tensor]): Per image, (N,) the boxes' classes.
+
+        Returns:
+            list[Tensor]: Per image, (N, h, w) maps on the grid of
+            :meth:`map_grid`, in the method's own values.
+
+        Raises:
+            UnsupportedModelError: For methods without per-box maps.
+        """
+        raise UnsupportedModelError(
+            f'{self.algorithm} ({type(self).__name__}) has no per-box maps; per-box and '
+            'ground-truth explanations need classwisesaliencymap (single-stage detectors, '
+            'mask class maps) or drise')
+
     def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
         """Where the cells of this method's (h, w) maps sit on the network input.
 

@@ -8,8 +8,10 @@ from torch import Tensor, nn
 
 from ..adapters import build_adapter
 from ..explainers import BaseExplainer, build_explainer
+from ..geometry import boxes_to_input, cells_inside
 from ..registry import MODELS
-from .saliency_targets import SaliencyTargets
+from ..utils.errors import UnsupportedModelError
+from .saliency_targets import BOX_SOURCES, SaliencyTargets
 
 
 @MODELS.register_module()
@@ -23,6 +25,16 @@ class ExplainModel(BaseModel):
     * ``saliency_map``: float (T, h, w) maps in network-input coordinates, one
       per explained class (T = 1 for class-agnostic methods);
     * ``explained_classes``: long (T,) class indices, -1 for class-agnostic;
+    * with ``box_targets`` (detectors): ``box_saliency_map`` (N, h, w), one
+      map per target box (see :meth:`BaseExplainer.explain_boxes`), and
+      metainfo ``explained_boxes``: per box its ``source``, ``index``,
+      ``bbox`` (original pixels), ``label``, ``class_name``, ``evidence``
+      (the largest value of its map), for probability maps ``in_box`` (the
+      largest value of its class map inside it) and, for boxes that are not
+      predictions, ``match`` (the prediction of its class that overlaps it
+      most: ``prediction`` index, ``iou``, ``score``; None if none does) and
+      ``detected`` (a prediction of its class with IoU >= 0.5 scores at least
+      ``score_thr``);
     * metainfo ``explain_algorithm``, ``explain_input_shape``,
       ``explain_cell_grid`` (where the map cells sit on the input, see
       :class:`mmxai.geometry.CellGrid`), ``explain_value_range`` (the
@@ -45,7 +57,12 @@ class ExplainModel(BaseModel):
             :func:`mmxai.explainers.build_explainer`). None: the explainer's
             own ``score_thr`` if it has one, else 0.3. Classification uses the
             head's predicted label(s).
-        class_names (Sequence[str], optional): Class names, for the metainfo.
+        class_names (Sequence[str], optional): Class names, for the metainfo
+            (None: the model's ``dataset_meta`` classes, if it has them).
+        box_targets (Sequence[str]): Detectors: also explain boxes, from
+            ``'predictions'`` (those scoring at least ``score_thr``: per-box
+            maps), ``'ground_truth'`` (every annotated object, matched or
+            missed) and ``'given'`` (``target_boxes`` in the metainfo).
     """
 
     def __init__(self,
@@ -54,7 +71,8 @@ class ExplainModel(BaseModel):
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[int]] = None,
                  score_thr: Optional[float] = None,
-                 class_names: Optional[Sequence[str]] = None) -> None:
+                 class_names: Optional[Sequence[str]] = None,
+                 box_targets: Sequence[str] = ()) -> None:
         if isinstance(module, dict):
             module = MMENGINE_MODELS.build(module)
         super().__init__(data_preprocessor=module.data_preprocessor)
@@ -64,8 +82,19 @@ class ExplainModel(BaseModel):
         self.explainer.check_supported(self.adapter)
         if score_thr is None:
             score_thr = getattr(self.explainer, 'score_thr', 0.3)
+        if class_names is None:
+            class_names = (getattr(module, 'dataset_meta', None) or {}).get('classes')
         self.targets = SaliencyTargets(self.adapter.task, self.adapter.num_classes,
                                        explain_all_classes, target_classes, score_thr, class_names)
+        unknown = set(box_targets) - set(BOX_SOURCES)
+        if unknown:
+            raise ValueError(f'unknown box targets {sorted(unknown)}; choose from {BOX_SOURCES}')
+        if box_targets and self.adapter.task != 'detection':
+            raise UnsupportedModelError('box explanations are for detectors; '
+                                        f'{type(module).__name__} is a classifier')
+        if box_targets and type(self.explainer).explain_boxes is BaseExplainer.explain_boxes:
+            self.explainer.explain_boxes(self.adapter, [], [], [])  # its one-line refusal
+        self.box_targets = tuple(box_targets)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor') -> Any:
@@ -80,6 +109,8 @@ class ExplainModel(BaseModel):
             if self.explainer.class_wise else None
         maps = self.explainer(self.adapter, samples, targets)
         input_shape = self.adapter.input_shape
+        if self.box_targets:
+            self._explain_boxes(samples, maps)
         for index, (sample, sample_maps) in enumerate(zip(samples, maps)):
             self._attach(sample, sample_maps, input_shape, targets[index] if targets else None)
         return samples
@@ -97,6 +128,40 @@ class ExplainModel(BaseModel):
         grid = self.explainer.map_grid(self.adapter, tuple(maps.shape[-2:]))
         self.targets.attach(sample, maps, classes, self.explainer.algorithm, input_shape, grid,
                             self.explainer.value_range)
+
+    def _explain_boxes(self, samples: List[BaseDataElement], class_maps: Tensor) -> None:
+        from mmdet.structures.bbox import bbox_overlaps
+        found = [self.targets.boxes_of(sample, self.box_targets) for sample in samples]
+        device = class_maps.device
+        box_maps = self.explainer.explain_boxes(
+            self.adapter, samples,
+            [boxes_to_input(boxes, s.metainfo).to(device) for (boxes, _, _), s in
+             zip(found, samples)],
+            [labels.to(device) for _, labels, _ in found])
+        grid = self.explainer.map_grid(self.adapter, tuple(class_maps.shape[-2:]))
+        for sample, (boxes, labels, records), maps, image_maps in zip(
+                samples, found, box_maps, class_maps):
+            predictions = sample.pred_instances
+            overlaps = bbox_overlaps(boxes, predictions.bboxes.float().cpu()) * \
+                (labels[:, None] == predictions.labels.cpu()[None])  # (N, P), same class only
+            scores = predictions.scores.cpu()
+            inside = cells_inside(boxes_to_input(boxes, sample.metainfo), grid,
+                                  tuple(image_maps.shape[-2:]))  # (N, h, w)
+            for row, record in enumerate(records):
+                label = int(labels[row])
+                record.update(label=label, class_name=self.targets.class_name(label),
+                              evidence=float(maps[row].max()) if maps[row].numel() else 0.0)
+                if self.explainer.value_range is not None:
+                    record['in_box'] = float(image_maps[label][inside[row].to(device)].max())
+                if record['source'] != 'predictions':
+                    best = int(overlaps[row].argmax()) if overlaps.shape[1] else -1
+                    record['match'] = None if best < 0 or overlaps[row, best] <= 0 else dict(
+                        prediction=best, iou=float(overlaps[row, best]),
+                        score=float(scores[best]))
+                    record['detected'] = bool(((overlaps[row] >= 0.5) &
+                                               (scores >= self.score_thr)).any())
+            sample.box_saliency_map = maps
+            sample.set_metainfo(dict(explained_boxes=records))
 
     @property
     def class_names(self) -> Optional[List[str]]:

@@ -4,7 +4,7 @@ Shared by every model that attaches saliency maps to data samples (the
 PyTorch :class:`~mmxai.models.ExplainModel` and the exported-model runner of
 :mod:`mmxai.deploy`), so that both produce the same samples for the writer.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.structures import BaseDataElement
@@ -12,6 +12,9 @@ from torch import Tensor
 
 from ..geometry import CellGrid
 from ..utils import TargetClassError
+
+#: Where target boxes come from (see :meth:`SaliencyTargets.boxes_of`).
+BOX_SOURCES = ('predictions', 'ground_truth', 'given')
 
 
 class SaliencyTargets:
@@ -85,6 +88,55 @@ class SaliencyTargets:
                                  explain_cell_grid=tuple(grid),
                                  explain_value_range=value_range,
                                  explained_class_names=names))
+
+    def boxes_of(self, sample: BaseDataElement, sources: Sequence[str]
+                 ) -> Tuple[Tensor, Tensor, List[Dict[str, Any]]]:
+        """The target boxes of one predicted sample, from each source asked for.
+
+        Args:
+            sample (BaseDataElement): A predicted detection sample.
+            sources (Sequence[str]): ``'predictions'`` (boxes scoring at least
+                ``score_thr``), ``'ground_truth'`` (every annotated object,
+                ``gt_instances``) and/or ``'given'`` (the ``target_boxes`` of
+                its metainfo: ``bbox`` and ``label`` by index or name).
+
+        Returns:
+            tuple: (N, 4) boxes in original pixels, (N,) labels and, per box,
+            ``source``, ``index`` (in its source's list) and ``bbox``.
+
+        Raises:
+            TargetClassError: For a given box of an unknown class.
+        """
+        boxes, labels, records = [], [], []
+        for source in sources:
+            if source == 'predictions':
+                instances = sample.pred_instances
+                kept = torch.nonzero(instances.scores >= self.score_thr)[:, 0]
+                found = instances.bboxes[kept], instances.labels[kept], kept.tolist()
+            elif source == 'ground_truth':
+                if 'gt_instances' not in sample:
+                    raise TargetClassError('ground-truth boxes were asked for, but the samples '
+                                           'have no annotations (explain the config\'s test set)')
+                gt = sample.gt_instances
+                found = gt.bboxes, gt.labels, list(range(len(gt.labels)))
+            else:
+                given = sample.metainfo.get('target_boxes') or []
+                names = resolve_classes([box['label'] for box in given], self.class_names)
+                bad = [n for n in names if not 0 <= n < self.num_classes]
+                if bad:
+                    raise TargetClassError(f'target box classes {bad} are out of range: the '
+                                           f'model has {self.num_classes} classes')
+                found = (torch.tensor([box['bbox'] for box in given], dtype=torch.float32)
+                         .reshape(-1, 4), torch.tensor(names, dtype=torch.long),
+                         list(range(len(given))))
+            bboxes = getattr(found[0], 'tensor', found[0])  # mmdet's HorizontalBoxes
+            boxes.append(bboxes.reshape(-1, 4).float().cpu())
+            labels.append(found[1].long().cpu())
+            records += [dict(source=source, index=index, bbox=box)
+                        for index, box in zip(found[2], bboxes.reshape(-1, 4).tolist())]
+        if not boxes:
+            return torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), []
+        return torch.cat(boxes), torch.cat(labels), records
 
     def class_name(self, index: int) -> str:
         """Name of a class, or its index as text when names are unknown."""

@@ -140,19 +140,15 @@ class SaliencyWriter:
         for t, (index, name) in enumerate(zip(sample.explained_classes.tolist(),
                                               meta['explained_class_names'])):
             stem = 'saliency' if index < 0 else f'{index}_{safe_filename(name)}_saliency'
-            files = {'saliency_map': osp.join(folder, stem + '.png'),
-                     'overlay': osp.join(folder, stem.replace('saliency', 'overlay') + '.png')}
-            pending += [(files['saliency_map'], colored_np[t]), (files['overlay'], blended_np[t])]
-            if raw_np is not None:
-                files['raw'] = osp.join(folder, stem + '.npy')
-                files['values'] = osp.join(folder, stem.replace('saliency', 'values') + '.npy')
-                pending += [(files['raw'], raw_np[t]),
-                            (files['values'], values_np[t].astype(np.float32))]
+            files = self._name_files(folder, stem, pending, colored_np[t], blended_np[t],
+                                     None if raw_np is None else (raw_np[t], values_np[t]))
             explanations.append(dict(class_index=index if index >= 0 else None,
                                      class_name=name if index >= 0 else None, **files))
         entry = dict(image=meta['img_path'], rel_path=rel_path,
                      ori_shape=list(meta['ori_shape'][:2]), algorithm=meta['explain_algorithm'],
                      predictions=predictions_of(sample), explanations=explanations)
+        if 'explained_boxes' in meta:
+            entry['boxes'] = self._prepare_boxes(sample, folder, pending)
         ground_truth = ground_truth_of(sample)
         if ground_truth is not None:  # annotated test set: what the error analysis reads
             entry['ground_truth'] = ground_truth
@@ -160,6 +156,47 @@ class SaliencyWriter:
                     maps, sample.explained_classes.tolist(), ground_truth)):
                 explanation.update(numbers)
         return entry, pending
+
+    def _name_files(self, folder: str, stem: str, pending: List[Tuple[str, np.ndarray]],
+                    colored: np.ndarray, blended: np.ndarray,
+                    raw: Optional[Tuple[np.ndarray, np.ndarray]]) -> Dict[str, str]:
+        """Queue one map's files (picture, overlay, raw arrays) and return their names."""
+        files = {'saliency_map': osp.join(folder, stem + '.png'),
+                 'overlay': osp.join(folder, stem.replace('saliency', 'overlay') + '.png')}
+        pending += [(files['saliency_map'], colored), (files['overlay'], blended)]
+        if raw is not None:
+            files['raw'] = osp.join(folder, stem + '.npy')
+            files['values'] = osp.join(folder, stem.replace('saliency', 'values') + '.npy')
+            pending += [(files['raw'], raw[0]), (files['values'], raw[1].astype(np.float32))]
+        return files
+
+    def _prepare_boxes(self, sample: BaseDataElement, folder: str,
+                       pending: List[Tuple[str, np.ndarray]]) -> List[Dict[str, Any]]:
+        """The per-box maps' files (the box drawn on the overlay) and manifest records.
+
+        Box ``k`` of the manifest's ``boxes`` list is written as ``box_<k>_...``.
+        """
+        meta = sample.metainfo
+        records = [dict(record) for record in meta['explained_boxes']]
+        box_maps = sample.box_saliency_map
+        if not records:
+            return records
+        maps = to_original_image(box_maps, meta, self.normalize)
+        image = torch.from_numpy(np.ascontiguousarray(read_image(meta['img_path'])))
+        colored = colorize(maps)
+        blended = overlay(image.to(maps.device), colored, self.overlay_weight).cpu().numpy()
+        values = to_original_image(box_maps, meta, 'none').cpu().numpy() \
+            if self.save_raw else None
+        for k, record in enumerate(records):
+            x1, y1, x2, y2 = (int(round(v)) for v in record['bbox'])
+            picture = np.ascontiguousarray(blended[k])
+            cv2.rectangle(picture, (x1, y1), (x2, y2), (255, 255, 255), 2)
+            stem = f"box_{k}_{record['label']}_{safe_filename(record['class_name'])}_saliency"
+            raw = None if values is None else (maps[k].cpu().numpy().astype(np.float32),
+                                               values[k])
+            record.update(self._name_files(folder, stem, pending, colored[k].cpu().numpy(),
+                                           picture, raw))
+        return records
 
     def commit(self, files: List[Tuple[str, np.ndarray]]) -> None:
         """Encode and write, atomically, the files :meth:`prepare` listed."""

@@ -130,3 +130,23 @@ def test_score_threshold_decides_which_masks_make_the_map(mask_rcnn):
         assert not (sample.pred_instances.scores >= 0.6).any()
         maps[score_thr] = sample.saliency_map
     assert maps[0.1].amax() > 0.1 and maps[0.6].abs().amax() == 0
+
+
+def test_box_maps_average_the_masks_of_the_detections_that_overlap_the_box(mask_rcnn):
+    # Per predicted box: the mean pasted soft mask of its class's detections with
+    # IoU >= 0.5 (torchvision's IoU here), itself included.
+    from torchvision.ops import box_iou
+    explain = ExplainModel(mask_rcnn, score_thr=0.0, box_targets=['predictions'])
+    with torch.no_grad():
+        sample = explain.test_step(det_batch(random_images(1, SIZE, SIZE, seed=3)))[0]
+        masks, rois = explain.adapter.soft_masks()
+    records = sample.metainfo['explained_boxes']
+    predictions = sample.pred_instances
+    assert len(records) == len(predictions) > 1
+    boxes, labels = rois[:, 1:], predictions.labels
+    pasted = paste_masks(masks[torch.arange(len(masks)), labels], boxes / 4, (SIZE // 4,) * 2)
+    overlapping = (box_iou(boxes, boxes) >= 0.5) & (labels[:, None] == labels[None])
+    for k in range(len(records)):
+        expected = pasted[overlapping[k]].mean(0)
+        torch.testing.assert_close(sample.box_saliency_map[k], expected)
+        assert records[k]['evidence'] == pytest.approx(float(expected.max()), abs=1e-6)

@@ -31,6 +31,8 @@ class PrepareExplainHook(Hook):
             explained, for every explainer that thresholds detections too (None:
             the explainer's own, else 0.3).
         strict_checkpoint (bool): Refuse checkpoints that do not fit.
+        box_targets (Sequence[str]): Detectors: boxes to explain too, see
+            :class:`~mmxai.models.ExplainModel`.
     """
 
     priority = 'NORMAL'
@@ -40,12 +42,14 @@ class PrepareExplainHook(Hook):
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[Union[int, str]]] = None,
                  score_thr: Optional[float] = None,
-                 strict_checkpoint: bool = True) -> None:
+                 strict_checkpoint: bool = True,
+                 box_targets: Sequence[str] = ()) -> None:
         self.explainer = explainer
         self.explain_all_classes = explain_all_classes
         self.target_classes = target_classes
         self.score_thr = score_thr
         self.strict_checkpoint = strict_checkpoint
+        self.box_targets = tuple(box_targets)
         self.checkpoint_classes: Optional[Sequence[str]] = None
         self._plain_model: Any = None
 
@@ -75,5 +79,5 @@ class PrepareExplainHook(Hook):
             module=model, explainer=self.explainer,
             explain_all_classes=self.explain_all_classes,
             target_classes=resolve_classes(self.target_classes, names),
-            score_thr=self.score_thr, class_names=names)
+            score_thr=self.score_thr, class_names=names, box_targets=self.box_targets)
 
