@@ -10,6 +10,7 @@ from mmengine.config import Config, ConfigDict
 
 from .. import version
 from ..deploy import is_exported_model
+from ..models import model_config
 from ..utils import UserInputError
 from ..utils.config import innermost_dataset, test_pipeline_of
 
@@ -279,9 +280,7 @@ def use_exported_model(cfg: Config, model_file: str,
             explained (None: 0.3).
         runtime (str, optional): ``'onnxruntime'`` or ``'openvino'``.
     """
-    model_cfg = copy.deepcopy(cfg.model)
-    if 'data_preprocessor' not in model_cfg and cfg.get('data_preprocessor'):
-        model_cfg['data_preprocessor'] = copy.deepcopy(cfg.data_preprocessor)
+    model_cfg = model_config(cfg)
     metainfo = cfg.test_dataloader.dataset.get('metainfo') or {}
     cfg.model = dict(type='mmxai.ExportedExplainModel', model_file=model_file,
                      model_cfg=model_cfg, explainer=algorithm,

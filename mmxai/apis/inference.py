@@ -36,7 +36,8 @@ class SaliencyExplainer:
         device (str): Where the model runs.
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int], optional): Classes to explain.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float, optional): Detection score above which a class is
+            explained (None: the algorithm's own ``score_thr``, else 0.3).
         normalize (str): ``'per_map'`` (as the tool's default), ``'absolute'``
             (the method's own fixed scale) or ``'none'`` (the method's values).
     """
@@ -44,8 +45,8 @@ class SaliencyExplainer:
     def __init__(self, config: Union[str, Config], checkpoint: str,
                  algorithm: Union[str, dict] = 'classwisesaliencymap', device: str = 'cpu',
                  explain_all_classes: bool = False,
-                 target_classes: Optional[Sequence[int]] = None, score_thr: float = 0.3,
-                 normalize: str = 'per_map') -> None:
+                 target_classes: Optional[Sequence[int]] = None,
+                 score_thr: Optional[float] = None, normalize: str = 'per_map') -> None:
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         model = build_model(cfg, checkpoint, device)
         self.normalize = normalize
@@ -102,16 +103,20 @@ class ExportedSaliencyExplainer(SaliencyExplainer):
         runtime (str, optional): ``'onnxruntime'`` or ``'openvino'`` (default by file).
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float, optional): Detection score above which a class is
+            explained (None: 0.3).
         num_threads (int, optional): Runtime CPU threads.
+        normalize (str): As for :class:`SaliencyExplainer`.
     """
 
     def __init__(self, config: Union[str, Config], model_file: str,
                  runtime: Optional[str] = None, explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[Union[int, str]]] = None,
-                 score_thr: float = 0.3, num_threads: Optional[int] = None) -> None:
+                 score_thr: Optional[float] = None, num_threads: Optional[int] = None,
+                 normalize: str = 'per_map') -> None:
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
+        self.normalize = normalize
         self._build_pipelines(cfg)
         use_exported_model(cfg, model_file, None, explain_all_classes, target_classes,
                            score_thr, runtime)

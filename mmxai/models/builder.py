@@ -14,13 +14,30 @@ from ..checkpoint import (
 )
 
 
+def model_config(cfg: Config) -> dict:
+    """The config's model section with the top-level data preprocessor merged in.
+
+    MMPretrain configs keep the data preprocessor (mean, std, channel order)
+    at the top level and the Runner merges it into the model's; a model
+    built from ``cfg.model`` alone would see un-normalised pixels.
+
+    Args:
+        cfg (Config): A training or test config.
+
+    Returns:
+        dict: A copy of ``cfg.model``, as the Runner builds it.
+    """
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    return model_cfg
+
+
 def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
     """The config's model, with its checkpoint, as ``Runner.from_cfg(cfg).model`` would be.
 
-    MMPretrain configs keep the data preprocessor (mean, std, channel order)
-    at the top level and the Runner merges it into the model; a model built
-    from ``cfg.model`` alone would see un-normalised pixels. Like MMDetection's
-    ``init_detector``, the model's ``dataset_meta`` holds the checkpoint's
+    The top-level data preprocessor is merged in (:func:`model_config`). Like
+    MMDetection's ``init_detector``, the model's ``dataset_meta`` holds the checkpoint's
     class names (or the test set's, without them).
 
     Args:
@@ -33,10 +50,7 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
         nn.Module: The model in eval mode.
     """
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model_cfg = copy.deepcopy(cfg.model)
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(model_config(cfg))
     classes = None
     if checkpoint is not None:
         weights = load_checkpoint_file(checkpoint, map_location='cpu')

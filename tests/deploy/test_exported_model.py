@@ -21,7 +21,7 @@ from mmxai.deploy import (
     open_session,
 )
 from mmxai.geometry import normalize_per_map
-from mmxai.models import ExplainModel
+from mmxai.models import ExplainModel, model_config
 from mmxai.models import build_model as build_trained_model
 from tests.helpers import build_model, cls_batch, det_batch, load_config, random_images
 
@@ -117,7 +117,7 @@ def test_exported_equals_pytorch_explain_mode(exported, runtime, batch, request)
     with torch.no_grad():
         expected = ExplainModel(model, explainer=algorithm, explain_all_classes=True,
                                 class_names=classes).test_step(make_batch(images))
-    got = ExportedExplainModel(files[runtime], cfg.model, explain_all_classes=True
+    got = ExportedExplainModel(files[runtime], model_config(cfg), explain_all_classes=True
                                ).test_step(make_batch(images))
     _assert_same_samples(expected, got, task)
     if task == 'detection':
@@ -132,7 +132,7 @@ def test_predicted_classes_are_explained_by_default(exported):
     with torch.no_grad():
         expected = ExplainModel(model, explainer=algorithm, score_thr=0.0, class_names=classes
                                 ).test_step(make_batch(images))
-    got = ExportedExplainModel(files['onnxruntime'], cfg.model, score_thr=0.0
+    got = ExportedExplainModel(files['onnxruntime'], model_config(cfg), score_thr=0.0
                                ).test_step(make_batch(images))
     for e, g in zip(expected, got):
         assert torch.equal(g.explained_classes, e.explained_classes)
@@ -157,7 +157,7 @@ def test_input_larger_than_exported_is_one_clear_error(exported):
     cfg, model, algorithm, size, files, classes = exported
     task = 'detection' if 'bbox_head' in cfg.model else 'classification'
     make_batch = det_batch if task == 'detection' else cls_batch
-    model = ExportedExplainModel(files['onnxruntime'], cfg.model)
+    model = ExportedExplainModel(files['onnxruntime'], model_config(cfg))
     with pytest.raises(ExportedModelError, match='larger than the'):
         model.test_step(make_batch(random_images(1, size + 32, size)))
 
