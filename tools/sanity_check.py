@@ -23,7 +23,12 @@ from mmengine.runner import Runner
 
 from mmxai.apis import check_files_exist, check_output_dir, exit_on_user_error, load_tool_config
 from mmxai.checkpoint import check_checkpoint_fits, load_checkpoint_file
-from mmxai.evaluation import SPEARMAN_THRESHOLD, SSIM_THRESHOLD, SanityChecker, format_sanity_table
+from mmxai.evaluation import (
+    KEPT_SHARE_THRESHOLD,
+    SPEARMAN_THRESHOLD,
+    SanityChecker,
+    format_sanity_table,
+)
 from mmxai.explainers import ALGORITHMS, BLACK_BOX_ALGORITHMS, algorithms_for
 from mmxai.models import build_adapter
 from mmxai.utils import UnknownAlgorithmError, atomic_write_json
@@ -51,8 +56,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='seed of the randomisation')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: explain classes with a box scoring at least this')
-    parser.add_argument('--spearman-threshold', type=float, default=SPEARMAN_THRESHOLD)
-    parser.add_argument('--ssim-threshold', type=float, default=SSIM_THRESHOLD)
+    parser.add_argument('--spearman-threshold', type=float, default=SPEARMAN_THRESHOLD,
+                        help='a map keeps the picture when its Spearman correlation with the '
+                        'reference map is at least this')
+    parser.add_argument('--kept-share-threshold', type=float, default=KEPT_SHARE_THRESHOLD,
+                        help='a step is flagged when at least this share of its maps keep it')
     parser.add_argument('--batch-size', type=int, help='images per batch')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -101,7 +109,8 @@ def check(args: argparse.Namespace) -> None:
         checker = SanityChecker(model.eval(), algorithms, cascade=args.cascade, seed=args.seed,
                                 score_thr=args.score_thr,
                                 spearman_threshold=args.spearman_threshold,
-                                ssim_threshold=args.ssim_threshold, page_images=args.page_images)
+                                kept_share_threshold=args.kept_share_threshold,
+                                page_images=args.page_images)
         dataloader = runner.build_dataloader(cfg.test_dataloader)
         for index, data in enumerate(dataloader):
             checker.process(data)

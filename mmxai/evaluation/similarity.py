@@ -56,12 +56,11 @@ def spearman(first: Tensor, second: Tensor) -> Tensor:
     return torch.where(denominator > 0, correlation.clamp(-1, 1), torch.nan)
 
 
-def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> Tensor:
-    """(size, size) float64 Gaussian weights summing to 1."""
+def gaussian_line(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> Tensor:
+    """(size,) float64 Gaussian weights summing to 1; their outer product is SSIM's window."""
     offsets = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     line = torch.exp(-offsets ** 2 / (2 * sigma ** 2))
-    window = line[:, None] * line[None, :]
-    return window / window.sum()
+    return line / line.sum()
 
 
 def ssim(first: Tensor, second: Tensor, data_range: float = 1.0) -> Tensor:
@@ -88,10 +87,11 @@ def ssim(first: Tensor, second: Tensor, data_range: float = 1.0) -> Tensor:
         raise ValueError(f'SSIM needs maps of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, '
                          f'got {tuple(first.shape[-2:])}')
     x, y = first.double()[:, None], second.double()[:, None]
-    window = gaussian_window().to(x.device)[None, None]
+    # The 2-D window is the outer product of a 1-D Gaussian: filter rows, then columns.
+    line = gaussian_line().to(x.device)
 
     def local_mean(maps: Tensor) -> Tensor:
-        return F.conv2d(maps, window)
+        return F.conv2d(F.conv2d(maps, line.view(1, 1, 1, -1)), line.view(1, 1, -1, 1))
 
     mu_x, mu_y = local_mean(x), local_mean(y)
     var_x = local_mean(x * x) - mu_x ** 2
@@ -111,8 +111,8 @@ def comparable_maps(maps: Tensor, size: Tuple[int, int]) -> Tensor:
         size (tuple[int, int]): (H, W) to compare at.
 
     Returns:
-        Tensor: (N, H, W) float32 in [0, 1]; a constant map becomes all zeros.
+        Tensor: (N, H, W) float64 in [0, 1]; a constant map becomes all zeros.
     """
-    resized = F.interpolate(maps[:, None].float(), size=size, mode='bilinear',
+    resized = F.interpolate(maps[:, None].double(), size=size, mode='bilinear',
                             align_corners=False)[:, 0]
     return normalize_per_map(resized)

@@ -50,8 +50,8 @@ def _cell(values: Optional[Dict[str, Any]]) -> str:
     if not values or values['spearman'] is None:
         return '<td>-</td>'
     state = 'flag' if values['flagged'] else 'pass'
-    return (f'<td class="{state}">{values["spearman"]:.2f} / {values["ssim"]:.2f}'
-            f'{" FLAG" if values["flagged"] else ""}</td>')
+    return (f'<td class="{state}">{values["spearman"]:.2f} · {values["kept"]:.0%} kept · '
+            f'SSIM {values["ssim"]:.2f}{" FLAG" if values["flagged"] else ""}</td>')
 
 
 def write_sanity_page(output_dir: str, report: Dict[str, Any], examples: Sequence[Dict[str, Any]],
@@ -92,12 +92,13 @@ def write_sanity_page(output_dir: str, report: Dict[str, Any], examples: Sequenc
         parts.append(f'<p>Made by <code>{html.escape(command)}</code></p>')
     thresholds = report['thresholds']
     parts.append(
-        f'<p>{report["num_images"]} images. Each cell: mean Spearman rank correlation / mean SSIM '
-        'between the maps of the trained model and of the model with every part up to that '
-        'step re-initialised (top layer first), for the classes the trained model predicts; '
-        f'last column: the map of a class the model does not predict against the predicted '
+        f'<p>{report["num_images"]} images. Each cell: the mean Spearman rank correlation between '
+        'the maps of the trained model and of the model with every part up to that step '
+        're-initialised (top layer first), for the classes the trained model predicts; the share '
+        'of maps that keep their picture; the mean SSIM (reported, not used for the verdict). '
+        'Last column: the map of a class the model does not predict against the predicted '
         f'class\'s. {html.escape(thresholds["rule"])} (spearman {thresholds["spearman"]}, '
-        f'ssim {thresholds["ssim"]}).</p>')
+        f'kept_share {thresholds["kept_share"]}).</p>')
     parts.append('<table id="sanity-table"><tr><th>algorithm</th><th>verdict</th>' +
                  ''.join(f'<th>{html.escape(s)}</th>' for s in steps) +
                  '<th>random label</th></tr>')
