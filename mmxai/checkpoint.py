@@ -9,21 +9,17 @@ one. Nothing here ever falls back to ``weights_only=False``.
 """
 import os.path as osp
 import pickle
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .utils.errors import UserInputError
+from .utils.errors import CheckpointMismatchError, UnsafeCheckpointError
 
 #: Attributes that ``HistoryBuffer`` pickles as ``getattr(HistoryBuffer, name)``.
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
-
-
-class UnsafeCheckpointError(UserInputError, pickle.UnpicklingError):
-    """A checkpoint's pickle references something outside the allow-list."""
 
 
 def restricted_getattr(obj: Any, name: str) -> Any:
@@ -114,8 +110,25 @@ def register_safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
 
 
-class CheckpointMismatchError(UserInputError, RuntimeError):
-    """A checkpoint's weights do not fit the model they are loaded into."""
+def state_dict_of(checkpoint: Any) -> Dict[str, Any]:
+    """The weights of a loaded checkpoint, without a model wrapper's ``module.`` prefix.
+
+    Args:
+        checkpoint: A loaded checkpoint (a dict with ``state_dict``) or a state dict.
+
+    Returns:
+        dict: Parameter name -> tensor, as the unwrapped model names them.
+    """
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    return {key[len('module.'):] if key.startswith('module.') else key: value
+            for key, value in state.items()}
+
+
+def checkpoint_class_names(checkpoint: Any) -> Optional[List[str]]:
+    """The class names a checkpoint was trained with (``meta.dataset_meta.classes``), if any."""
+    meta = (checkpoint.get('meta') if isinstance(checkpoint, dict) else None) or {}
+    classes = (meta.get('dataset_meta') or {}).get('classes')
+    return list(classes) if classes else None
 
 
 def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any,
@@ -136,9 +149,7 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any,
         CheckpointMismatchError: On missing keys, unexpected keys or shapes
             that differ; the message names the file and the first offenders.
     """
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
-    state = {key[len('module.'):] if key.startswith('module.') else key: value
-             for key, value in state.items()}
+    state = state_dict_of(checkpoint)
     expected = model.state_dict()
     missing = sorted(expected.keys() - state.keys())
     unexpected = sorted(state.keys() - expected.keys())

@@ -1,5 +1,8 @@
 """Session fixtures: generated data and models trained here with the Runner."""
+import hashlib
+import os
 import os.path as osp
+import shutil
 from typing import Optional
 
 import pytest
@@ -35,10 +38,37 @@ def shapes_classification(tmp_path_factory) -> str:
     return root
 
 
+#: Development only: a folder where the session's trained models are kept and
+#: reused by later sessions (CI and a plain `make test` train them). The key
+#: covers the config, the schedule, the data generator, this file and versions.
+MODEL_CACHE = os.environ.get('MMXAI_TEST_MODEL_CACHE')
+
+
+def _cache_key(config: str, max_iters: Optional[int]) -> str:
+    import mmdet
+    import mmpretrain
+    import torch
+
+    from mmxai.datasets import synthetic
+    parts = [open(path).read() for path in (config, synthetic.__file__, __file__)]
+    parts += [str(max_iters), torch.__version__, mmdet.__version__, mmpretrain.__version__]
+    return hashlib.sha256('\0'.join(parts).encode()).hexdigest()[:16]
+
+
 def _train_demo_model(config: str, data_root: str, work_dir: str,
                       max_iters: Optional[int] = None):
     cfg = load_config(config)
-    checkpoint = train(cfg, work_dir, data_root, max_iters)
+    name = f'iter_{max_iters or cfg.train_cfg.max_iters}.pth'
+    cached = osp.join(MODEL_CACHE, f'{_cache_key(config, max_iters)}.pth') if MODEL_CACHE else None
+    if cached and osp.isfile(cached):
+        checkpoint = osp.join(work_dir, name)
+        shutil.copy(cached, checkpoint)
+    else:
+        checkpoint = train(cfg, work_dir, data_root, max_iters)
+        if cached:
+            os.makedirs(MODEL_CACHE, exist_ok=True)
+            shutil.copy(checkpoint, f'{cached}.{os.getpid()}.part')
+            os.replace(f'{cached}.{os.getpid()}.part', cached)
     config_path = write_config(set_data_root(cfg.copy(), data_root), osp.join(work_dir, 'cfg.py'))
     return config_path, checkpoint
 

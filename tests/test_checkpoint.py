@@ -7,7 +7,8 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmxai.checkpoint import UnsafeCheckpointError, load_checkpoint_file
+from mmxai.checkpoint import load_checkpoint_file
+from mmxai.utils import UnsafeCheckpointError
 from tests.helpers import DET_DEMO_CONFIG, load_config, set_data_root, train
 
 

@@ -8,6 +8,10 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from mmengine.config import Config, ConfigDict
 
+from .. import version
+from ..deploy import is_exported_model
+from ..utils.config import innermost_dataset, test_pipeline_of
+
 #: Meta keys every pack transform must keep for maps to be placed correctly.
 EXPLAIN_META_KEYS = ('img_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape',
                      'scale_factor', 'flip', 'flip_direction', 'crop_bbox', 'rel_path',
@@ -37,14 +41,6 @@ def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
     return _with_checked_loader(steps)
 
 
-def test_pipeline_of(cfg: Config) -> List[dict]:
-    """The test pipeline of a config (``test_pipeline`` or the test dataset's)."""
-    dataset = cfg.test_dataloader.dataset
-    while 'pipeline' not in dataset and 'dataset' in dataset:  # dataset wrappers
-        dataset = dataset.dataset
-    return list(dataset.get('pipeline') or cfg.get('test_pipeline'))
-
-
 def explain_config(cfg: Config,
                    checkpoint: str,
                    output_dir: str,
@@ -55,6 +51,7 @@ def explain_config(cfg: Config,
                    score_thr: float = 0.3,
                    overlay_weight: float = 0.5,
                    save_raw: bool = False,
+                   normalize: str = 'per_map',
                    batch_size: Optional[int] = None,
                    manifest_meta: Optional[Dict[str, Any]] = None,
                    resume: bool = True,
@@ -72,15 +69,20 @@ def explain_config(cfg: Config,
 
     Args:
         cfg (Config): A training or test config.
-        checkpoint (str): Weights to explain.
+        checkpoint (str): Weights to explain, or a model exported by
+            ``tools/export.py`` (``.onnx`` / ``.xml``: run with ONNX Runtime /
+            OpenVINO, see :func:`use_exported_model`).
         output_dir (str): Output root.
         algorithm (str | dict): Explain algorithm.
         inputs (Sequence[str], optional): Image folders or files.
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float): Detection score above which a class is explained;
+            it also reaches explainers that threshold detections themselves.
         overlay_weight (float): Weight of the map in overlays.
-        save_raw (bool): Also write [0, 1] maps as ``.npy``.
+        save_raw (bool): Also write the maps as ``.npy`` (as drawn, and the
+            method's own values).
+        normalize (str): ``'per_map'`` or ``'absolute'`` colour scale.
         batch_size (int, optional): Images per batch.
         manifest_meta (dict, optional): Extra manifest header fields.
         resume (bool): In folder mode, keep what an earlier run with the same
@@ -99,27 +101,30 @@ def explain_config(cfg: Config,
         imports['imports'] = list(imports['imports']) + ['mmxai']
     cfg.custom_imports = imports
     pipeline = inference_pipeline(test_pipeline_of(cfg))
+    metainfo = cfg.test_dataloader.dataset.get('metainfo')
     prepare = dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
                    explain_all_classes=explain_all_classes, target_classes=target_classes,
                    score_thr=score_thr)
     run_id = None
     if inputs and resume:
         run_id = explain_run_id(cfg, checkpoint, pipeline, prepare,
-                                dict(overlay_weight=overlay_weight, save_raw=save_raw))
+                                dict(overlay_weight=overlay_weight, save_raw=save_raw,
+                                     normalize=normalize),
+                                classes=(metainfo or {}).get('classes'))
     hooks = [h for h in cfg.get('custom_hooks', []) if not _is(h, 'mmxai.PrepareExplain',
                                                               'mmxai.ExplainHook')]
     cfg.custom_hooks = hooks + [
         prepare,
         dict(type='mmxai.ExplainHook', output_dir=output_dir, overlay_weight=overlay_weight,
-             save_raw=save_raw, manifest_meta=manifest_meta or {}, run_id=run_id,
-             write_workers=write_workers),
+             save_raw=save_raw, normalize=normalize, manifest_meta=manifest_meta or {},
+             run_id=run_id, write_workers=write_workers),
     ]
     if inputs:
-        metainfo = cfg.test_dataloader.dataset.get('metainfo')
         loader = cfg.test_dataloader
         loader.dataset = dict(
             type='mmxai.ImageFolderDataset', inputs=list(inputs), pipeline=pipeline,
-            metainfo=metainfo, resume_dir=output_dir if resume else None, run_id=run_id)
+            metainfo=metainfo, resume_dir=output_dir if resume else None, run_id=run_id,
+            exclude=[output_dir])
         loader.sampler = dict(type='DefaultSampler', shuffle=False, round_up=False)
         loader.collate_fn = dict(type='mmxai.collate_skipping_unreadable',
                                  collate_fn=loader.get('collate_fn', dict(type='pseudo_collate')))
@@ -129,14 +134,15 @@ def explain_config(cfg: Config,
         _use_checked_loader(cfg)
     if batch_size:
         cfg.test_dataloader.batch_size = batch_size
+    if is_exported_model(checkpoint):
+        use_exported_model(cfg, checkpoint, algorithm, explain_all_classes, target_classes,
+                           score_thr)
     return cfg
 
 
 def _use_checked_loader(cfg: Config) -> None:
     """Load the config's own test set with :class:`mmxai.LoadImageChecked` too."""
-    dataset = cfg.test_dataloader.dataset
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset.dataset
+    dataset = innermost_dataset(cfg.test_dataloader.dataset)
     if dataset.get('pipeline'):
         dataset.pipeline = _with_checked_loader(dataset.pipeline)
 
@@ -148,23 +154,29 @@ def _with_checked_loader(steps: List[dict]) -> List[dict]:
     return steps
 
 
-def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings: Any) -> str:
+def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings: Any,
+                   classes: Optional[Sequence[str]] = None) -> str:
     """A short hash of everything that decides an explain run's output files.
 
     Args:
         cfg (Config): The config (its ``model`` counts).
-        checkpoint (str): Counted by path, size and modification time.
+        checkpoint (str): Counted by path, size and modification time (so
+            are the class names it holds).
         pipeline (list[dict]): The inference pipeline.
         *settings: Further settings (algorithm, targets, overlay, ...).
+        classes (Sequence[str], optional): The config's class names, used
+            (in file names and the manifest) when the checkpoint has none.
 
     Returns:
         str: 16 hex digits; a rerun with the same id may keep earlier results.
+        The mmxai version counts too: another version may draw other maps.
     """
     checkpoint_id: Any = osp.abspath(checkpoint)
     if osp.isfile(checkpoint):
         info = os.stat(checkpoint)
         checkpoint_id = [checkpoint_id, info.st_size, info.st_mtime_ns]
-    text = json.dumps([cfg.get('model'), pipeline, settings, checkpoint_id], sort_keys=True,
+    text = json.dumps([version.__version__, cfg.get('model'), pipeline, settings, checkpoint_id,
+                       list(classes) if classes is not None else None], sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
 
@@ -187,4 +199,41 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
         if isinstance(evaluator, dict) and 'ann_file' in evaluator:
             evaluator.ann_file = data_root + evaluator.ann_file.split('/')[-1]
     cfg.data_root = data_root
+    return cfg
+
+
+def use_exported_model(cfg: Config, model_file: str,
+                       algorithm: Optional[Union[str, dict]] = None,
+                       explain_all_classes: bool = False,
+                       target_classes: Optional[Sequence[Union[int, str]]] = None,
+                       score_thr: float = 0.3, runtime: Optional[str] = None) -> Config:
+    """Make ``cfg``'s Runner run ``model_file`` (in place); returns ``cfg``.
+
+    ``cfg.model`` becomes :class:`~mmxai.deploy.ExportedExplainModel` around
+    the file (keeping the original model section for the data preprocessor
+    and the head's post-processing), nothing is loaded as a checkpoint, and
+    :class:`~mmxai.engine.hooks.PrepareExplainHook` is dropped: the exported
+    model already explains. :class:`~mmxai.engine.hooks.ExplainHook` writes as usual.
+
+    Args:
+        cfg (Config): An explain-mode config (see :func:`mmxai.apis.explain_config`).
+        model_file (str): ``.onnx`` or ``.xml`` written by ``tools/export.py``.
+        algorithm (str | dict, optional): Must be the exported one (None: that one).
+        explain_all_classes (bool): Explain every class.
+        target_classes (Sequence[int | str], optional): Classes to explain.
+        score_thr (float): Detection score above which a class is explained.
+        runtime (str, optional): ``'onnxruntime'`` or ``'openvino'``.
+    """
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'data_preprocessor' not in model_cfg and cfg.get('data_preprocessor'):
+        model_cfg['data_preprocessor'] = copy.deepcopy(cfg.data_preprocessor)
+    metainfo = cfg.test_dataloader.dataset.get('metainfo') or {}
+    cfg.model = dict(type='mmxai.ExportedExplainModel', model_file=model_file,
+                     model_cfg=model_cfg, explainer=algorithm,
+                     explain_all_classes=explain_all_classes, target_classes=target_classes,
+                     score_thr=score_thr, class_names=metainfo.get('classes'), runtime=runtime)
+    cfg.pop('data_preprocessor', None)  # the Runner would pass it to the wrapper too
+    cfg.load_from = None
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', [])
+                        if 'PrepareExplainHook' not in str(hook.get('type', ''))]
     return cfg

@@ -4,8 +4,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from mmengine.evaluator import BaseMetric
 
+from ..geometry import to_original_image
 from ..registry import METRICS
-from ..visualization.geometry import to_original_image
 from .evaluator import boxes_beside_image
 from .functional import pointing_game_hits
 

@@ -1,13 +1,15 @@
 """ActivationMap: how strongly the features respond at each position."""
 from typing import TYPE_CHECKING, List, Optional
 
+import torch
 from torch import Tensor
 
+from ..geometry import merge_levels
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, merge_levels
+from .base import BaseExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def activation_strength(features: Tensor) -> Tensor:
@@ -19,9 +21,10 @@ def activation_strength(features: Tensor) -> Tensor:
     channels instead: the sign of their mean is arbitrary and, measured on a
     trained ATSS, can put the minimum of the map on the objects.
     """
-    if bool((features < 0).any()):
-        return features.norm(dim=1, keepdim=True)
-    return features.mean(dim=1, keepdim=True)
+    # A tensor condition, not a Python branch, so that an exported graph
+    # (mmxai.deploy) decides per input as this code does.
+    return torch.where((features < 0).any(), features.norm(dim=1, keepdim=True),
+                       features.mean(dim=1, keepdim=True))
 
 
 @EXPLAINERS.register_module()
@@ -32,8 +35,10 @@ class ActivationMap(BaseExplainer):
     averaged at the size of the largest (first) level.
     """
 
-    name = 'activationmap'
+    algorithm = 'activationmap'
+    families = ('detection', 'instance_segmentation', 'classification', 'vision_transformer')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels([activation_strength(f) for f in adapter.feature_maps()])
+        return merge_levels(
+            [activation_strength(f) for f in adapter.feature_maps()], adapter.level_grids())[0]

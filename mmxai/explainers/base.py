@@ -1,17 +1,13 @@
 """The base class every saliency method derives from."""
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from torch import Tensor
 
-from ..utils.errors import UserInputError
-from ..visualization.geometry import resample_cells
+from ..geometry import CellGrid
+from ..utils.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
-
-
-class UnsupportedModelError(UserInputError, ValueError):
-    """The model cannot be explained by the requested algorithm."""
+    from ..adapters import ModelAdapter
 
 
 class BaseExplainer:
@@ -22,21 +18,29 @@ class BaseExplainer:
     for class-agnostic ones, in the coordinates of the network input (the
     padded batch), at the resolution of a feature map. Larger values mean more
     evidence; the scale is the method's own (files are min-max normalised).
+    What the method needs from a model is checked in :meth:`check_supported`,
+    before any computation.
     """
 
-    #: Name used by ``--explain-algorithm`` and in file names.
-    name: str = ''
+    #: The ``--explain-algorithm`` name this class implements (for its families).
+    algorithm: str = ''
+    #: Model families (adapter ``family``) the class serves.
+    families: Tuple[str, ...] = ()
     #: Whether :meth:`explain` returns one map per class.
     class_wise: bool = False
-    #: Tasks (``'detection'``, ``'classification'``) the method serves.
-    tasks: Tuple[str, ...] = ('detection', 'classification')
+    #: Whether the model runs once per random mask (hundreds of passes per image).
+    black_box: bool = False
+    #: The fixed range of the method's values (class probabilities: (0, 1)), or
+    #: None when the scale depends on the model and image (no absolute scale).
+    value_range: Optional[Tuple[float, float]] = None
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         """Raise ``UnsupportedModelError`` if this method cannot explain the model."""
-        if adapter.task not in self.tasks:
+        if adapter.family not in self.families:
             raise UnsupportedModelError(
-                f'{self.name} does not support {type(adapter.model).__name__} '
-                f'({adapter.task}); it supports: {", ".join(self.tasks)}')
+                f'{self.algorithm} ({type(self).__name__}) does not support '
+                f'{type(adapter.model).__name__} ({adapter.family}); it supports: '
+                f'{", ".join(self.families)}')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
@@ -57,6 +61,14 @@ class BaseExplainer:
                  targets: Optional[List[Tensor]] = None) -> Tensor:
         return self.explain(adapter, samples, targets)
 
+    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+        """Where the cells of this method's (h, w) maps sit on the network input.
+
+        By default the maps are on a feature level (merged levels are on the
+        largest one), placed as the adapter says.
+        """
+        return adapter.grid_of(size)
+
 
 def quarter_resolution_maps(adapter: 'ModelAdapter') -> Tuple[Tensor, Tensor]:
     """The captured network input and zero (B, K, H/4, W/4) maps over it.
@@ -70,17 +82,10 @@ def quarter_resolution_maps(adapter: 'ModelAdapter') -> Tuple[Tensor, Tensor]:
     return inputs, inputs.new_zeros(batch, adapter.num_classes, *size)
 
 
-def merge_levels(maps: Sequence[Tensor], cell_anchor: str = 'start') -> Tensor:
-    """Average per-level maps at the size of the largest (first FPN) level.
+def input_cell_grid(adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+    """The grid of maps that evenly split the input, each cell's value at its centre.
 
-    Args:
-        maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
-        cell_anchor (str): Where a cell's value sits in its stride block
-            (see :func:`mmxai.visualization.resample_cells`).
-
-    Returns:
-        Tensor: (B, K, h, w) with (h, w) the largest level's size.
+    For :func:`quarter_resolution_maps`: masks pooled over a cell, and soft
+    masks sampled at cell centres, belong there.
     """
-    size = max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1])
-    resized: List[Tensor] = [resample_cells(m, tuple(size), cell_anchor) for m in maps]
-    return sum(resized) / len(resized)
+    return CellGrid.of_ratio(adapter.input_shape, size, 'center')

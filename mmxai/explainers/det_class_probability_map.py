@@ -3,11 +3,13 @@ from typing import TYPE_CHECKING, List, Optional
 
 from torch import Tensor
 
+from ..adapters.dense_heads import check_head_supported
+from ..geometry import merge_levels
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, merge_levels
+from .base import BaseExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 @EXPLAINERS.register_module()
@@ -22,14 +24,15 @@ class DetClassProbabilityMap(BaseExplainer):
     [0, 1]; see :mod:`mmxai.models.det_heads` for the per-head rules.
     """
 
-    name = 'classwisesaliencymap'
+    algorithm = 'classwisesaliencymap'
     class_wise = True
-    tasks = ('detection',)
+    value_range = (0.0, 1.0)
+    families = ('detection',)
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
-        adapter.check_class_probabilities_supported()
+        check_head_supported(adapter.dense_head, type(adapter.model).__name__, self.algorithm)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels(adapter.class_probability_levels())
+        return merge_levels(adapter.class_probability_levels(), adapter.level_grids())[0]

@@ -8,7 +8,7 @@ from ..registry import EXPLAINERS
 from .rise import RandomMaskExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 @EXPLAINERS.register_module()
@@ -28,8 +28,8 @@ class DRISE(RandomMaskExplainer):
         score_thr (float): Score of the predicted boxes that are targets.
     """
 
-    name = 'drise'
-    tasks = ('detection',)
+    algorithm = 'drise'
+    families = ('detection', 'instance_segmentation')
 
     def __init__(self, score_thr: float = 0.3, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -4,12 +4,13 @@ from typing import TYPE_CHECKING, List, Optional
 import torch
 from torch import Tensor
 
+from ..geometry import merge_levels
 from ..registry import EXPLAINERS
 from .activation_map import activation_strength
-from .base import BaseExplainer, merge_levels
+from .base import BaseExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def first_component_projection(features: Tensor) -> Tensor:
@@ -44,8 +45,10 @@ class EigenCAM(BaseExplainer):
     For detectors it is computed per FPN level and the levels are averaged.
     """
 
-    name = 'eigencam'
+    algorithm = 'eigencam'
+    families = ('detection', 'instance_segmentation', 'classification', 'vision_transformer')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels([first_component_projection(f) for f in adapter.feature_maps()])
+        projections = [first_component_projection(f) for f in adapter.feature_maps()]
+        return merge_levels(projections, adapter.level_grids())[0]

@@ -2,14 +2,14 @@
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from .gradient_cam import GradientCAM
+from .base_gradient_cam import BaseGradientCAM
 
 
 @EXPLAINERS.register_module()
-class GradCAM(GradientCAM):
+class GradCAM(BaseGradientCAM):
     """``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of the gradient of channel k."""
 
-    name = 'gradcam'
+    algorithm = 'gradcam'
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:

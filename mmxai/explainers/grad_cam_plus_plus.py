@@ -3,18 +3,18 @@ import torch
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from .gradient_cam import GradientCAM
+from .base_gradient_cam import BaseGradientCAM
 
 
 @EXPLAINERS.register_module()
-class GradCAMPlusPlus(GradientCAM):
+class GradCAMPlusPlus(BaseGradientCAM):
     """Channel weights ``sum_ij alpha_kij ReLU(G_kij)`` with the paper's closed-form alpha.
 
     ``alpha = G^2 / (2 G^2 + sum_ab A_kab G^3)``, the exponential-score form
     used by the paper's code and pytorch-grad-cam; 0 where the gradient is 0.
     """
 
-    name = 'gradcampp'
+    algorithm = 'gradcampp'
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:

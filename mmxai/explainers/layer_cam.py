@@ -2,14 +2,14 @@
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from .gradient_cam import GradientCAM
+from .base_gradient_cam import BaseGradientCAM
 
 
 @EXPLAINERS.register_module()
-class LayerCAM(GradientCAM):
+class LayerCAM(BaseGradientCAM):
     """``ReLU(sum_k ReLU(G_k) * A_k)``: positive gradients weight each position."""
 
-    name = 'layercam'
+    algorithm = 'layercam'
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -17,10 +17,10 @@ class LayerCAM(GradientCAM):
 
 
 @EXPLAINERS.register_module()
-class HiResCAM(GradientCAM):
+class HiResCAM(BaseGradientCAM):
     """``ReLU(sum_k G_k * A_k)``: LayerCAM without clipping the gradients."""
 
-    name = 'hirescam'
+    algorithm = 'hirescam'
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:

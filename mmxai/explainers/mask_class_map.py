@@ -1,15 +1,17 @@
 """Class maps of instance segmentation models (Mask R-CNN and kin)."""
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..geometry import CellGrid
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, UnsupportedModelError, quarter_resolution_maps
+from ..utils.errors import UnsupportedModelError
+from .base import BaseExplainer, input_cell_grid, quarter_resolution_maps
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def paste_masks(masks: Tensor, boxes: Tensor, size: tuple) -> Tensor:
@@ -24,9 +26,9 @@ def paste_masks(masks: Tensor, boxes: Tensor, size: tuple) -> Tensor:
         Tensor: (N, H, W), each mask resampled into its box, 0 outside it.
     """
     height, width = size
-    # Canvas cell k stands for coordinate k (the 'start' anchor of CNN detectors).
-    ys = torch.arange(height, device=masks.device, dtype=masks.dtype)
-    xs = torch.arange(width, device=masks.device, dtype=masks.dtype)
+    # Each canvas cell reads the mask at its centre, as MMDetection pastes masks.
+    ys = torch.arange(height, device=masks.device, dtype=masks.dtype) + 0.5
+    xs = torch.arange(width, device=masks.device, dtype=masks.dtype) + 0.5
     x1, y1, x2, y2 = (boxes[:, i, None] for i in range(4))
     # Each canvas cell in the [-1, 1] coordinates of each box.
     grid_y = (ys[None] - y1) / (y2 - y1).clamp_min(1e-6) * 2 - 1
@@ -51,27 +53,31 @@ class MaskClassMap(BaseExplainer):
         score_thr (float): Detections below this score are left out.
     """
 
-    name = 'classwisesaliencymap'
+    algorithm = 'classwisesaliencymap'
     class_wise = True
-    tasks = ('detection',)
+    value_range = (0.0, 1.0)
+    families = ('instance_segmentation',)
 
     def __init__(self, score_thr: float = 0.3) -> None:
         self.score_thr = score_thr
 
-    def check_supported(self, adapter: 'ModelAdapter') -> None:
-        super().check_supported(adapter)
-        if not getattr(adapter, 'has_mask_head', False):
-            raise UnsupportedModelError(
-                f'MaskClassMap needs an RoI mask head (Mask R-CNN and kin); '
-                f'{type(adapter.model).__name__} has none')
+    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+        return input_cell_grid(adapter, size)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
         _, maps = quarter_resolution_maps(adapter)
         size = tuple(maps.shape[-2:])
-        masks, rois = adapter.soft_masks()
-        if len(rois) == 0:
+        soft_masks = adapter.soft_masks()
+        detected = sum(len(s.pred_instances) for s in samples)
+        if soft_masks is None:
+            if detected:  # the hooks did not fire: never draw all-zero maps for detections
+                raise UnsupportedModelError(
+                    f'the mask head of {type(adapter.model).__name__} did not run as a module '
+                    f'while it predicted {detected} instances; MaskClassMap cannot read its '
+                    'masks. Use drise, activationmap or eigencam')
             return maps
+        masks, rois = soft_masks
         labels = torch.cat([s.pred_instances.labels for s in samples]).to(masks.device)
         scores = torch.cat([s.pred_instances.scores for s in samples]).to(masks.device)
         keep = scores >= self.score_thr

@@ -8,7 +8,7 @@ from ..registry import EXPLAINERS
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def spatial_mosaics(features: Tensor) -> Tensor:
@@ -38,13 +38,10 @@ class ReciproCAM(BaseExplainer):
     those vectors go through the head (no mosaic tensor is built).
     """
 
-    name = 'classwisesaliencymap'
+    algorithm = 'classwisesaliencymap'
     class_wise = True
-    tasks = ('classification',)
-
-    def check_supported(self, adapter: 'ModelAdapter') -> None:
-        super().check_supported(adapter)
-        adapter.check_recipro_cam_supported()
+    value_range = (0.0, 1.0)
+    families = ('classification',)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

@@ -5,11 +5,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..geometry import CellGrid
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, quarter_resolution_maps
+from .base import BaseExplainer, input_cell_grid, quarter_resolution_maps
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def rise_masks(num_masks: int, input_shape: Tuple[int, int], grid_size: int, keep_prob: float,
@@ -63,6 +64,7 @@ class RandomMaskExplainer(BaseExplainer):
     """
 
     class_wise = True
+    black_box = True
 
     def __init__(self, num_masks: int = 1000, grid_size: int = 8, keep_prob: float = 0.5,
                  seed: int = 0, batch_size: int = 32) -> None:
@@ -71,6 +73,9 @@ class RandomMaskExplainer(BaseExplainer):
         self.keep_prob = keep_prob
         self.seed = seed
         self.batch_size = batch_size
+
+    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+        return input_cell_grid(adapter, size)  # masks area-pooled over each cell
 
     def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
                      samples: Optional[list], classes: Tensor) -> Tensor:
@@ -126,8 +131,8 @@ class RISE(RandomMaskExplainer):
     internals; see :class:`RandomMaskExplainer` for the arguments.
     """
 
-    name = 'rise'
-    tasks = ('classification',)
+    algorithm = 'rise'
+    families = ('classification', 'vision_transformer')
 
     def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
                      samples: Optional[list], classes: Tensor) -> Tensor:

@@ -6,10 +6,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, UnsupportedModelError
+from ..utils.errors import UnsupportedModelError
+from .base import BaseExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
 def gaussian_token_masks(height: int, width: int, device: torch.device) -> Tuple[Tensor, Tensor]:
@@ -82,10 +83,8 @@ def masked_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int,
     p_extra, p_kept, p_zero = probs.split([num_extra, kept_mask.shape[1], 1], dim=-1)
     mixed = (torch.einsum('bphef,bfhd->bpehd', p_extra, v_extra)
              + torch.einsum('bphek,bpkhd->bpehd', p_kept, v_kept)
-             + p_zero.squeeze(-1).permute(0, 1, 3, 2)[..., None] * v_zero[0])
+             + p_zero[..., 0].permute(0, 1, 3, 2)[..., None] * v_zero[0])
     attended = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(mixed.flatten(-2)))))
-    if attn.v_shortcut:
-        raise UnsupportedModelError('ViT Recipro-CAM does not support v_shortcut attention')
     hidden = extra[:, None] + attended  # (B, P, E, C)
     return block.ffn(block.ln2(hidden), identity=hidden)
 
@@ -101,13 +100,27 @@ class ViTReciproCAM(BaseExplainer):
     All masks of all images run as one batch.
     """
 
-    name = 'classwisesaliencymap'
+    algorithm = 'classwisesaliencymap'
     class_wise = True
-    tasks = ('classification',)
+    value_range = (0.0, 1.0)
+    families = ('vision_transformer',)
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
-        adapter.check_vit_recipro_cam_supported()
+        backbone = adapter.model.backbone
+        name = type(backbone).__name__
+        if not backbone.with_cls_token:
+            raise UnsupportedModelError(
+                f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
+                'none. Use activationmap or eigencam, or Recipro-CAM for CNN-like backbones')
+        if backbone.out_type != 'cls_token' or len(backbone.out_indices) != 1 \
+                or backbone.out_indices[0] != len(backbone.layers) - 1:
+            raise UnsupportedModelError(
+                f'ViT Recipro-CAM needs {name} with out_type="cls_token" from the last layer '
+                f'only; this one has out_type={backbone.out_type!r}, '
+                f'out_indices={list(backbone.out_indices)}')
+        if backbone.layers[-1].attn.v_shortcut:
+            raise UnsupportedModelError('ViT Recipro-CAM does not support v_shortcut attention')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

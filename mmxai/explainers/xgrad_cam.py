@@ -2,14 +2,14 @@
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from .gradient_cam import GradientCAM
+from .base_gradient_cam import BaseGradientCAM
 
 
 @EXPLAINERS.register_module()
-class XGradCAM(GradientCAM):
+class XGradCAM(BaseGradientCAM):
     """Channel weights: gradients averaged with the activations' own spatial weights."""
 
-    name = 'xgradcam'
+    algorithm = 'xgradcam'
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:

@@ -1,7 +1,5 @@
-"""The explain-mode wrapper model and its adapters."""
-from .adapters import ClassifierAdapter, DetectorAdapter, ModelAdapter, build_adapter
-from .det_heads import SUPPORTED_HEADS
+"""The explain-mode wrapper model, and building the user's model as the Runner does."""
+from .builder import build_model
 from .explain_model import ExplainModel
 
-__all__ = ['ClassifierAdapter', 'DetectorAdapter', 'ModelAdapter', 'build_adapter',
-           'SUPPORTED_HEADS', 'ExplainModel']
+__all__ = ['ExplainModel', 'build_model']

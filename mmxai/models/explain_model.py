@@ -1,16 +1,15 @@
 """The explain-mode wrapper around a detector or classifier."""
 from typing import Any, List, Optional, Sequence, Union
 
-import torch
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
+from ..adapters import build_adapter
 from ..explainers import BaseExplainer, build_explainer
 from ..registry import MODELS
-from ..utils import TargetClassError
-from .adapters import build_adapter
+from .saliency_targets import SaliencyTargets
 
 
 @MODELS.register_module()
@@ -18,14 +17,16 @@ class ExplainModel(BaseModel):
     """Predicts as the wrapped model does and attaches saliency maps.
 
     The wrapped model runs once; its feature maps and head outputs are
-    captured on the way (see :mod:`mmxai.models.adapters`) and the explainer
+    captured on the way (see :mod:`mmxai.adapters`) and the explainer
     turns them into maps. Each returned data sample gains:
 
     * ``saliency_map``: float (T, h, w) maps in network-input coordinates, one
       per explained class (T = 1 for class-agnostic methods);
     * ``explained_classes``: long (T,) class indices, -1 for class-agnostic;
     * metainfo ``explain_algorithm``, ``explain_input_shape``,
-      ``explain_cell_anchor`` and ``explained_class_names``.
+      ``explain_cell_grid`` (where the map cells sit on the input, see
+      :class:`mmxai.geometry.CellGrid`), ``explain_value_range`` (the
+      method's fixed value range, or None) and ``explained_class_names``.
 
     Install it around an already loaded model (see
     :class:`mmxai.engine.hooks.PrepareExplainHook`): built from a config, it
@@ -38,8 +39,12 @@ class ExplainModel(BaseModel):
             explainer config, or an explainer.
         explain_all_classes (bool): Explain every class, not only predicted ones.
         target_classes (Sequence[int], optional): Explain exactly these classes.
-        score_thr (float): Detection: explain classes with a box scoring at
-            least this. Classification uses the head's predicted label(s).
+        score_thr (float, optional): Detection: explain classes with a box
+            scoring at least this; the same value reaches the explainers that
+            use a score threshold themselves (see
+            :func:`mmxai.explainers.build_explainer`). None: the explainer's
+            own ``score_thr`` if it has one, else 0.3. Classification uses the
+            head's predicted label(s).
         class_names (Sequence[str], optional): Class names, for the metainfo.
     """
 
@@ -48,25 +53,19 @@ class ExplainModel(BaseModel):
                  explainer: Union[str, dict, BaseExplainer] = 'classwisesaliencymap',
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[int]] = None,
-                 score_thr: float = 0.3,
+                 score_thr: Optional[float] = None,
                  class_names: Optional[Sequence[str]] = None) -> None:
         if isinstance(module, dict):
             module = MMENGINE_MODELS.build(module)
         super().__init__(data_preprocessor=module.data_preprocessor)
         self.module = module
         self.adapter = build_adapter(module)
-        self.explainer = build_explainer(explainer, self.adapter.algorithm_family)
+        self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
         self.explainer.check_supported(self.adapter)
-        num_classes = self.adapter.num_classes
-        if target_classes is not None:
-            bad = [c for c in target_classes if not 0 <= int(c) < num_classes]
-            if bad:
-                raise TargetClassError(f'target classes {bad} are out of range: the model has '
-                                 f'{num_classes} classes')
-        self.explain_all_classes = explain_all_classes
-        self.target_classes = None if target_classes is None else [int(c) for c in target_classes]
-        self.score_thr = score_thr
-        self.class_names = None if class_names is None else list(class_names)
+        if score_thr is None:
+            score_thr = getattr(self.explainer, 'score_thr', 0.3)
+        self.targets = SaliencyTargets(self.adapter.task, self.adapter.num_classes,
+                                       explain_all_classes, target_classes, score_thr, class_names)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor') -> Any:
@@ -91,35 +90,24 @@ class ExplainModel(BaseModel):
 
     def explained_classes(self, sample: BaseDataElement) -> Tensor:
         """Class indices to explain for one predicted sample."""
-        if self.target_classes is not None:
-            return torch.tensor(self.target_classes, dtype=torch.long)
-        if self.explain_all_classes:
-            return torch.arange(self.adapter.num_classes)
-        if self.adapter.task == 'detection':
-            instances = sample.pred_instances
-            return instances.labels[instances.scores >= self.score_thr].unique().long()
-        return sample.pred_label.long().reshape(-1)
+        return self.targets.classes_of(sample)
 
     def _attach(self, sample: BaseDataElement, maps: Tensor, input_shape: tuple,
                 classes: Optional[Tensor]) -> None:
-        if classes is not None:
-            classes = classes.to(maps.device)
-            maps = maps[classes]
-            names = [self.class_name(int(c)) for c in classes]
-        else:
-            classes = torch.full((1,), -1, dtype=torch.long, device=maps.device)
-            names = ['']
-        sample.saliency_map = maps
-        sample.explained_classes = classes
-        sample.set_metainfo(dict(explain_algorithm=self.explainer.name,
-                                 explain_input_shape=input_shape,
-                                 explain_cell_anchor=self.adapter.cell_anchor,
-                                 explained_class_names=names))
+        grid = self.explainer.map_grid(self.adapter, tuple(maps.shape[-2:]))
+        self.targets.attach(sample, maps, classes, self.explainer.algorithm, input_shape, grid,
+                            self.explainer.value_range)
+
+    @property
+    def class_names(self) -> Optional[List[str]]:
+        """The model's class names, if known."""
+        return self.targets.class_names
+
+    @property
+    def score_thr(self) -> float:
+        """The run's detection score threshold."""
+        return self.targets.score_thr
 
     def class_name(self, index: int) -> str:
         """Name of a class, or its index as text when names are unknown."""
-        if self.class_names is not None and 0 <= index < len(self.class_names):
-            return str(self.class_names[index])
-        return str(index)
-
-
+        return self.targets.class_name(index)

@@ -1,12 +1,13 @@
-"""The base of errors that come from what the user gave, not from a bug."""
+"""Errors that come from what the user gave, not from a bug.
+
+Tools print these in one line, without a traceback. Each subclass also
+derives from the built-in type callers would expect (``ValueError``, ...).
+"""
+import pickle
 
 
 class UserInputError(Exception):
-    """A file or setting the user gave cannot be used; the message says which and why.
-
-    Tools print these in one line, without a traceback. Each subclass also
-    derives from the built-in type callers would expect (``ValueError``, ...).
-    """
+    """A file or setting the user gave cannot be used; the message says which and why."""
 
 
 class TargetClassError(UserInputError, ValueError):
@@ -15,3 +16,19 @@ class TargetClassError(UserInputError, ValueError):
 
 class UnknownAlgorithmError(UserInputError, ValueError):
     """An explain algorithm name or option that mmxai does not know."""
+
+
+class UnsupportedModelError(UserInputError, ValueError):
+    """The model cannot be explained by the requested algorithm."""
+
+
+class UnsafeCheckpointError(UserInputError, pickle.UnpicklingError):
+    """A checkpoint's pickle references something outside the allow-list."""
+
+
+class CheckpointMismatchError(UserInputError, RuntimeError):
+    """A checkpoint's weights do not fit the model they are loaded into."""
+
+
+class InputInsideOutputError(UserInputError, ValueError):
+    """An input folder is the output folder or inside it (its maps would become inputs)."""

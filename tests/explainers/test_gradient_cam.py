@@ -9,11 +9,11 @@ from mmxai.explainers import (
     GradCAMPlusPlus,
     HiResCAM,
     LayerCAM,
-    UnsupportedModelError,
     XGradCAM,
     build_explainer,
 )
 from mmxai.models import ExplainModel
+from mmxai.utils import UnsupportedModelError
 from tests.helpers import (
     CLS_DEMO_CONFIG,
     DET_DEMO_CONFIG,

@@ -3,10 +3,11 @@ from unittest import mock
 import pytest
 import torch
 
-from mmxai.explainers import ReciproCAM, UnsupportedModelError
+from mmxai.adapters import ClassifierAdapter
+from mmxai.explainers import ReciproCAM
 from mmxai.explainers.recipro_cam import spatial_mosaics
 from mmxai.models import ExplainModel
-from mmxai.models.adapters import ClassifierAdapter
+from mmxai.utils import UnsupportedModelError
 from tests.helpers import CLS_DEMO_CONFIG, build_model, cls_batch, load_config, random_images
 
 SIZE = 256  # 8x8 feature map at stride 32

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from mmxai.explainers import DRISE, RISE, RandomMaskExplainer, UnsupportedModelError
+from mmxai.explainers import DRISE, RISE, RandomMaskExplainer
 from mmxai.explainers.rise import rise_masks
 from mmxai.models import ExplainModel
+from mmxai.utils import UnsupportedModelError
 from tests.helpers import (
     CLS_DEMO_CONFIG,
     DET_DEMO_CONFIG,

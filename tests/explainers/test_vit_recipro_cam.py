@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from mmxai.explainers import UnsupportedModelError, ViTReciproCAM
+from mmxai.explainers import ViTReciproCAM
 from mmxai.explainers.vit_recipro_cam import gaussian_token_masks
 from mmxai.models import ExplainModel
+from mmxai.utils import UnsupportedModelError
 from tests.helpers import build_model, cls_batch, load_config, random_images
 
 SIZE = 128  # 8 x 8 patches of 16 px

@@ -4,10 +4,10 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ...checkpoint import check_checkpoint_fits
+from ...checkpoint import check_checkpoint_fits, checkpoint_class_names
 from ...models import ExplainModel
+from ...models.saliency_targets import resolve_classes
 from ...registry import HOOKS
-from ...utils import TargetClassError
 
 if TYPE_CHECKING:
     from mmengine.runner import Runner
@@ -27,7 +27,9 @@ class PrepareExplainHook(Hook):
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain, by
             index or name.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float, optional): Detection score above which a class is
+            explained, for every explainer that thresholds detections too (None:
+            the explainer's own, else 0.3).
         strict_checkpoint (bool): Refuse checkpoints that do not fit.
     """
 
@@ -37,7 +39,7 @@ class PrepareExplainHook(Hook):
                  explainer: Union[str, dict] = 'classwisesaliencymap',
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[Union[int, str]]] = None,
-                 score_thr: float = 0.3,
+                 score_thr: Optional[float] = None,
                  strict_checkpoint: bool = True) -> None:
         self.explainer = explainer
         self.explain_all_classes = explain_all_classes
@@ -51,8 +53,7 @@ class PrepareExplainHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if self.strict_checkpoint:
             check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from'))
-        meta = checkpoint.get('meta') or {}
-        self.checkpoint_classes = (meta.get('dataset_meta') or {}).get('classes')
+        self.checkpoint_classes = checkpoint_class_names(checkpoint)
 
     def before_test(self, runner: 'Runner') -> None:
         self._wrap(runner, runner.test_dataloader)
@@ -76,23 +77,3 @@ class PrepareExplainHook(Hook):
             target_classes=resolve_classes(self.target_classes, names),
             score_thr=self.score_thr, class_names=names)
 
-
-def resolve_classes(classes: Optional[Sequence[Union[int, str]]],
-                    names: Optional[Sequence[str]]) -> Optional[list]:
-    """Class indices from indices or names (``'3'``, ``3`` or ``'dog'``).
-
-    Raises:
-        ValueError: For a name that is not a class, naming the known classes.
-    """
-    if classes is None:
-        return None
-    indices = []
-    for item in classes:
-        if isinstance(item, int) or str(item).lstrip('-').isdigit():
-            indices.append(int(item))
-        elif names is not None and item in names:
-            indices.append(list(names).index(item))
-        else:
-            known = ', '.join(map(str, names)) if names else 'none known; use indices'
-            raise TargetClassError(f'unknown target class {item!r}; classes: {known}')
-    return indices

@@ -4,13 +4,15 @@ from typing import TYPE_CHECKING, List, Optional
 import torch
 from torch import Tensor
 
-from .base import BaseExplainer, merge_levels
+from ..adapters.dense_heads import check_head_supported
+from ..geometry import merge_levels
+from .base import BaseExplainer
 
 if TYPE_CHECKING:
-    from ..models.adapters import ModelAdapter
+    from ..adapters import ModelAdapter
 
 
-class GradientCAM(BaseExplainer):
+class BaseGradientCAM(BaseExplainer):
     """Maps from a target layer's activations A and the gradients G of a class score.
 
     A subclass only says how A and G make a map (:meth:`combine`). The test
@@ -30,7 +32,7 @@ class GradientCAM(BaseExplainer):
     """
 
     class_wise = True
-    tasks = ('detection', 'classification')
+    families = ('detection', 'classification')
 
     def __init__(self, target_layer: Optional[str] = None, score_thr: float = 0.3) -> None:
         self.target_layer = target_layer
@@ -39,7 +41,8 @@ class GradientCAM(BaseExplainer):
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
         if adapter.task == 'detection':  # differentiates the dense head's class scores
-            adapter.check_class_probabilities_supported(self.name)
+            check_head_supported(adapter.dense_head, type(adapter.model).__name__,
+                                 self.algorithm)
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -60,4 +63,5 @@ class GradientCAM(BaseExplainer):
                                                 retain_graph=index + 1 < len(classes))
                 for level, (a, g) in enumerate(zip(activations, gradients)):
                     maps[level][:, cls] = self.combine(a.detach(), g)
-        return merge_levels(maps, adapter.cell_anchor)
+        grids = [adapter.grid_of(tuple(a.shape[-2:])) for a in activations]
+        return merge_levels(maps, grids)[0]

@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from mmxai.explainers import UnsupportedModelError
-from mmxai.models import SUPPORTED_HEADS, ExplainModel
+from mmxai.adapters import SUPPORTED_HEADS
+from mmxai.models import ExplainModel
+from mmxai.utils import UnsupportedModelError
 from tests.helpers import DET_DEMO_CONFIG, build_model, det_batch, load_config, random_images
 
 HEAD_CONFIGS = {
@@ -41,7 +42,7 @@ def test_table_covers_the_required_heads():
 
 
 def test_ssd_softmax_head_with_background_and_per_level_anchors():
-    from mmxai.models.det_heads import class_probability_levels
+    from mmxai.adapters import class_probability_levels
     cfg = load_config(SSD_CONFIG)
     cfg.model.bbox_head.num_classes = NUM_CLASSES
     # SSD300's anchor layout: 4 or 6 anchors depending on the level.

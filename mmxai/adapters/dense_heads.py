@@ -14,10 +14,12 @@ become probabilities:
 """
 from typing import Any, Dict, List, Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..explainers.base import UnsupportedModelError
+from ..geometry import CellGrid
+from ..utils.errors import UnsupportedModelError
 
 #: Head class name -> index of its objectness output in ``forward()``'s
 #: tuple, or None when it has none.
@@ -71,3 +73,32 @@ def class_probability_levels(head: nn.Module, head_outputs: Any) -> List[Tensor]
             probs = probs * head_outputs[objectness_index][level].sigmoid().unsqueeze(1)
         levels.append(probs.amax(dim=1))
     return levels
+
+
+def prior_grids(prior_generator: Any) -> List[CellGrid]:
+    """Where each level's cells sit, read from MMDetection's own prior generator.
+
+    One rule for every generator: the priors it makes for a 2 x 2 feature map
+    of each level give the centre of cell (0, 0) (the grid's origin) and, by
+    its distance to cells (0, 1) and (1, 0), the stride. Anchors (boxes) are
+    centred on their box, points (FCOS, YOLOX, RTMDet) are the point; the
+    anchors of one cell share one centre.
+
+    Args:
+        prior_generator: An ``AnchorGenerator``, ``SSDAnchorGenerator``,
+            ``MlvlPointGenerator`` or another generator with ``grid_priors``.
+
+    Returns:
+        list[CellGrid]: One grid per level.
+    """
+    levels = prior_generator.grid_priors([(2, 2)] * prior_generator.num_levels,
+                                         dtype=torch.float64, device='cpu')
+    grids = []
+    for priors in levels:
+        centres = priors[:, :2] if priors.shape[1] == 2 else (priors[:, :2] + priors[:, 2:4]) / 2
+        centres = centres.reshape(4, -1, 2).mean(1)  # cells (0, 0), (0, 1), (1, 0), (1, 1)
+        origin_x, origin_y = centres[0].tolist()
+        grids.append(CellGrid(stride_y=float(centres[2, 1]) - origin_y,
+                              stride_x=float(centres[1, 0]) - origin_x,
+                              origin_y=origin_y, origin_x=origin_x))
+    return grids

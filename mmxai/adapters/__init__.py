@@ -1,0 +1,12 @@
+"""Adapters: what explainers may read from one forward pass, one file per model family."""
+from .base import ModelAdapter
+from .builder import build_adapter
+from .classifier import ClassifierAdapter
+from .dense_heads import SUPPORTED_HEADS, check_head_supported, class_probability_levels
+from .detector import DetectorAdapter
+from .instance_segmentation import InstanceSegmentationAdapter
+from .vision_transformer import VisionTransformerAdapter
+
+__all__ = ['ModelAdapter', 'build_adapter', 'ClassifierAdapter', 'SUPPORTED_HEADS',
+           'check_head_supported', 'class_probability_levels', 'DetectorAdapter',
+           'InstanceSegmentationAdapter', 'VisionTransformerAdapter']

@@ -1,0 +1,146 @@
+"""The base of adapters: what an explainer may read from one forward pass of a model.
+
+An adapter registers forward hooks on the wrapped model's modules while the
+model predicts, so the feature maps and head outputs that the prediction
+computed anyway are kept for the explainers; nothing is run twice.
+"""
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from torch import Tensor, nn
+
+from ..geometry import CellGrid
+from ..utils.errors import UnsupportedModelError
+
+
+class ModelAdapter:
+    """Base of the adapters, one per model family.
+
+    Args:
+        model (nn.Module): The MMDetection or MMPretrain model (not wrapped).
+    """
+
+    #: ``'detection'`` or ``'classification'``: how the model predicts.
+    task: str = ''
+    #: Key of :data:`mmxai.explainers.ALGORITHMS` that serves this model.
+    family: str = ''
+    #: Where a feature cell's value sits in its stride block when the model has
+    #: no priors to say it (padded CNNs: ``'start'``; patches: ``'center'``;
+    #: see :meth:`mmxai.geometry.CellGrid.of_ratio`).
+    cell_anchor: str = 'start'
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._captured: Dict[str, Any] = {}
+
+    def modules_to_capture(self) -> Dict[str, nn.Module]:
+        """Modules whose forward outputs are kept, by name."""
+        raise NotImplementedError
+
+    def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
+        """Modules whose forward input at a position is kept, by name."""
+        return {'backbone_input': (self.model.backbone, 0)}
+
+    @contextmanager
+    def capture(self) -> Iterator[None]:
+        """Keep the outputs (and inputs) of the modules to capture during the block."""
+        self._captured.clear()
+        handles = []
+        for name, (module, position) in self.inputs_to_capture().items():
+            def keep_input(_module: nn.Module, args: Any, name: str = name,
+                           position: int = position) -> None:
+                self._captured[name] = args[position]
+            handles.append(module.register_forward_pre_hook(keep_input))
+        for name, module in self.modules_to_capture().items():
+            def keep(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
+                self._captured[name] = output
+            handles.append(module.register_forward_hook(keep))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @property
+    def input_shape(self) -> Tuple[int, int]:
+        """(H, W) of the network input of the last captured pass (padded batch)."""
+        return tuple(self.captured('backbone_input').shape[-2:])
+
+    def captured(self, name: str) -> Any:
+        """An output kept by the last :meth:`capture`."""
+        if name not in self._captured:
+            raise RuntimeError(f'{type(self.model).__name__}.{name} did not run during the '
+                               'forward pass; explainers must run after a captured predict')
+        return self._captured[name]
+
+    def feature_maps(self) -> List[Tensor]:
+        """Spatial feature maps (B, C, h, w), one per level."""
+        raise NotImplementedError
+
+    def level_grids(self) -> List[CellGrid]:
+        """Where the cells of each of :meth:`feature_maps` sit on the network input."""
+        return [CellGrid.of_ratio(self.input_shape, tuple(f.shape[-2:]), self.cell_anchor)
+                for f in self.feature_maps()]
+
+    def grid_of(self, size: Tuple[int, int]) -> CellGrid:
+        """Where the cells of a map of ``size`` sit on the network input.
+
+        A feature level's grid if one has that size, else an even split of the input.
+        """
+        for features, grid in zip(self.feature_maps(), self.level_grids()):
+            if tuple(features.shape[-2:]) == tuple(size):
+                return grid
+        return CellGrid.of_ratio(self.input_shape, tuple(size), self.cell_anchor)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes the model predicts."""
+        raise NotImplementedError
+
+    def differentiable_scores(self, target_layer: Optional[str] = None,
+                              score_thr: float = 0.3) -> Tuple[List[Tensor], Tensor]:
+        """Target-layer activations and (B, K) class scores differentiable in them.
+
+        Call under ``torch.enable_grad()``. With the default layer (None) the
+        activations are the captured feature maps and only the part of the
+        network after them runs again (the head); a named layer (a module
+        name such as ``'backbone.layer3'``) runs the whole network again from
+        the captured input.
+
+        Args:
+            target_layer (str, optional): Module name; None for the default.
+            score_thr (float): Detection: class scores sum the per-position
+                probabilities of at least this (the predicted boxes' scores),
+                or take the largest if none is.
+
+        Returns:
+            tuple: (B, C, h, w) activations per level (requiring grad) and the
+            (B, K) scores.
+        """
+        if target_layer is None:
+            activations = [f.detach().requires_grad_() for f in self.feature_maps()]
+            return activations, self.scores_after_features(activations, score_thr)
+        modules = dict(self.model.named_modules())
+        if target_layer not in modules:
+            raise UnsupportedModelError(f'{type(self.model).__name__} has no module '
+                                        f'{target_layer!r} to take gradients at')
+        kept: List[Any] = []
+        handle = modules[target_layer].register_forward_hook(
+            lambda _module, _args, output: kept.append(output))
+        try:
+            scores = self.scores_from_input(self.captured('backbone_input').detach(), score_thr)
+        finally:
+            handle.remove()
+        output = kept[-1]
+        activations = list(output) if isinstance(output, (tuple, list)) else [output]
+        if not all(isinstance(a, Tensor) and a.dim() == 4 for a in activations):
+            raise UnsupportedModelError(f'{target_layer!r} does not output (B, C, h, w) maps')
+        return activations, scores
+
+    def scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
+        """(B, K) differentiable class scores of the network after the feature maps."""
+        raise NotImplementedError
+
+    def scores_from_input(self, inputs: Tensor, score_thr: float) -> Tensor:
+        """(B, K) differentiable class scores of the whole network on ``inputs``."""
+        raise NotImplementedError

@@ -1,0 +1,53 @@
+"""The adapter of MMPretrain vision transformers (ViT, DeiT)."""
+from typing import Dict, List, Tuple
+
+from torch import Tensor, nn
+
+from .classifier import ClassifierAdapter
+
+
+class VisionTransformerAdapter(ClassifierAdapter):
+    """Adapter for classifiers with a ``VisionTransformer`` backbone (ViT, DeiT).
+
+    Its feature map is the final patch tokens on the patch grid; it also keeps
+    the input of the last block, for ViT Recipro-CAM.
+    """
+
+    family = 'vision_transformer'
+    cell_anchor = 'center'  # non-overlapping patches
+
+    def modules_to_capture(self) -> Dict[str, nn.Module]:
+        backbone = self.model.backbone
+        return dict(super().modules_to_capture(), patch_embed=backbone.patch_embed,
+                    last_tokens=backbone.ln1 if backbone.final_norm else backbone.layers[-1])
+
+    def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
+        return dict(super().inputs_to_capture(),
+                    last_block_input=(self.model.backbone.layers[-1], 0))
+
+    @property
+    def patch_resolution(self) -> Tuple[int, int]:
+        """(h, w) patch grid of the last captured pass."""
+        return tuple(self.captured('patch_embed')[1])
+
+    @property
+    def num_extra_tokens(self) -> int:
+        """Tokens before the patch tokens (CLS, distillation)."""
+        return self.model.backbone.num_extra_tokens
+
+    def feature_maps(self) -> List[Tensor]:
+        tokens = self.captured('last_tokens')[:, self.num_extra_tokens:]
+        return [tokens.transpose(1, 2).unflatten(2, self.patch_resolution)]
+
+    def scores_from_extra_tokens(self, extra_tokens: Tensor) -> Tensor:
+        """Class probabilities from the last block's output at the extra tokens.
+
+        Args:
+            extra_tokens (Tensor): (M, E, C) CLS (and distillation) tokens.
+        """
+        backbone = self.model.backbone
+        if backbone.final_norm:
+            extra_tokens = backbone.ln1(extra_tokens)
+        cls_token = extra_tokens[:, 0]
+        feats = (cls_token, extra_tokens[:, 1]) if self.num_extra_tokens == 2 else cls_token
+        return self.probabilities(self.model.head((feats,)))

@@ -1,0 +1,215 @@
+"""Geometry of saliency maps: feature cells, pyramid levels, the original image.
+
+Pure tensor code (torch only): explainers merge levels with it, the evaluator
+and the writer bring maps back onto the original image with it.
+"""
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def normalize_per_map(maps: Tensor) -> Tensor:
+    """Min-max normalise each map of (T, H, W) to [0, 1]; a constant map becomes 0."""
+    flat = maps.flatten(1)
+    low = flat.amin(dim=1).view(-1, 1, 1)
+    span = (flat.amax(dim=1).view(-1, 1, 1) - low)
+    # In place after one copy: at the original size of a huge image every copy counts.
+    normalized = (maps - low).div_(span.clamp_min(torch.finfo(maps.dtype).tiny))
+    return normalized.mul_((span > 0).to(maps.dtype))
+
+
+class CellGrid(NamedTuple):
+    """Where the cells of a map sit on the network input (the padded batch).
+
+    Cell ``(i, j)``'s value belongs at the input coordinates
+    ``(origin_y + i * stride_y, origin_x + j * stride_x)``, in MMDetection's
+    continuous convention: pixel ``p`` spans ``[p, p + 1)``, its centre is
+    ``p + 0.5``. MMDetection's priors say where their cells are (an ATSS
+    anchor of cell k is centred on ``k * stride``, an FCOS point on
+    ``(k + 0.5) * stride``); see :meth:`of_ratio` for maps without priors.
+    """
+
+    stride_y: float
+    stride_x: float
+    origin_y: float
+    origin_x: float
+
+    @classmethod
+    def of_ratio(cls, input_shape: Tuple[int, int], map_shape: Tuple[int, int],
+                 anchor: str = 'start') -> 'CellGrid':
+        """The grid of a map that evenly covers the input, without priors.
+
+        Args:
+            input_shape (tuple): (H, W) of the network input.
+            map_shape (tuple): (h, w) of the map; the stride is ``H / h``.
+            anchor (str): ``'start'``: cell k sits on input pixel ``k * stride``
+                (padded CNNs: a stride-2 convolution with "same" padding
+                centres output k on input 2k); ``'center'``: on the centre of
+                its stride block (non-overlapping patches, area pooling).
+
+        Returns:
+            CellGrid: The grid.
+        """
+        if anchor not in ('start', 'center'):
+            raise ValueError(f"anchor must be 'start' or 'center', got {anchor!r}")
+        stride_y, stride_x = input_shape[0] / map_shape[0], input_shape[1] / map_shape[1]
+        if anchor == 'start':
+            return cls(stride_y, stride_x, 0.5, 0.5)
+        return cls(stride_y, stride_x, stride_y / 2, stride_x / 2)
+
+
+#: The grid of pixels: cell p is pixel p, whose centre is p + 0.5.
+PIXELS = CellGrid(1.0, 1.0, 0.5, 0.5)
+
+
+def resample_cells(maps: Tensor, size: Tuple[int, int], grid: CellGrid,
+                   target: CellGrid = PIXELS) -> Tensor:
+    """Bilinear resampling of maps from one cell grid onto another.
+
+    Each target cell takes the bilinear interpolation of the source cells at
+    its own position; beyond the outer source cells values are held constant.
+
+    Args:
+        maps (Tensor): (N, C, h, w) maps whose cells sit on ``grid``.
+        size (tuple[int, int]): (H, W) cells of the target.
+        grid (CellGrid): Where the source cells sit.
+        target (CellGrid): Where the target cells sit (default: pixels).
+
+    Returns:
+        Tensor: (N, C, H, W).
+    """
+    grid, target = CellGrid(*grid), CellGrid(*target)
+    if tuple(maps.shape[-2:]) == tuple(size) and grid == target:
+        return maps
+
+    def source_cells(n_out: int, n_in: int, stride_in: float, origin_in: float,
+                     stride_out: float, origin_out: float) -> Tensor:
+        positions = origin_out + stride_out * torch.arange(n_out, dtype=torch.float64)
+        cells = ((positions - origin_in) / stride_in).clamp(0, n_in - 1)
+        return (cells / max(n_in - 1, 1) * 2 - 1).float()  # grid_sample's align_corners=True
+
+    xs = source_cells(size[1], maps.shape[-1], grid.stride_x, grid.origin_x, target.stride_x,
+                      target.origin_x)
+    ys = source_cells(size[0], maps.shape[-2], grid.stride_y, grid.origin_y, target.stride_y,
+                      target.origin_y)
+    grid_x, grid_y = torch.meshgrid(xs, ys, indexing='xy')
+    samples = torch.stack([grid_x, grid_y], dim=-1).expand(maps.shape[0], -1, -1, -1)
+    return F.grid_sample(maps.float(), samples.to(maps.device), mode='bilinear',
+                         padding_mode='border', align_corners=True).to(maps.dtype)
+
+
+def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid]) -> Tuple[Tensor, CellGrid]:
+    """Average per-level maps on the grid of the largest (first FPN) level.
+
+    Each level is resampled at the positions of the largest level's cells,
+    each cell read where its own level's grid puts it.
+
+    Args:
+        maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
+        grids (Sequence[CellGrid]): Where each level's cells sit.
+
+    Returns:
+        tuple: (B, K, h, w) maps with (h, w) the largest level's size, and
+        that level's grid.
+    """
+    largest = max(range(len(maps)), key=lambda level: maps[level].shape[-2:].numel())
+    size, target = tuple(maps[largest].shape[-2:]), grids[largest]
+    resized: List[Tensor] = [resample_cells(m, size, g, target) for m, g in zip(maps, grids)]
+    return sum(resized) / len(resized), target
+
+
+def _resize(maps: Tensor, size: Tuple[int, int]) -> Tensor:
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[None], size=size, mode='bilinear', align_corners=False)[0]
+
+
+def resized_shape(metainfo: Dict[str, Any]) -> Tuple[int, int]:
+    """(h, w) of the image after the pipeline's resize, before any crop."""
+    ori_h, ori_w = metainfo['ori_shape'][:2]
+    scale = metainfo.get('scale_factor', (1.0, 1.0))
+    w_scale, h_scale = (scale, scale) if isinstance(scale, (int, float)) else scale[:2]
+    return int(round(ori_h * float(h_scale))), int(round(ori_w * float(w_scale)))
+
+
+def crop_offset(metainfo: Dict[str, Any]) -> Tuple[int, int]:
+    """(y, x) of the pipeline's crop inside the resized image.
+
+    An explicit ``crop_bbox`` (x1, y1, x2, y2) in the metainfo wins; otherwise a
+    smaller ``img_shape`` than the resized shape is a centre crop, placed as
+    MMCV's ``CenterCrop`` places it (the crop every MMPretrain test pipeline uses).
+    """
+    if 'crop_bbox' in metainfo:
+        x1, y1 = metainfo['crop_bbox'][:2]
+        return int(y1), int(x1)
+    res_h, res_w = resized_shape(metainfo)
+    img_h, img_w = metainfo['img_shape'][:2]
+    return max(0, int(round((res_h - img_h) / 2.))), max(0, int(round((res_w - img_w) / 2.)))
+
+
+#: How :func:`to_original_image` scales values: per map (min-max), on the
+#: method's own absolute scale, or not at all (the method's values).
+NORMALIZE_MODES = ('per_map', 'absolute', 'none')
+
+
+def to_original_image(maps: Tensor, metainfo: Dict[str, Any],
+                      normalize: str = 'per_map') -> Tensor:
+    """Undo the test pipeline for maps of one image.
+
+    Args:
+        maps (Tensor): (T, h, w) maps covering the padded network input.
+        metainfo (dict): The data sample's metainfo: ``explain_input_shape``
+            (the padded input), ``explain_cell_grid`` (a :class:`CellGrid`,
+            where the map's cells sit), ``img_shape``, ``ori_shape`` and,
+            when present, ``scale_factor``, ``flip``/``flip_direction``,
+            ``crop_bbox`` and, for ``normalize='absolute'``,
+            ``explain_value_range``.
+        normalize (str): ``'per_map'``: each map min-max to [0, 1] (a
+            constant map becomes 0); ``'absolute'``: the method's own range
+            (``explain_value_range``, e.g. (0, 1) for class probabilities)
+            mapped to [0, 1], so a class the model does not see stays low;
+            ``'none'``: the method's values as they are.
+
+    Returns:
+        Tensor: (T, H, W) float maps at the original resolution, each pixel on
+        the image pixel it explains; where the pipeline cropped the image
+        away, the map is 0.
+    """
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f'normalize must be one of {NORMALIZE_MODES}, got {normalize!r}')
+    ori_h, ori_w = metainfo['ori_shape'][:2]
+    if maps.shape[0] == 0:  # nothing to explain (e.g. no detection above the threshold)
+        return maps.new_zeros((0, ori_h, ori_w), dtype=torch.float32)
+    scale = _value_scale(metainfo, normalize)
+    maps = resample_cells(maps.float()[None], tuple(metainfo['explain_input_shape']),
+                          metainfo['explain_cell_grid'])[0]
+    img_h, img_w = metainfo['img_shape'][:2]
+    maps = maps[:, :img_h, :img_w]  # padding is added at the bottom and right
+    if metainfo.get('flip', False):
+        direction = metainfo.get('flip_direction', 'horizontal')
+        dims = {'horizontal': [-1], 'vertical': [-2], 'diagonal': [-2, -1]}[direction]
+        maps = maps.flip(dims)
+    maps = scale(maps)
+    res_h, res_w = resized_shape(metainfo)
+    if (res_h, res_w) != (img_h, img_w):
+        top, left = crop_offset(metainfo)
+        canvas = maps.new_zeros((maps.shape[0], max(res_h, top + img_h), max(res_w, left + img_w)))
+        canvas[:, top:top + img_h, left:left + img_w] = maps
+        maps = canvas[:, :res_h, :res_w]
+    maps = _resize(maps, (ori_h, ori_w))
+    return normalize_per_map(maps) if normalize == 'per_map' else maps
+
+
+def _value_scale(metainfo: Dict[str, Any], normalize: str) -> Callable[[Tensor], Tensor]:
+    if normalize == 'per_map':
+        return normalize_per_map
+    if normalize == 'none':
+        return lambda maps: maps
+    value_range: Optional[Sequence[float]] = metainfo.get('explain_value_range')
+    if value_range is None:
+        raise ValueError(f"{metainfo.get('explain_algorithm', 'this method')}'s maps have no "
+                         "absolute scale; use normalize='per_map'")
+    low, high = (float(v) for v in value_range)
+    return lambda maps: ((maps - low) / (high - low)).clamp_(0, 1)

@@ -1,0 +1,100 @@
+"""Imports point one way: a layer imports only its own package and the layers below.
+
+The rules are those of docs/architecture.md. The test reads each module's
+imports from its source (no import runs, no model is built).
+"""
+import ast
+import os
+import os.path as osp
+from typing import Dict, Iterator, Tuple
+
+from tests.helpers import REPO
+
+PACKAGE = osp.join(REPO, 'mmxai')
+#: Lowest first. A module may import its own package and any lower layer.
+LAYERS = (
+    ('version', 'registry', 'utils'),
+    ('checkpoint', 'geometry'),
+    ('datasets', 'adapters'),
+    ('explainers',),
+    ('models',),
+    ('evaluation', 'deploy'),
+    ('visualization',),
+    ('engine',),
+    ('apis',),
+)
+LAYER_OF: Dict[str, int] = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+#: Pure tensor maths: neither images on disk nor drawing.
+NO_DRAWING = ('geometry', 'adapters', 'explainers')
+
+
+def _modules() -> Iterator[Tuple[str, str]]:
+    for folder, _, files in os.walk(PACKAGE):
+        for name in sorted(files):
+            if name.endswith('.py'):
+                path = osp.join(folder, name)
+                parts = osp.relpath(path, REPO)[:-3].split(os.sep)
+                if parts[-1] == '__init__':
+                    parts = parts[:-1]
+                yield '.'.join(parts), path
+
+
+def _imports(module: str, path: str) -> Iterator[str]:
+    """Absolute names of the modules ``module`` imports (relative imports resolved)."""
+    is_package = path.endswith('__init__.py')
+    tree = ast.parse(open(path, encoding='utf-8').read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split('.')
+                base = base[:len(base) - node.level + (1 if is_package else 0)]
+                prefix = '.'.join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module
+            yield prefix
+            yield from (f'{prefix}.{alias.name}' for alias in node.names)
+
+
+def _part(name: str) -> str:
+    """The first-level part of mmxai a module name belongs to ('' outside mmxai)."""
+    parts = name.split('.')
+    return parts[1] if parts[0] == 'mmxai' and len(parts) > 1 else ''
+
+
+def test_every_part_of_the_package_has_a_layer():
+    parts = {_part(module) for module, _ in _modules()} - {''}
+    assert parts <= set(LAYER_OF), f'no layer for {sorted(parts - set(LAYER_OF))}'
+
+
+def test_no_layer_imports_a_higher_layer_or_a_sibling():
+    violations = []
+    for module, path in _modules():
+        own = _part(module)
+        if not own:  # mmxai/__init__.py gathers everything
+            continue
+        for imported in set(_imports(module, path)):
+            other = _part(imported)
+            if other and other != own and other in LAYER_OF and \
+                    LAYER_OF[other] >= LAYER_OF[own]:
+                violations.append(f'{module} imports {imported}')
+    assert not violations, '\n'.join(sorted(violations))
+
+
+def test_map_maths_does_not_draw():
+    violations = [f'{module} imports {imported}' for module, path in _modules()
+                  if _part(module) in NO_DRAWING for imported in _imports(module, path)
+                  if imported.split('.')[0] in ('cv2', 'mmcv') or
+                  _part(imported) == 'visualization']
+    assert not violations, '\n'.join(violations)
+
+
+def test_the_checker_sees_relative_and_absolute_imports(tmp_path):
+    # A lower layer importing a higher one, in both spellings, is reported.
+    source = 'from ..visualization import writer\nimport mmxai.apis\nfrom . import base\n'
+    path = tmp_path / 'fake.py'
+    path.write_text(source)
+    names = set(_imports('mmxai.explainers.fake', str(path)))
+    assert {'mmxai.visualization', 'mmxai.apis', 'mmxai.explainers'} <= names
+    assert LAYER_OF[_part('mmxai.visualization.writer')] > LAYER_OF['explainers']
