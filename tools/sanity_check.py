@@ -14,23 +14,22 @@ import argparse
 import os.path as osp
 import shlex
 import sys
-import tempfile
 from collections import defaultdict
 from typing import List, Union
 
+import torch
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+from mmxai.adapters import build_adapter
 from mmxai.apis import check_files_exist, check_output_dir, exit_on_user_error, load_tool_config
-from mmxai.checkpoint import check_checkpoint_fits, load_checkpoint_file
 from mmxai.evaluation import (
-    KEPT_SHARE_THRESHOLD,
     SPEARMAN_THRESHOLD,
     SanityChecker,
     format_sanity_table,
 )
 from mmxai.explainers import ALGORITHMS, BLACK_BOX_ALGORITHMS, algorithms_for
-from mmxai.models import build_adapter
+from mmxai.models import build_model
 from mmxai.utils import UnknownAlgorithmError, atomic_write_json
 from mmxai.visualization.sanity_page import write_sanity_page
 
@@ -57,10 +56,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: explain classes with a box scoring at least this')
     parser.add_argument('--spearman-threshold', type=float, default=SPEARMAN_THRESHOLD,
-                        help='a map keeps the picture when its Spearman correlation with the '
-                        'reference map is at least this')
-    parser.add_argument('--kept-share-threshold', type=float, default=KEPT_SHARE_THRESHOLD,
-                        help='a step is flagged when at least this share of its maps keep it')
+                        help='flag a step whose mean Spearman correlation with the trained '
+                        "model's maps is at least this")
     parser.add_argument('--batch-size', type=int, help='images per batch')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -89,35 +86,23 @@ def algorithms_with_options(names: List[str], options: dict) -> List[Union[str, 
 
 def check(args: argparse.Namespace) -> None:
     cfg = load_tool_config(args.config, args.cfg_options, args.device)
-    cfg.log_level = 'WARNING'
     if args.num_images:
         cfg.test_dataloader.dataset.indices = args.num_images
     if args.batch_size:
         cfg.test_dataloader.batch_size = args.batch_size
-    with tempfile.TemporaryDirectory(prefix='mmxai-sanity-') as work_dir:
-        cfg.work_dir = work_dir  # the Runner's logs; the results go to --output
-        runner = Runner.from_cfg(cfg)
-        model = runner.model
-        weights = load_checkpoint_file(args.checkpoint, map_location='cpu')
-        check_checkpoint_fits(model, weights, args.checkpoint)
-        state = weights.get('state_dict', weights)
-        model.load_state_dict({k[len('module.'):] if k.startswith('module.') else k: v
-                               for k, v in state.items()})
-        names = args.explain_algorithm or algorithms_for(build_adapter(model).algorithm_family,
-                                                         black_box=False)
-        algorithms = algorithms_with_options(names, args.explainer_options)
-        checker = SanityChecker(model.eval(), algorithms, cascade=args.cascade, seed=args.seed,
-                                score_thr=args.score_thr,
-                                spearman_threshold=args.spearman_threshold,
-                                kept_share_threshold=args.kept_share_threshold,
-                                page_images=args.page_images)
-        dataloader = runner.build_dataloader(cfg.test_dataloader)
-        for index, data in enumerate(dataloader):
-            checker.process(data)
-            print(f'\rchecked {index + 1}/{len(dataloader)} batches', end='', flush=True)
-        print()
-        classes = ((weights.get('meta') or {}).get('dataset_meta') or {}).get('classes') or \
-            dataloader.dataset.metainfo.get('classes')
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = build_model(cfg, args.checkpoint, device)
+    names = args.explain_algorithm or algorithms_for(build_adapter(model).family,
+                                                     black_box=False)
+    checker = SanityChecker(model, algorithms_with_options(names, args.explainer_options),
+                            cascade=args.cascade, seed=args.seed, score_thr=args.score_thr,
+                            spearman_threshold=args.spearman_threshold,
+                            page_images=args.page_images)
+    dataloader = Runner.build_dataloader(cfg.test_dataloader)
+    for index, data in enumerate(dataloader):
+        checker.process(data)
+        print(f'\rchecked {index + 1}/{len(dataloader)} batches', end='', flush=True)
+    print()
     report = checker.report()
     print(format_sanity_table(report))
     command = shlex.join([sys.executable, *sys.argv])
@@ -125,7 +110,7 @@ def check(args: argparse.Namespace) -> None:
                       dict(command=command, config=args.config, checkpoint=args.checkpoint,
                            **report))
     page = write_sanity_page(args.output, report, checker.examples,
-                             class_names=list(classes) if classes else None, command=command)
+                             class_names=model.dataset_meta.get('classes'), command=command)
     print(f'wrote {osp.join(args.output, "sanity.json")} and {page}')
 
 

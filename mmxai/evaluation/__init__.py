@@ -11,7 +11,6 @@ from .functional import (
 from .pointing_game_metric import PointingGameMetric
 from .randomization import CascadeError, cascade_models, default_cascade, randomize_modules
 from .sanity import (
-    KEPT_SHARE_THRESHOLD,
     SPEARMAN_THRESHOLD,
     SanityChecker,
     format_sanity_table,
@@ -20,6 +19,6 @@ from .similarity import average_ranks, spearman, ssim
 
 __all__ = ['BASELINES', 'METRICS', 'ExplanationEvaluator', 'PointingGameMetric', 'format_table',
            'adcc', 'centre_blob_maps', 'insertion_deletion', 'pearson', 'pointing_game_hits',
-           'random_maps', 'CascadeError', 'KEPT_SHARE_THRESHOLD', 'SPEARMAN_THRESHOLD',
+           'random_maps', 'CascadeError', 'SPEARMAN_THRESHOLD',
            'SanityChecker', 'average_ranks', 'cascade_models', 'default_cascade',
            'format_sanity_table', 'randomize_modules', 'spearman', 'ssim']

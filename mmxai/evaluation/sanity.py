@@ -10,7 +10,7 @@
 
 Maps are compared over the image region of the network input (padding
 cropped) by Spearman rank correlation at the method's own resolution, which
-decides the verdict, and by SSIM after resizing to a fixed size and per-map
+decides the verdict (mean over the maps), and by SSIM after resizing to a fixed size and per-map
 min-max normalisation (as the files are written), which is reported only: two
 sparse maps (a blob on an empty background) score a high SSIM wherever their
 blobs are.
@@ -22,21 +22,26 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..adapters import build_adapter
 from ..explainers import DRISE, BaseExplainer, build_explainer
-from ..models import build_adapter
 from .randomization import cascade_models, default_cascade, parse_cascade, step_name
 from .similarity import comparable_maps, spearman, ssim
 
-#: A randomised map (or another class's map) "keeps the picture" of the trained
-#: model's map when their Spearman rank correlation reaches this: more than
-#: half of the ranking survives (0: unrelated, 1: the same ranking).
+#: A step of the cascade (or the random-label check) is flagged when the mean
+#: Spearman rank correlation of its maps with the reference maps (the trained
+#: model's; the predicted class's) reaches this. Chosen from measurements
+#: (README "Sanity checks", benchmarks/sanity_checks.py): on the demo ResNet
+#: and ATSS, methods that follow the model stay <= 0.39 at every step for three
+#: seeds (Grad-CAM, Recipro-CAM, ATSS class maps), maps that show the input
+#: stay >= 0.94 with the head random and >= 0.45 down to the stem (activation
+#: map, EigenCAM, Grad-CAM++ and LayerCAM on the classifier); the issue's
+#: ResNet-18 calibration puts Grad-CAM below 0.1, activation map and EigenCAM
+#: above 0.7. The mean, not the share of maps above the threshold: with a
+#: random head each class's map keeps or inverts the picture by chance (about
+#: half of them on the demo ResNet), which says nothing about the method; a
+#: method that ignores the model keeps every map. The share (``kept``) and
+#: the per-class means are reported beside it.
 SPEARMAN_THRESHOLD = 0.5
-#: A step (or the random-label check) is flagged when at least this share of
-#: its maps keep the picture. A share, not the mean correlation: a random
-#: linear head can keep one class's map (+0.9) and invert another's (-0.9),
-#: whose mean (0) would hide the kept one. Chosen from the demo models and the
-#: calibration of issue 16 (README "Can I trust this map?").
-KEPT_SHARE_THRESHOLD = 0.5
 #: Side of the square maps SSIM compares (Wang et al.'s 11x11 window needs >= 11).
 SSIM_SIZE = 64
 
@@ -50,7 +55,7 @@ def algorithm_label(algorithm: AlgorithmSpec) -> str:
     if isinstance(algorithm, dict):
         name = algorithm.get('algorithm', algorithm.get('type'))
         return name if isinstance(name, str) else getattr(name, '__name__', str(name))
-    return algorithm.name or type(algorithm).__name__
+    return algorithm.algorithm or type(algorithm).__name__
 
 
 class SanityChecker:
@@ -79,7 +84,6 @@ class SanityChecker:
         seed (int): Seed of the randomisation and of the random labels.
         score_thr (float): Detection score of the explained classes.
         spearman_threshold (float): See :data:`SPEARMAN_THRESHOLD`.
-        kept_share_threshold (float): See :data:`KEPT_SHARE_THRESHOLD`.
         ssim_size (int): Side of the maps SSIM compares.
         page_images (int): How many images keep their maps for the HTML page.
     """
@@ -87,7 +91,7 @@ class SanityChecker:
     def __init__(self, model: nn.Module, algorithms: Sequence[AlgorithmSpec],
                  cascade: Optional[Sequence[Union[str, Sequence[str]]]] = None, seed: int = 0,
                  score_thr: float = 0.3, spearman_threshold: float = SPEARMAN_THRESHOLD,
-                 kept_share_threshold: float = KEPT_SHARE_THRESHOLD, ssim_size: int = SSIM_SIZE,
+                 ssim_size: int = SSIM_SIZE,
                  page_images: int = 4) -> None:
         self.model = model
         adapter = build_adapter(model)
@@ -96,7 +100,7 @@ class SanityChecker:
             label, number = algorithm_label(algorithm), 2
             while label in self.explainers:  # the same method with other options
                 label, number = f'{algorithm_label(algorithm)}#{number}', number + 1
-            explainer = build_explainer(algorithm, adapter.algorithm_family)
+            explainer = build_explainer(algorithm, adapter.family, score_thr)
             explainer.check_supported(adapter)
             self.explainers[label] = explainer
         self.steps = parse_cascade(cascade) if cascade is not None else default_cascade(model)
@@ -111,7 +115,6 @@ class SanityChecker:
         self.seed = seed
         self.score_thr = score_thr
         self.spearman_threshold = spearman_threshold
-        self.kept_share_threshold = kept_share_threshold
         self.ssim_size = (ssim_size, ssim_size)
         self.page_images = page_images
         self.generator = torch.Generator().manual_seed(seed)
@@ -180,6 +183,11 @@ class SanityChecker:
             result['constant'][index] = (constant[1] & ~constant[0]).double()
         return result
 
+    @staticmethod
+    def _random_label_applies(explainer: BaseExplainer) -> bool:
+        """Class-wise methods, but D-RISE: it explains boxes, a class without one has no map."""
+        return explainer.class_wise and not isinstance(explainer, DRISE)
+
     def _rows(self, label: str, targets: list) -> List[Tuple[int, int]]:
         if self.explainers[label].class_wise:
             return [(image, cls) for image, cls, _ in targets]
@@ -225,7 +233,7 @@ class SanityChecker:
                 comparisons[label].append(result)
                 for key, values in dict(result, classes=classes).items():
                     self.values[label][step - 1][key].append(values)
-            if explainer.class_wise:
+            if self._random_label_applies(explainer):
                 pairs = [t for t in targets if t[2] is not None]
                 if pairs:
                     result = self._compare(
@@ -249,18 +257,20 @@ class SanityChecker:
                 continue
             example: Dict[str, Any] = dict(
                 image_index=first_image + image, class_index=cls, other_class_index=other,
-                metainfo=dict(samples[image].metainfo, explain_input_shape=input_shape,
-                              explain_cell_anchor=self.adapters[0].cell_anchor),
-                maps={}, spearman={}, ssim={}, other_class_map={})
+                metainfo=dict(samples[image].metainfo, explain_input_shape=input_shape),
+                cell_grids={}, maps={}, spearman={}, ssim={}, other_class_map={})
             for label, explainer in self.explainers.items():
                 rows = self._rows(label, targets)
                 row = rows.index((image, cls if explainer.class_wise else 0))
                 channel = cls if explainer.class_wise else 0
                 example['maps'][label] = [m[image, channel].cpu() for m in maps[label]]
+                # Where the trained model's pass put the cells (adapter 0 keeps its capture).
+                example['cell_grids'][label] = explainer.map_grid(
+                    self.adapters[0], tuple(maps[label][0].shape[-2:]))
                 example['spearman'][label] = [float(c['spearman'][row])
                                               for c in comparisons[label]]
                 example['ssim'][label] = [float(c['ssim'][row]) for c in comparisons[label]]
-                if explainer.class_wise and other is not None:
+                if self._random_label_applies(explainer) and other is not None:
                     example['other_class_map'][label] = maps[label][0][image, other].cpu()
             self.examples.append(example)
 
@@ -286,7 +296,7 @@ class SanityChecker:
             classes = classes[valid]
             result['spearman_per_class'] = {int(c): float(rho[classes == c].mean())
                                             for c in classes.unique()}
-        result['flagged'] = result['kept'] >= self.kept_share_threshold
+        result['flagged'] = result['spearman'] >= self.spearman_threshold
         return result
 
     def report(self) -> Dict[str, Any]:
@@ -303,7 +313,7 @@ class SanityChecker:
             model's map is constant, class-wise methods' ``spearman_per_class``
             (by predicted class), ``flagged``),
             ``random_label`` (the same numbers, None for class-agnostic
-            methods), ``verdict`` (``'pass'``, ``'flag'`` or ``'no maps'``) and
+            methods and D-RISE), ``verdict`` (``'pass'``, ``'flag'`` or ``'no maps'``) and
             ``reasons``.
         """
         results = {}
@@ -315,14 +325,15 @@ class SanityChecker:
                                     **self._measure(self.values[label][index],
                                                     explainer.class_wise)))
             random_label = self._measure(self.values[label]['random_label'], True) \
-                if explainer.class_wise else None
-            reasons = [f'{s["kept"]:.0%} of the maps keep their picture with {s["step"]} '
-                       f'randomised (cumulative; mean Spearman {s["spearman"]:.2f})'
-                       for s in cascade if s['flagged']]
+                if self._random_label_applies(explainer) else None
+            reasons = [f'maps stay alike with {s["step"]} randomised (cumulative): mean '
+                       f'Spearman {s["spearman"]:.2f}, {s["kept"]:.0%} of the maps at least '
+                       f'{self.spearman_threshold}' for s in cascade if s['flagged']]
             if random_label and random_label['flagged']:
-                reasons.append(f"{random_label['kept']:.0%} of the maps of a class the model "
-                               "does not predict are alike the predicted class's (mean "
-                               f"Spearman {random_label['spearman']:.2f})")
+                reasons.append("the map of a class the model does not predict is alike the "
+                               f"predicted class's: mean Spearman {random_label['spearman']:.2f}, "
+                               f"{random_label['kept']:.0%} of the maps at least "
+                               f'{self.spearman_threshold}')
             verdict = 'no maps' if not cascade[0]['maps'] else 'flag' if reasons else 'pass'
             results[label] = dict(class_wise=bool(explainer.class_wise), cascade=cascade,
                                   random_label=random_label, verdict=verdict, reasons=reasons)
@@ -330,11 +341,11 @@ class SanityChecker:
             num_images=self.num_images, seed=self.seed, score_thr=self.score_thr,
             steps=[list(names) for names in self.steps],
             thresholds=dict(
-                spearman=self.spearman_threshold, kept_share=self.kept_share_threshold,
-                rule='a map keeps the picture when its Spearman correlation with the reference '
-                'map is at least spearman; a step (or the random-label check) is flagged when '
-                'at least kept_share of its maps keep it; an algorithm with a flagged step or '
-                'check is flagged. SSIM is reported, not used'),
+                spearman=self.spearman_threshold,
+                rule='a step of the cascade (or the random-label check) is flagged when the mean '
+                'Spearman correlation of its maps with the reference maps is at least spearman; '
+                'an algorithm with a flagged step or check is flagged. kept (the share of maps '
+                'at least spearman) and SSIM are reported, not used'),
             comparison=dict(
                 spearman='rank correlation (average ranks for ties) of the maps at the '
                 'resolution the method computes, over the cells that cover the image; a pair '
@@ -374,7 +385,8 @@ def format_sanity_table(report: Dict[str, Any]) -> str:
     lines.append(
         f'Spearman, SSIM: means over the maps (trained vs randomised model, same class; steps '
         f'are cumulative, top layer first). kept: share of maps with Spearman >= '
-        f'{thresholds["spearman"]}; FLAG when kept >= {thresholds["kept_share"]}. constant: '
+        f'{thresholds["spearman"]}; FLAG when the mean Spearman >= {thresholds["spearman"]}. '
+        'constant: '
         'randomised maps that are constant (Spearman 0); left out: pairs whose trained map is '
         'constant.')
     return '\n'.join(lines)

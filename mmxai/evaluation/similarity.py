@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..visualization.geometry import normalize_per_map
+from ..geometry import normalize_per_map
 
 #: SSIM of Wang et al. 2004 (IEEE TIP 13(4)): an 11x11 Gaussian window of
 #: standard deviation 1.5, K1 = 0.01, K2 = 0.03, dynamic range L = 1 (maps in [0, 1]).

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from ..datasets.image_io import read_image
+from ..geometry import to_original_image
 from ..utils import atomic_write_bytes, safe_filename
 from .colormap import colorize, overlay
-from .geometry import to_original_image
 
 STYLE = '''<style>
 body { font-family: sans-serif; margin: 1em; }
@@ -42,7 +42,8 @@ def _tiles(example: Dict[str, Any], label: str, image: Optional[torch.Tensor],
     maps = list(example['maps'][label])
     if label in example['other_class_map']:
         maps.append(example['other_class_map'][label])
-    colored = colorize(to_original_image(torch.stack(maps).float(), example['metainfo']))
+    metainfo = dict(example['metainfo'], explain_cell_grid=example['cell_grids'][label])
+    colored = colorize(to_original_image(torch.stack(maps).float(), metainfo))
     return (overlay(image, colored, overlay_weight) if image is not None else colored).numpy()
 
 
@@ -50,7 +51,7 @@ def _cell(values: Optional[Dict[str, Any]]) -> str:
     if not values or values['spearman'] is None:
         return '<td>-</td>'
     state = 'flag' if values['flagged'] else 'pass'
-    return (f'<td class="{state}">{values["spearman"]:.2f} · {values["kept"]:.0%} kept · '
+    return (f'<td class="{state}">{values["spearman"]:.2f} · {values["kept"]:.0%} ≥ thr · '
             f'SSIM {values["ssim"]:.2f}{" FLAG" if values["flagged"] else ""}</td>')
 
 
@@ -95,10 +96,10 @@ def write_sanity_page(output_dir: str, report: Dict[str, Any], examples: Sequenc
         f'<p>{report["num_images"]} images. Each cell: the mean Spearman rank correlation between '
         'the maps of the trained model and of the model with every part up to that step '
         're-initialised (top layer first), for the classes the trained model predicts; the share '
-        'of maps that keep their picture; the mean SSIM (reported, not used for the verdict). '
+        'of maps whose correlation reaches the threshold; the mean SSIM (reported, not used for '
+        'the verdict). '
         'Last column: the map of a class the model does not predict against the predicted '
-        f'class\'s. {html.escape(thresholds["rule"])} (spearman {thresholds["spearman"]}, '
-        f'kept_share {thresholds["kept_share"]}).</p>')
+        f'class\'s. {html.escape(thresholds["rule"])} (spearman {thresholds["spearman"]}).</p>')
     parts.append('<table id="sanity-table"><tr><th>algorithm</th><th>verdict</th>' +
                  ''.join(f'<th>{html.escape(s)}</th>' for s in steps) +
                  '<th>random label</th></tr>')
@@ -121,7 +122,7 @@ def write_sanity_page(output_dir: str, report: Dict[str, Any], examples: Sequenc
                      '</span></h2>')
         parts += [f'<p>{html.escape(reason)}</p>' for reason in result['reasons']]
         header = ['image', 'trained', *steps]
-        if result['class_wise']:
+        if result['random_label'] is not None:
             header.append('other class (trained)')
         parts.append('<table class="cascade"><tr>' +
                      ''.join(f'<th>{html.escape(h)}</th>' for h in header) + '</tr>')
@@ -149,7 +150,7 @@ def write_sanity_page(output_dir: str, report: Dict[str, Any], examples: Sequenc
                 cells.append(f'<td><figure><img src="{tile_file}" alt="{html.escape(label)} '
                              f'{html.escape(header[column + 1])}"><figcaption>'
                              f'{html.escape(caption)}</figcaption></figure></td>')
-            if result['class_wise'] and len(tiles) < len(header) - 1:
+            if result['random_label'] is not None and len(tiles) < len(header) - 1:
                 cells.append('<td>no other class</td>')
             parts.append('<tr>' + ''.join(cells) + '</tr>')
         parts.append('</table>')

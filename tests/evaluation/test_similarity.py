@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy.stats import rankdata, spearmanr
 
 from mmxai.evaluation import average_ranks, spearman, ssim
 from tests.evaluation.plain_similarity import plain_spearman, plain_ssim
@@ -11,6 +12,7 @@ def test_average_ranks_share_ties():
     values = torch.tensor([[3.0, 1.0, 3.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0, 1.0]])
     assert average_ranks(values).tolist() == [[4.0, 1.0, 4.0, 2.0, 4.0],
                                               [2.5, 2.5, 2.5, 2.5, 5.0]]
+    assert average_ranks(values).tolist() == rankdata(values.numpy(), axis=1).tolist()
 
 
 def test_spearman_equals_pearson_of_average_ranks():
@@ -23,6 +25,8 @@ def test_spearman_equals_pearson_of_average_ranks():
     got = spearman(torch.from_numpy(first), torch.from_numpy(second))
     expected = [plain_spearman(a.ravel(), b.ravel()) for a, b in zip(first, second)]
     assert got.tolist() == pytest.approx(expected, abs=1e-12)
+    scipy_values = [spearmanr(a.ravel(), b.ravel()).statistic for a, b in zip(first, second)]
+    assert got.tolist() == pytest.approx(scipy_values, abs=1e-12)
     assert got[3] == pytest.approx(-1.0)
     # Ranks only: any increasing transform of a map leaves it unchanged.
     transformed = spearman(torch.from_numpy(np.exp(5 * first)), torch.from_numpy(second))
