@@ -4,6 +4,7 @@ from .functional import (
     adcc,
     centre_blob_maps,
     insertion_deletion,
+    masked_mean,
     pearson,
     pointing_game_hits,
     random_maps,
@@ -11,5 +12,5 @@ from .functional import (
 from .pointing_game_metric import PointingGameMetric
 
 __all__ = ['BASELINES', 'METRICS', 'ExplanationEvaluator', 'PointingGameMetric', 'format_table',
-           'adcc', 'centre_blob_maps', 'insertion_deletion', 'pearson', 'pointing_game_hits',
-           'random_maps']
+           'adcc', 'centre_blob_maps', 'insertion_deletion', 'masked_mean', 'pearson',
+           'pointing_game_hits', 'random_maps']
