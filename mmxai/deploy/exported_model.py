@@ -39,7 +39,8 @@ class ExportedExplainModel(BaseModel):
             exported (None: the exported one).
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float, optional): Detection score above which a class is
+            explained (None: 0.3).
         class_names (Sequence[str], optional): Names when the exported model
             has none stored.
         runtime (str, optional): ``'onnxruntime'`` or ``'openvino'`` (default by file).
@@ -60,7 +61,7 @@ class ExportedExplainModel(BaseModel):
                  explainer: Optional[Union[str, dict]] = None,
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[Union[int, str]]] = None,
-                 score_thr: float = 0.3,
+                 score_thr: Optional[float] = None,
                  class_names: Optional[Sequence[str]] = None,
                  runtime: Optional[str] = None,
                  num_threads: Optional[int] = None,
@@ -87,7 +88,8 @@ class ExportedExplainModel(BaseModel):
         self.metadata = meta
         names = meta.class_names or (list(class_names) if class_names else None)
         self.targets = SaliencyTargets(meta.task, meta.num_classes, explain_all_classes,
-                                       resolve_classes(target_classes, names), score_thr, names)
+                                       resolve_classes(target_classes, names),
+                                       0.3 if score_thr is None else score_thr, names)
         with DefaultScope.overwrite_default_scope(scope):
             self.decoder = build_decoder(model_cfg, meta)
 

@@ -54,12 +54,13 @@ def test_api_builds_a_classifier_as_the_runner_does(tmp_path, shapes_classificat
     config.write_text("_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'\n"
                       "model = dict(head=dict(num_classes=3))\n")
     model = build_model(Config.fromfile(str(config)))
-    assert model.data_preprocessor.mean.flatten().tolist() == [123.675, 116.28, 103.53]
+    np.testing.assert_allclose(model.data_preprocessor.mean.flatten().tolist(),
+                               [123.675, 116.28, 103.53], rtol=1e-6)
     checkpoint = str(tmp_path / 'random.pth')
     torch.save({'state_dict': model.state_dict(),
                 'meta': {'dataset_meta': {'classes': ['a', 'b', 'c']}}}, checkpoint)
-    image = osp.join(shapes_classification, 'val', 'red_square', sorted(os.listdir(
-        osp.join(shapes_classification, 'val', 'red_square')))[0])
+    folder = osp.join(shapes_classification, 'val', 'red_square')
+    image = osp.join(folder, sorted(f for f in os.listdir(folder) if f.endswith('.png'))[0])
     out = str(tmp_path / 'tool')
     result = subprocess.run(
         [sys.executable, osp.join(REPO, 'tools', 'explain.py'), str(config), checkpoint,

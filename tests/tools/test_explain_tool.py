@@ -137,7 +137,10 @@ def test_absolute_scale_keeps_an_absent_class_cold(trained_detector, shapes_dete
     categories = sorted(c['id'] for c in annotations['categories'])
     assert len(present) == 2 and len(categories) == 3
     assert peaks['per_map', False] == [1.0]  # stretched: hot as any
-    assert peaks['absolute', False][0] < 0.3 < 0.6 < min(peaks['absolute', True])
+    # Absolute: probabilities averaged over the FPN levels, so even a detected
+    # object's peak is well below 1; the absent class stays far below it.
+    absent, = peaks['absolute', False]
+    assert absent < 0.5 * min(peaks['absolute', True]), peaks
 
 
 def test_absolute_scale_is_refused_for_maps_without_one(trained_detector, shapes_detection,
