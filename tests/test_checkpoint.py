@@ -16,11 +16,7 @@ from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmxai.checkpoint import (
-    SAFE_SCHEME_LOADERS,
-    load_checkpoint_file,
-    register_safe_checkpoint_loading,
-)
+from mmxai.checkpoint import load_checkpoint_file, register_safe_checkpoint_loading
 from mmxai.utils import UnsafeCheckpointError
 from tests.helpers import DET_DEMO_CONFIG, load_config, set_data_root, train
 
@@ -254,6 +250,8 @@ def test_every_registered_scheme_loads_weights_only():
     """No scheme of MMEngine's CheckpointLoader is left with its own torch.load."""
     import mmdet  # noqa: F401  (the task packages could register schemes)
     import mmpretrain  # noqa: F401
+
+    from mmxai.checkpoint import SAFE_SCHEME_LOADERS
     assert set(SAFE_SCHEME_LOADERS) <= set(CheckpointLoader._schemes)
     for prefix, loader in CheckpointLoader._schemes.items():
         assert loader.__module__ == 'mmxai.checkpoint', (prefix, loader)
