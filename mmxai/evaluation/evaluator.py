@@ -19,28 +19,33 @@ METRICS = ('pointing_game', 'insertion_auc', 'deletion_auc', 'avg_drop', 'cohere
            'complexity', 'adcc')
 
 
-def split_by_input_shape(data: dict) -> List[dict]:
-    """Split a collated test batch into batches of inputs of one shape.
+def split_by_padded_shape(data: dict, pad_size_divisor: int = 1) -> List[dict]:
+    """Split a collated test batch into batches whose images pad to one shape.
 
-    The data preprocessor pads a batch to its largest image, and a model's
-    outputs depend on that padding (global pooling, GroupNorm, FPN
-    upsampling). Scored one shape at a time, every image is padded as it
-    would be alone, so metrics do not depend on the batch size.
+    The data preprocessor pads a batch to its largest image (rounded up to
+    ``pad_size_divisor``), and a model's outputs depend on that padding
+    (global pooling, GroupNorm, FPN upsampling). Images that pad to the same
+    shape alone get exactly the input they would get alone when batched
+    together, so grouping them keeps the model calls batched while the
+    metrics do not depend on the batch size.
 
     Args:
         data (dict): A batch from a test dataloader (``inputs``: a list of
             (C, H, W) tensors, or one stacked tensor; ``data_samples``).
+        pad_size_divisor (int): The preprocessor's ``pad_size_divisor``.
 
     Returns:
         list[dict]: Batches in order of each shape's first image; the batch
-        itself when all its inputs have one shape.
+        itself when all its inputs pad to one shape.
     """
     inputs = data['inputs']
     if isinstance(inputs, Tensor):  # already stacked: one shape
         return [data]
+    divisor = max(1, int(pad_size_divisor))
     groups: Dict[tuple, List[int]] = defaultdict(list)
     for index, image in enumerate(inputs):
-        groups[tuple(image.shape)].append(index)
+        padded = tuple(-(-size // divisor) * divisor for size in image.shape[-2:])
+        groups[padded].append(index)
     if len(groups) == 1:
         return [data]
     return [{key: [value[i] for i in indices]
@@ -72,9 +77,9 @@ class ExplanationEvaluator:
     on the original image (as ``--save-raw`` writes maps), the model-based
     metrics on each image's own region of the network input (its
     ``img_shape``: padding is never counted, painted or correlated), with
-    the images of a batch grouped by shape so that each is padded as it
-    would be alone (:func:`split_by_input_shape`): the metrics do not depend
-    on the batch size. Ground-truth boxes are in original pixels (MMDetection's
+    the images of a batch grouped by the shape they pad to, so that each is
+    padded as it would be alone (:func:`split_by_padded_shape`): the metrics
+    do not depend on the batch size. Ground-truth boxes are in original pixels (MMDetection's
     test pipelines load annotations after ``Resize``; classification boxes
     come from a JSON beside each image). Insertion starts from a strongly
     blurred (or black) image (each image blurred on its own, with a kernel
@@ -227,10 +232,11 @@ class ExplanationEvaluator:
     def process(self, data: dict) -> None:
         """Score every algorithm and baseline on one batch of the test loader.
 
-        The batch is scored one input shape at a time
-        (:func:`split_by_input_shape`), each shape's images together.
+        The batch is scored one padded shape at a time
+        (:func:`split_by_padded_shape`), each shape's images together.
         """
-        for batch in split_by_input_shape(data):
+        divisor = getattr(self.model.data_preprocessor, 'pad_size_divisor', 1)
+        for batch in split_by_padded_shape(data, divisor):
             self._process_batch(batch)
 
     def _process_batch(self, data: dict) -> None:

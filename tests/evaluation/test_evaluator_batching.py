@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 ALGORITHMS = ('classwisesaliencymap', 'activationmap')
 # (height, width) per image; None keeps the generated 256 x 256. Detection: the demo
 # pipeline's Resize keeps the ratio within 256 x 256 (the 128 x 192 image is enlarged
-# to 171 x 256) and the preprocessor pads to multiples of 32 (180 -> 192, 200 -> 224),
-# so a batch of 4 mixes three padded shapes. Classification: no resize at all.
+# to 171 x 256) and the preprocessor pads to multiples of 32 (180 -> 192, 171 -> 192,
+# 200 -> 224), so a batch of 4 mixes three padded shapes, one of them shared by two
+# image sizes (each with its own region and blur kernel). Classification: no resize.
 DET_SIZES = (None, (180, 256), (256, 200), (128, 192), None)
 CLS_SIZES = ((200, 256), None, (256, 180), (224, 224), (200, 256))
 
