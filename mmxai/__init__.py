@@ -1,6 +1,7 @@
 """mmxai: saliency maps for MMDetection and MMPretrain models."""
-from .version import __version__, check_mmcv
+from .version import __version__, check_mmcv, check_torch
 
+check_torch()
 check_mmcv()
 
 from .checkpoint import register_safe_checkpoint_loading  # noqa: E402

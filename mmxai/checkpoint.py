@@ -3,17 +3,29 @@
 MMEngine 0.10 calls ``torch.load`` without ``weights_only``; on torch >= 2.6 the
 default is ``True`` and its own checkpoints fail to load because they pickle a
 few non-tensor types (the message hub's ``HistoryBuffer``, numpy arrays and
-scalars). This module allow-lists exactly those types and installs a loader for
-local files that keeps ``weights_only=True`` and names the file when it refuses
-one. Nothing here ever falls back to ``weights_only=False``.
+scalars). Its URL loader goes through ``torch.hub.load_state_dict_from_url``,
+whose default is ``weights_only=False``: any pickle runs. This module
+allow-lists exactly the types checkpoints need and replaces the loader of
+every scheme MMEngine registers (local files, ``http(s)://``, ``open-mmlab://``,
+``torchvision://``, ``mmcls://``, ``pavi://``, ``s3://``/``petrel://``): each
+fetches the bytes as MMEngine does and loads them with one function,
+:func:`safe_torch_load`, which keeps ``weights_only=True`` and names the
+checkpoint when it refuses one. Nothing here ever falls back to
+``weights_only=False``.
 """
+import io
+import os
 import os.path as osp
 import pickle
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+import tempfile
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple, Union
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from mmengine.dist import get_dist_info
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .utils.errors import CheckpointMismatchError, UnsafeCheckpointError
@@ -63,9 +75,30 @@ def checkpoint_safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
             *_numpy_globals()]
 
 
-def supports_safe_globals() -> bool:
-    """Whether this torch has ``add_safe_globals`` (torch >= 2.4)."""
-    return hasattr(torch.serialization, 'add_safe_globals')
+def safe_torch_load(file: Union[str, IO[bytes]], source: str,
+                    map_location: Optional[Any] = None) -> Any:
+    """``torch.load(weights_only=True)`` with the allow-list: the one load of every scheme.
+
+    Args:
+        file (str | file object): A local path or a binary file object.
+        source (str): What the user named (path or URL), for the error message.
+        map_location: As for ``torch.load``.
+
+    Returns:
+        The unpickled checkpoint (usually a dict).
+
+    Raises:
+        UnsafeCheckpointError: If the pickle references anything not allowed
+            (it would run code); the message names ``source``.
+    """
+    try:
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        raise UnsafeCheckpointError(
+            f'Refused to load checkpoint {source}: its pickle references objects '
+            f'that could run code, which mmxai does not allow ({reason})') from err
 
 
 def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> Any:
@@ -86,28 +119,150 @@ def load_checkpoint_file(filename: str, map_location: Optional[Any] = None) -> A
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
+    return safe_torch_load(filename, filename, map_location)
+
+
+# ------------------------------------------------------------------ schemes
+# One loader per scheme MMEngine 0.10 registers in ``mmengine/runner/checkpoint.py``,
+# named as MMEngine names it (``CheckpointLoader`` logs ``name[10:]`` as the
+# backend). Each gets the bytes where MMEngine's gets them, then loads them
+# with :func:`safe_torch_load`.
+
+
+def load_from_local(filename: str, map_location: Optional[Any] = None) -> Any:
+    """Scheme ``''`` (local files): :func:`load_checkpoint_file`."""
+    return load_checkpoint_file(filename, map_location)
+
+
+def _download(url: str, model_dir: Optional[str], progress: bool) -> str:
+    """The cached copy of ``url``, downloaded first if needed.
+
+    The cache is ``torch.hub``'s (``<hub dir>/checkpoints/<file name>``), as
+    MMEngine's ``load_url`` (``torch.hub.load_state_dict_from_url``) uses it.
+    """
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached_file = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.exists(cached_file):
+        torch.hub.download_url_to_file(url, cached_file, None, progress=progress)
+    return cached_file
+
+
+def load_from_http(filename: str, map_location: Optional[Any] = None,
+                   model_dir: Optional[str] = None, progress: bool = os.isatty(0)) -> Any:
+    """Schemes ``http://``, ``https://``: download to the cache, then the safe load.
+
+    As MMEngine's loader, only local rank 0 downloads in a distributed run;
+    the other ranks wait, then read the cached file.
+
+    Args:
+        filename (str): The URL.
+        map_location: As for ``torch.load``.
+        model_dir (str, optional): Cache folder; defaults to torch.hub's.
+        progress (bool): Show a download progress bar.
+
+    Returns:
+        The unpickled checkpoint.
+    """
+    rank, world_size = get_dist_info()
+    cached_file = _download(filename, model_dir, progress) if rank == 0 else None
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            cached_file = _download(filename, model_dir, progress)
+    return safe_torch_load(cached_file, filename, map_location)
+
+
+def load_from_pavi(filename: str, map_location: Optional[Any] = None) -> Any:
+    """Scheme ``pavi://``: download from PAVI's model cloud to a temporary folder."""
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        from pavi import modelcloud
+    except ImportError as err:
+        raise ImportError('Please install pavi to load checkpoint from modelcloud.') from err
+    model = modelcloud.get(filename[len('pavi://'):])
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        downloaded_file = osp.join(tmp_dir, model.name)
+        model.download(downloaded_file)
+        return safe_torch_load(downloaded_file, filename, map_location)
+
+
+def load_from_ceph(filename: str, map_location: Optional[Any] = None,
+                   backend: str = 'petrel') -> Any:
+    """Schemes ``s3://``, ``petrel://`` (optionally ``name:``-prefixed): bytes from the backend."""
+    from mmengine.fileio import get_file_backend
+    file_backend = get_file_backend(filename, backend_args={'backend': backend})
+    with io.BytesIO(file_backend.get(filename)) as buffer:
+        return safe_torch_load(buffer, filename, map_location)
+
+
+def load_from_torchvision(filename: str, map_location: Optional[Any] = None) -> Any:
+    """Schemes ``torchvision://``, ``modelzoo://``: torchvision's URL of the model."""
+    model_name = filename.split('://', 1)[1]
+    model_urls = mmengine_checkpoint.get_torchvision_models()
+    return load_from_http(model_urls[model_name], map_location=map_location)
+
+
+def load_from_openmmlab(filename: str, map_location: Optional[Any] = None) -> Any:
+    """Schemes ``open-mmlab://``, ``openmmlab://``: OpenMMLab's URL (or file) of the model."""
+    model_name = filename.split('://', 1)[1]
+    model_name = mmengine_checkpoint.get_deprecated_model_names().get(model_name, model_name)
+    model_url = mmengine_checkpoint.get_external_models()[model_name]
+    if model_url.startswith(('http://', 'https://')):
+        return load_from_http(model_url, map_location=map_location)
+    return load_checkpoint_file(
+        osp.join(mmengine_checkpoint._get_mmengine_home(), model_url), map_location)
+
+
+def load_from_mmcls(filename: str, map_location: Optional[Any] = None) -> Any:
+    """Scheme ``mmcls://``: MMClassification's URL, keys renamed as MMEngine does."""
+    model_url = mmengine_checkpoint.get_mmcls_models()[filename[len('mmcls://'):]]
+    checkpoint = load_from_http(model_url, map_location=map_location)
+    return mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
+
+
+#: Every prefix MMEngine 0.10 registers, and its weights-only loader.
+SAFE_SCHEME_LOADERS: Dict[str, Callable[..., Any]] = {
+    '': load_from_local,
+    'http://': load_from_http,
+    'https://': load_from_http,
+    'pavi://': load_from_pavi,
+    r'(\S+\:)?s3://': load_from_ceph,
+    r'(\S+\:)?petrel://': load_from_ceph,
+    'modelzoo://': load_from_torchvision,
+    'torchvision://': load_from_torchvision,
+    'open-mmlab://': load_from_openmmlab,
+    'openmmlab://': load_from_openmmlab,
+    'mmcls://': load_from_mmcls,
+}
+
+
+def _refusing_loader(prefix: str) -> Callable[..., Any]:
+    """A loader for a scheme registered by someone else: mmxai cannot vouch for it."""
+
+    def load_from_unknown_scheme(filename: str, map_location: Optional[Any] = None,
+                                 *args: Any, **kwargs: Any) -> Any:
         raise UnsafeCheckpointError(
-            f'Refused to load checkpoint {filename}: its pickle references objects '
-            f'that could run code, which mmxai does not allow ({reason})') from err
+            f'Refused to load checkpoint {filename}: mmxai has no weights-only loader for '
+            f'the scheme {prefix!r}; download it and pass the local file')
+
+    return load_from_unknown_scheme
 
 
 def register_safe_checkpoint_loading() -> None:
-    """Allow-list checkpoint types and route local files to the safe loader.
+    """Allow-list checkpoint types and route every checkpoint scheme to the safe load.
 
     Called when ``mmxai`` is imported, so a config's ``custom_imports`` makes
     ``runner.test()`` (and MMDetection's ``tools/test.py``) load checkpoints
-    safely. On torch < 2.4 ``weights_only`` is not the default and this does
-    nothing.
+    safely, whatever their scheme. A scheme registered before this that
+    mmxai does not know (none in MMEngine 0.10) is refused rather than left
+    to load pickles.
     """
-    if not supports_safe_globals():  # pragma: no cover - old torch
-        return
     torch.serialization.add_safe_globals(checkpoint_safe_globals())
-    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+    for prefix in list(CheckpointLoader._schemes):
+        if prefix not in SAFE_SCHEME_LOADERS:
+            CheckpointLoader.register_scheme(prefix, _refusing_loader(prefix), force=True)
+    for prefix, loader in SAFE_SCHEME_LOADERS.items():
+        CheckpointLoader.register_scheme(prefix, loader, force=True)
 
 
 def state_dict_of(checkpoint: Any) -> Dict[str, Any]:

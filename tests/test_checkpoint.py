@@ -1,13 +1,22 @@
+import functools
+import http.server
 import os
 import os.path as osp
+import re
+import shutil
 import subprocess
 import sys
+import threading
+import types
+from unittest import mock
 
 import pytest
 import torch
-from mmengine.runner import Runner
+from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import checkpoint as mmengine_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmxai.checkpoint import load_checkpoint_file
+from mmxai.checkpoint import load_checkpoint_file, register_safe_checkpoint_loading
 from mmxai.utils import UnsafeCheckpointError
 from tests.helpers import DET_DEMO_CONFIG, load_config, set_data_root, train
 
@@ -109,3 +118,151 @@ def test_getattr_payload_is_a_real_exploit_when_getattr_is_allowed(tmp_path):
 def test_missing_checkpoint_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_checkpoint_file(str(tmp_path / 'nope.pth'))
+
+
+# ------------------------------------------------ every scheme, through MMEngine
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """(folder, base URL): a folder served over HTTP on 127.0.0.1; torch.hub's
+    download cache in a temporary folder."""
+    folder = tmp_path / 'served'
+    folder.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05),
+                              daemon=True)
+    thread.start()
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setenv('MMENGINE_HOME', str(tmp_path / 'mmengine_home'))
+    try:
+        yield folder, f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def log_message(self, *args):
+        pass
+
+
+def _evil(kind: str, marker: str) -> Call:
+    return Call(os.system, f'touch {marker}') if kind == 'os.system' \
+        else _getattr_chain_payload(marker)
+
+
+def _good_checkpoint(path: str):
+    """A Runner-shaped checkpoint: weights, meta and a message hub (HistoryBuffer, numpy)."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('mmxai-test-checkpoint')
+    for value in (0.5, 0.25):
+        hub.update_scalar('train/loss', value)
+    model = torch.nn.Linear(3, 2)
+    torch.save({'meta': {'dataset_meta': {'classes': ['a', 'b']}}, 'state_dict': model.state_dict(),
+                'message_hub': hub.state_dict()}, path)
+    return model
+
+
+@pytest.mark.parametrize('payload', ['os.system', 'getattr-to-eval'])
+def test_code_running_checkpoint_over_http_is_refused(payload, served, tmp_path):
+    folder, base = served
+    marker = str(tmp_path / 'marker')
+    _save(_evil(payload, marker), str(folder / 'evil.pth'))
+    url = f'{base}/evil.pth'
+    with pytest.raises(UnsafeCheckpointError, match=re.escape(url)):
+        CheckpointLoader.load_checkpoint(url, map_location='cpu')
+    with pytest.raises(UnsafeCheckpointError, match=re.escape(url)):
+        load_checkpoint(torch.nn.Linear(3, 2), url, map_location='cpu')
+    assert not osp.exists(marker)
+
+
+def test_good_checkpoint_loads_over_http(served):
+    folder, base = served
+    reference = _good_checkpoint(str(folder / 'good.pth'))
+    model = torch.nn.Linear(3, 2)
+    checkpoint = load_checkpoint(model, f'{base}/good.pth', map_location='cpu', strict=True)
+    assert checkpoint['meta']['dataset_meta']['classes'] == ['a', 'b']
+    assert checkpoint['message_hub']['log_scalars']['train/loss'].current() == 0.25
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    # The second load reads torch.hub's cache, as MMEngine's loader does.
+    assert osp.isfile(osp.join(torch.hub.get_dir(), 'checkpoints', 'good.pth'))
+
+
+@pytest.mark.parametrize('prefix,url_table', [
+    ('open-mmlab://', 'get_external_models'), ('openmmlab://', 'get_external_models'),
+    ('torchvision://', 'get_torchvision_models'), ('modelzoo://', 'get_torchvision_models'),
+    ('mmcls://', 'get_mmcls_models')])
+def test_model_zoo_schemes_refuse_code_running_checkpoints(prefix, url_table, served, tmp_path):
+    """The model-zoo schemes resolve a name to a URL (patched here to the local server)."""
+    folder, base = served
+    marker = str(tmp_path / 'marker')
+    _save(_evil('os.system', marker), str(folder / 'evil.pth'))
+    with mock.patch.object(mmengine_checkpoint, url_table,
+                           return_value={'evil_model': f'{base}/evil.pth'}):
+        with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+            CheckpointLoader.load_checkpoint(f'{prefix}evil_model', map_location='cpu')
+    assert not osp.exists(marker)
+
+
+def test_open_mmlab_local_file_is_loaded_safely(served, tmp_path):
+    """open-mmlab:// names that are not URLs are files in MMENGINE_HOME."""
+    marker = str(tmp_path / 'marker')
+    home = tmp_path / 'mmengine_home'
+    home.mkdir(exist_ok=True)
+    _save(_evil('os.system', marker), str(home / 'evil.pth'))
+    with mock.patch.object(mmengine_checkpoint, 'get_external_models',
+                           return_value={'evil_model': 'evil.pth'}):
+        with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+            CheckpointLoader.load_checkpoint('open-mmlab://evil_model')
+    assert not osp.exists(marker)
+
+
+def test_pavi_and_petrel_schemes_refuse_code_running_checkpoints(tmp_path, monkeypatch):
+    """pavi:// and s3:// / petrel:// with stand-ins for their client packages."""
+    marker = str(tmp_path / 'marker')
+    evil = _save(_evil('os.system', marker), str(tmp_path / 'evil.pth'))
+
+    class PaviModel:
+        name = 'evil.pth'
+
+        def download(self, destination):
+            shutil.copy(evil, destination)
+
+    pavi = types.ModuleType('pavi')
+    pavi.modelcloud = types.SimpleNamespace(get=lambda path: PaviModel())
+    petrel_client = types.ModuleType('petrel_client')
+    petrel_client.client = types.SimpleNamespace(Client=lambda **kwargs: types.SimpleNamespace(
+        Get=lambda path: open(evil, 'rb').read()))
+    monkeypatch.setitem(sys.modules, 'pavi', pavi)
+    monkeypatch.setitem(sys.modules, 'petrel_client', petrel_client)
+    monkeypatch.setitem(sys.modules, 'petrel_client.client', petrel_client.client)
+    for url in ('pavi://project/evil.pth', 's3://bucket/evil.pth', 'petrel://bucket/evil.pth',
+                'cluster:s3://bucket/evil.pth'):
+        with pytest.raises(UnsafeCheckpointError, match=re.escape(url)):
+            CheckpointLoader.load_checkpoint(url)
+    assert not osp.exists(marker)
+
+
+def test_every_registered_scheme_loads_weights_only():
+    """No scheme of MMEngine's CheckpointLoader is left with its own torch.load."""
+    import mmdet  # noqa: F401  (the task packages could register schemes)
+    import mmpretrain  # noqa: F401
+
+    from mmxai.checkpoint import SAFE_SCHEME_LOADERS
+    assert set(SAFE_SCHEME_LOADERS) <= set(CheckpointLoader._schemes)
+    for prefix, loader in CheckpointLoader._schemes.items():
+        assert loader.__module__ == 'mmxai.checkpoint', (prefix, loader)
+
+
+def test_a_scheme_mmxai_does_not_know_is_refused():
+    CheckpointLoader.register_scheme('unknown-store://', lambda name, map_location: {},
+                                     force=True)
+    try:
+        register_safe_checkpoint_loading()
+        with pytest.raises(UnsafeCheckpointError, match="'unknown-store://'"):
+            CheckpointLoader.load_checkpoint('unknown-store://x.pth')
+    finally:
+        CheckpointLoader._schemes.pop('unknown-store://')

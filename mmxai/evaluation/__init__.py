@@ -4,6 +4,7 @@ from .functional import (
     adcc,
     centre_blob_maps,
     insertion_deletion,
+    masked_mean,
     pearson,
     pointing_game_hits,
     random_maps,
@@ -18,7 +19,7 @@ from .sanity import (
 from .similarity import average_ranks, spearman, ssim
 
 __all__ = ['BASELINES', 'METRICS', 'ExplanationEvaluator', 'PointingGameMetric', 'format_table',
-           'adcc', 'centre_blob_maps', 'insertion_deletion', 'pearson', 'pointing_game_hits',
-           'random_maps', 'CascadeError', 'SPEARMAN_THRESHOLD',
+           'adcc', 'centre_blob_maps', 'insertion_deletion', 'masked_mean', 'pearson',
+           'pointing_game_hits', 'random_maps', 'CascadeError', 'SPEARMAN_THRESHOLD',
            'SanityChecker', 'average_ranks', 'cascade_models', 'default_cascade',
            'format_sanity_table', 'randomize_modules', 'spearman', 'ssim']

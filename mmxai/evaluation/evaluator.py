@@ -1,6 +1,7 @@
 """Score explain algorithms and baselines on an annotated test set."""
 import json
 import os.path as osp
+import zlib
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -16,6 +17,40 @@ from .functional import adcc, centre_blob_maps, insertion_deletion, pointing_gam
 BASELINES = ('random', 'centre_blob')
 METRICS = ('pointing_game', 'insertion_auc', 'deletion_auc', 'avg_drop', 'coherency',
            'complexity', 'adcc')
+
+
+def split_by_padded_shape(data: dict, pad_size_divisor: int = 1) -> List[dict]:
+    """Split a collated test batch into batches whose images pad to one shape.
+
+    The data preprocessor pads a batch to its largest image (rounded up to
+    ``pad_size_divisor``), and a model's outputs depend on that padding
+    (global pooling, GroupNorm, FPN upsampling). Images that pad to the same
+    shape alone get exactly the input they would get alone when batched
+    together, so grouping them keeps the model calls batched while the
+    metrics do not depend on the batch size.
+
+    Args:
+        data (dict): A batch from a test dataloader (``inputs``: a list of
+            (C, H, W) tensors, or one stacked tensor; ``data_samples``).
+        pad_size_divisor (int): The preprocessor's ``pad_size_divisor``.
+
+    Returns:
+        list[dict]: Batches in order of each shape's first image; the batch
+        itself when all its inputs pad to one shape.
+    """
+    inputs = data['inputs']
+    if isinstance(inputs, Tensor):  # already stacked: one shape
+        return [data]
+    divisor = max(1, int(pad_size_divisor))
+    groups: Dict[tuple, List[int]] = defaultdict(list)
+    for index, image in enumerate(inputs):
+        padded = tuple(-(-size // divisor) * divisor for size in image.shape[-2:])
+        groups[padded].append(index)
+    if len(groups) == 1:
+        return [data]
+    return [{key: [value[i] for i in indices]
+             if isinstance(value, (list, tuple)) and len(value) == len(inputs) else value
+             for key, value in data.items()} for indices in groups.values()]
 
 
 def boxes_beside_image(img_path: str) -> Optional[Tensor]:
@@ -40,11 +75,15 @@ class ExplanationEvaluator:
     classes absent from the ground truth are not scored). Metrics read maps in
     one value space, per-map min-max normalised to [0, 1]: the pointing game
     on the original image (as ``--save-raw`` writes maps), the model-based
-    metrics on the network input (pixels outside the image, i.e. padding, are
-    ranked last). Ground-truth boxes are in original pixels (MMDetection's
+    metrics on each image's own region of the network input (its
+    ``img_shape``: padding is never counted, painted or correlated), with
+    the images of a batch grouped by the shape they pad to, so that each is
+    padded as it would be alone (:func:`split_by_padded_shape`): the metrics
+    do not depend on the batch size. Ground-truth boxes are in original pixels (MMDetection's
     test pipelines load annotations after ``Resize``; classification boxes
     come from a JSON beside each image). Insertion starts from a strongly
-    blurred (or black) image, deletion paints black; the detection score of a target is the
+    blurred (or black) image (each image blurred on its own, with a kernel
+    from its own size), deletion paints black; the detection score of a target is the
     highest score of a predicted box of its class overlapping one of its
     ground-truth boxes with IoU >= 0.5 (0 if none).
 
@@ -53,7 +92,9 @@ class ExplanationEvaluator:
         algorithms (Sequence[str]): ``--explain-algorithm`` names.
         steps (int): Insertion/deletion steps.
         tolerance (float): Pointing-game tolerance in pixels.
-        seed (int): Seed of the random baseline.
+        seed (int): Seed of the random baseline (each target's map is drawn
+            from this seed, its image path and class, so it does not depend
+            on its batch).
         insertion_canvas (str): ``'blur'`` (RISE; a strong blur, see
             :meth:`_insertion_canvas`) or ``'black'``.
     """
@@ -146,30 +187,59 @@ class ExplanationEvaluator:
     def _baseline(self, name: str, samples: list, targets: List[tuple],
                   input_shape: tuple, device: torch.device) -> Tensor:
         maps = torch.zeros(len(targets), *input_shape, device=device)
-        for row, (index, _, _) in enumerate(targets):
+        for row, (index, label, _) in enumerate(targets):
             img_h, img_w = samples[index].metainfo['img_shape'][:2]
             shape = (1, img_h, img_w)
-            blob = random_maps(shape, seed=self.seed + row) if name == 'random' \
-                else centre_blob_maps(shape)
+            key = f"{samples[index].metainfo.get('img_path', '')}#{label}"
+            blob = random_maps(shape, seed=self.seed + zlib.crc32(key.encode())) \
+                if name == 'random' else centre_blob_maps(shape)
             maps[row, :img_h, :img_w] = blob[0].to(device)
         return maps
+
+    @staticmethod
+    def _image_shapes(samples: list, targets: List[tuple]) -> List[tuple]:
+        return [tuple(samples[index].metainfo['img_shape'][:2]) for index, _, _ in targets]
+
+    def _valid(self, samples: list, targets: List[tuple], input_shape: tuple,
+               device: torch.device) -> Tensor:
+        """(T, H, W) bool: each target's image region of the (padded) input."""
+        valid = torch.zeros(len(targets), *input_shape, dtype=torch.bool, device=device)
+        for row, (img_h, img_w) in enumerate(self._image_shapes(samples, targets)):
+            valid[row, :img_h, :img_w] = True
+        return valid
 
     def _insertion_canvas(self, pixels: Tensor, samples: list, targets: List[tuple]) -> Tensor:
         if self.insertion_canvas == 'black':
             return torch.zeros_like(pixels)
         # Two box blurs of a quarter of the image's shorter side: a strong blur,
-        # so that small objects are no longer recognisable on the canvas.
-        index = targets[0][0]
-        size = max(3, min(samples[index].metainfo['img_shape'][:2]) // 4) | 1
-        canvas = pixels
-        for _ in range(2):
-            canvas = F.avg_pool2d(F.pad(canvas, [size // 2] * 4, mode='replicate'), size, stride=1)
+        # so that small objects are no longer recognisable on the canvas. Each
+        # image is blurred inside its own region (its borders replicated, not
+        # the padding's), one blur per image size.
+        canvas = pixels.clone()
+        shapes = self._image_shapes(samples, targets)
+        for img_h, img_w in dict.fromkeys(shapes):
+            rows = [row for row, shape in enumerate(shapes) if shape == (img_h, img_w)]
+            size = max(3, min(img_h, img_w) // 4) | 1
+            region = pixels[rows, :, :img_h, :img_w]
+            for _ in range(2):
+                region = F.avg_pool2d(F.pad(region, [size // 2] * 4, mode='replicate'), size,
+                                      stride=1)
+            canvas[rows, :, :img_h, :img_w] = region
         return canvas
 
     # ----------------------------------------------------------------- process
     @torch.no_grad()
     def process(self, data: dict) -> None:
-        """Score every algorithm and baseline on one batch of the test loader."""
+        """Score every algorithm and baseline on one batch of the test loader.
+
+        The batch is scored one padded shape at a time
+        (:func:`split_by_padded_shape`), each shape's images together.
+        """
+        divisor = getattr(self.model.data_preprocessor, 'pad_size_divisor', 1)
+        for batch in split_by_padded_shape(data, divisor):
+            self._process_batch(batch)
+
+    def _process_batch(self, data: dict) -> None:
         with self.adapter.capture():
             samples = self.model.test_step(data)
         targets = self._targets(samples)
@@ -183,6 +253,7 @@ class ExplanationEvaluator:
         pixels = images * std + mean
         insertion_canvas = self._insertion_canvas(pixels, samples, targets)
         input_shape = tuple(inputs.shape[-2:])
+        valid = self._valid(samples, targets, input_shape, inputs.device)
 
         def score(pixel_images: Tensor) -> Tensor:
             return self._scores((pixel_images - mean) / std, samples, targets)
@@ -202,16 +273,15 @@ class ExplanationEvaluator:
                 original = to_original_image(maps[row:row + 1], meta)
                 values['pointing_game'].append(
                     float(pointing_game_hits(original, [boxes], self.tolerance)[0]))
-            ranked = maps.masked_fill(maps == 0, -1.0)  # padding and zeros last
-            curves = insertion_deletion(score, pixels, ranked, insertion_canvas,
-                                        torch.zeros_like(pixels), self.steps)
-            explanation = pixels * maps[:, None]
+            curves = insertion_deletion(score, pixels, maps, insertion_canvas,
+                                        torch.zeros_like(pixels), self.steps, valid)
+            explanation = torch.where(valid[:, None], pixels * maps[:, None], pixels)
             if name in BASELINES:  # image-independent: the same map for any input
                 maps_of_explanation = maps
             else:
                 maps_of_explanation = self._explain(name, (explanation - mean) / std, samples,
                                                     targets, replicate=True)
-            parts = adcc(p_image, score(explanation), maps, maps_of_explanation)
+            parts = adcc(p_image, score(explanation), maps, maps_of_explanation, valid)
             for key in ('insertion_auc', 'deletion_auc'):
                 values[key] += curves[key].tolist()
             for key in ('avg_drop', 'coherency', 'complexity', 'adcc'):

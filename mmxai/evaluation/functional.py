@@ -3,7 +3,7 @@
 Every map is read in one value space: float (H, W) maps in [0, 1] at the
 original image resolution, as ``--save-raw`` writes them.
 """
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -44,14 +44,17 @@ def _area(curves: Tensor) -> Tensor:
 
 def insertion_deletion(score: Callable[[Tensor], Tensor], images: Tensor, maps: Tensor,
                        insertion_canvas: Tensor, deletion_canvas: Tensor,
-                       steps: int = 16) -> Dict[str, Tensor]:
+                       steps: int = 16, valid: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """Insertion and deletion curves and their areas (Petsiuk et al. 2018).
 
     Pixels are ordered by saliency (ties by position). Deletion replaces the
     top fraction of pixels of the image with the deletion canvas (RISE: black),
     insertion puts them onto the insertion canvas (RISE: a blurred copy); the
     class score is recorded after each of ``steps`` equal steps. All images
-    are scored in one call per step and curve.
+    are scored in one call per step and curve. With ``valid``, each image's
+    curve runs over its own valid pixels only (the fractions count them, not
+    the batch's padded size); the other pixels (padding) keep their value in
+    every step of both curves.
 
     Args:
         score (Callable): (N, C, H, W) images -> (N,) class scores in [0, 1].
@@ -60,6 +63,8 @@ def insertion_deletion(score: Callable[[Tensor], Tensor], images: Tensor, maps: 
         insertion_canvas (Tensor): (N, C, H, W) the start of insertion.
         deletion_canvas (Tensor): (N, C, H, W) what deleted pixels become.
         steps (int): Number of steps from 0 to all pixels.
+        valid (Tensor, optional): (N, H, W) bool, the pixels of each image
+            (``False`` on padding). Defaults to every pixel.
 
     Returns:
         dict: ``insertion`` and ``deletion`` curves (N, steps + 1) and their
@@ -67,13 +72,18 @@ def insertion_deletion(score: Callable[[Tensor], Tensor], images: Tensor, maps: 
         scores in [0, 1]. Higher insertion and lower deletion are better.
     """
     batch, _, height, width = images.shape
-    order = maps.flatten(1).argsort(dim=1, descending=True, stable=True)
+    if valid is None:
+        valid = torch.ones_like(maps, dtype=torch.bool)
+    ranked = maps.masked_fill(~valid, float('-inf'))  # padding last, never reached
+    order = ranked.flatten(1).argsort(dim=1, descending=True, stable=True)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(height * width, device=maps.device).expand(batch, -1))
     rank = rank.view(batch, 1, height, width)
+    counts = valid.flatten(1).sum(1).double().view(batch, 1, 1, 1)
+    insertion_canvas = torch.where(valid[:, None], insertion_canvas, images)
     insertion, deletion = [], []
     for step in range(steps + 1):
-        shown = rank < round(step / steps * height * width)  # top pixels so far
+        shown = rank < torch.round(step / steps * counts)  # each image's top pixels so far
         insertion.append(score(torch.where(shown, images, insertion_canvas)))
         deletion.append(score(torch.where(shown, deletion_canvas, images)))
     curves = dict(insertion=torch.stack(insertion, 1), deletion=torch.stack(deletion, 1))
@@ -81,17 +91,44 @@ def insertion_deletion(score: Callable[[Tensor], Tensor], images: Tensor, maps: 
     return curves
 
 
-def pearson(a: Tensor, b: Tensor) -> Tensor:
-    """Pearson correlation of each pair of (N, ...) maps; 0 where one is constant."""
-    a = a.flatten(1) - a.flatten(1).mean(1, keepdim=True)
-    b = b.flatten(1) - b.flatten(1).mean(1, keepdim=True)
+def masked_mean(maps: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+    """Mean of each (N, ...) map over its valid elements (all when ``valid`` is None).
+
+    Args:
+        maps (Tensor): (N, ...) maps.
+        valid (Tensor, optional): Bool, the shape of ``maps``.
+
+    Returns:
+        Tensor: (N,) means.
+    """
+    if valid is None:
+        return maps.flatten(1).mean(1)
+    weights = valid.flatten(1).to(maps.dtype)
+    return (maps.flatten(1) * weights).sum(1) / weights.sum(1).clamp_min(1)
+
+
+def pearson(a: Tensor, b: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+    """Pearson correlation of each pair of (N, ...) maps; 0 where one is constant.
+
+    Args:
+        a (Tensor): (N, ...) maps.
+        b (Tensor): (N, ...) maps, the shape of ``a``.
+        valid (Tensor, optional): Bool, the shape of ``a``: correlate only
+            these elements (e.g. leave padding out). Defaults to all.
+
+    Returns:
+        Tensor: (N,) correlations in [-1, 1].
+    """
+    weights = 1.0 if valid is None else valid.flatten(1).to(a.dtype)
+    a = (a.flatten(1) - masked_mean(a, valid)[:, None]) * weights
+    b = (b.flatten(1) - masked_mean(b, valid)[:, None]) * weights
     denominator = (a.norm(dim=1) * b.norm(dim=1))
     return torch.where(denominator > 0, (a * b).sum(1) / denominator.clamp_min(1e-12),
                        torch.zeros_like(denominator))
 
 
 def adcc(p_image: Tensor, p_explanation: Tensor, maps: Tensor,
-         maps_of_explanation: Tensor) -> Dict[str, Tensor]:
+         maps_of_explanation: Tensor, valid: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """ADCC (Poppi et al. 2021) and its parts, per image.
 
     Args:
@@ -100,13 +137,16 @@ def adcc(p_image: Tensor, p_explanation: Tensor, maps: Tensor,
         maps (Tensor): (N, H, W) maps in [0, 1] at input size.
         maps_of_explanation (Tensor): (N, H, W) the same method's maps for
             ``image * map``.
+        valid (Tensor, optional): (N, H, W) bool, the pixels of each image:
+            coherency and complexity read only these (not padding).
+            Defaults to every pixel.
 
     Returns:
         dict: ``avg_drop``, ``coherency``, ``complexity`` and ``adcc`` (N,).
     """
     avg_drop = (p_image - p_explanation).clamp_min(0) / p_image.clamp_min(1e-12)
-    coherency = (pearson(maps, maps_of_explanation) + 1) / 2
-    complexity = maps.flatten(1).mean(1)
+    coherency = (pearson(maps, maps_of_explanation, valid) + 1) / 2
+    complexity = masked_mean(maps, valid)
     parts = torch.stack([coherency, 1 - complexity, 1 - avg_drop])
     harmonic = 3 / (1 / parts.clamp_min(1e-12)).sum(0)
     return dict(avg_drop=avg_drop, coherency=coherency, complexity=complexity,

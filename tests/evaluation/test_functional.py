@@ -1,4 +1,6 @@
 """Metrics on hand-made cases with known answers."""
+import numpy as np
+import pytest
 import torch
 
 from mmxai.evaluation import (
@@ -73,3 +75,50 @@ def test_baselines_are_in_range_and_image_independent():
     torch.testing.assert_close(random, random_maps((3, 32, 40), seed=1))
     blob = centre_blob_maps((2, 31, 41))
     assert blob[0].argmax() == 15 * 41 + 20 and torch.equal(blob[0], blob[1])
+
+
+def test_padded_batch_scores_each_image_on_its_own_region():
+    """Two images of different sizes padded into one batch, with ``valid``: the
+    same curves, coherency and complexity as each image alone, unpadded; the
+    padding is never painted."""
+    generator = torch.Generator().manual_seed(0)
+    sizes = [(12, 16), (16, 10)]
+    height, width = 16, 16
+    images = torch.zeros(2, 3, height, width)
+    maps, other_maps = torch.zeros(2, height, width), torch.zeros(2, height, width)
+    valid = torch.zeros(2, height, width, dtype=torch.bool)
+    alone = []
+    for row, (h, w) in enumerate(sizes):
+        image, saliency, other = (torch.rand(1, 3, h, w, generator=generator),
+                                  torch.rand(1, h, w, generator=generator),
+                                  torch.rand(1, h, w, generator=generator))
+        images[row, :, :h, :w], maps[row, :h, :w], other_maps[row, :h, :w] = \
+            image[0], saliency[0], other[0]
+        images[row, :, h:, :], images[row, :, :, w:] = 7.0, 7.0  # padding, never painted
+        valid[row, :h, :w] = True
+        alone.append((image, saliency, other))
+    padding_seen = []
+
+    def score(batch):  # mean of the first channel over each image's own region
+        padding_seen.append(batch.masked_select(~valid[:, None].expand_as(batch)))
+        sums = (batch[:, 0] * valid).sum((1, 2))
+        return sums / valid.sum((1, 2))
+
+    def score_alone(batch):
+        return batch[:, 0].mean((1, 2))
+
+    canvas = torch.zeros_like(images)
+    padded = insertion_deletion(score, images, maps, canvas, canvas, steps=5, valid=valid)
+    for row, (image, saliency, _) in enumerate(alone):
+        blank = torch.zeros_like(image)
+        reference = insertion_deletion(score_alone, image, saliency, blank, blank, steps=5)
+        for key in ('insertion', 'deletion', 'insertion_auc', 'deletion_auc'):
+            torch.testing.assert_close(padded[key][row], reference[key][0])
+    assert all(torch.all(seen == 7.0) for seen in padding_seen)
+
+    parts = adcc(torch.ones(2), torch.ones(2), maps, other_maps, valid)
+    for row, (_, saliency, other) in enumerate(alone):
+        # Coherency is (Pearson + 1) / 2 over the image's own pixels (numpy's corrcoef).
+        pearson = np.corrcoef(saliency.flatten().numpy(), other.flatten().numpy())[0, 1]
+        assert parts['coherency'][row].item() == pytest.approx((pearson + 1) / 2, abs=1e-6)
+        assert parts['complexity'][row].item() == pytest.approx(saliency.mean().item(), abs=1e-6)
