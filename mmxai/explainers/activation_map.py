@@ -11,18 +11,25 @@ if TYPE_CHECKING:
     from ..adapters import ModelAdapter
 
 
-def activation_strength(features: Tensor) -> Tensor:
+def activation_strength(features: Tensor, non_negative: bool) -> Tensor:
     """(B, 1, h, w) activation of (B, C, h, w) features.
 
-    Non-negative features (after a ReLU, as CNN backbones end) give their
-    channel mean. Features of either sign (FPN outputs come from a linear
-    convolution; transformer tokens from a LayerNorm) give the L2 norm over
-    channels instead: the sign of their mean is arbitrary and, measured on a
-    trained ATSS, can put the minimum of the map on the objects.
+    Features of a non-negative activation (a ReLU, as CNN backbones end) give
+    their channel mean. Features of either sign (FPN outputs come from a
+    linear convolution; transformer tokens from a LayerNorm) give the L2 norm
+    over channels instead: the sign of their mean is arbitrary and, measured
+    on a trained ATSS, can put the minimum of the map on the objects.
+
+    Args:
+        features (Tensor): (B, C, h, w) feature maps.
+        non_negative (bool): Whether the layer that made them is a non-negative
+            activation (a fact about the model, see
+            :attr:`mmxai.adapters.ModelAdapter.features_non_negative`), so that
+            one image's map never depends on the other images of its batch.
     """
-    if bool((features < 0).any()):
-        return features.norm(dim=1, keepdim=True)
-    return features.mean(dim=1, keepdim=True)
+    if non_negative:
+        return features.mean(dim=1, keepdim=True)
+    return features.norm(dim=1, keepdim=True)
 
 
 @EXPLAINERS.register_module()
@@ -38,4 +45,5 @@ class ActivationMap(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels([activation_strength(f) for f in adapter.feature_maps()])
+        non_negative = adapter.features_non_negative
+        return merge_levels([activation_strength(f, non_negative) for f in adapter.feature_maps()])
