@@ -175,9 +175,11 @@ class ViTReciproCAM(BaseExplainer):
     For every patch position, a mosaic replaces the output of the target
     block's first LayerNorm (see the module docstring); the rest of the
     network (the block, later blocks, the final norm and the head) scores the
-    classes (softmax; sigmoid for multi-label heads). All mosaics of all
-    images run as one batch; with the last block as target only its CLS
-    output is computed (:func:`last_block_extra_tokens`).
+    classes (softmax; sigmoid for multi-label heads). With the last block as
+    target (the default) all mosaics of all images run as one batch and only
+    the block's CLS output is computed (:func:`last_block_extra_tokens`);
+    with an earlier one, the full mosaics run through the remaining blocks in
+    chunks (:func:`masked_blocks_extra_tokens`).
 
     Args:
         target_layer (int): The target block, an index into
