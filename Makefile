@@ -1,21 +1,34 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each sets up
 # .venv first (idempotent: a second call installs nothing).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Every shell script of the repository, NUL-separated: the tracked and new (not
+# ignored) files whose first line is a sh or bash shebang.
+SHELL_SCRIPTS = git ls-files -z --cached --others --exclude-standard \
+	| while IFS= read -r -d '' f; do [ -f "$$f" ] && printf '%s\0' "$$f"; done \
+	| xargs -0 awk 'FNR == 1 && /^\#!.*[\/ ](ba)?sh([ \t]|$$)/ { printf "%s%c", FILENAME, 0 } { nextfile }'
 
-.PHONY: setup test lint unit demo
+.PHONY: setup test lint unit demo shell-scripts
 
 setup:
-	@MMXAI_VENV=$(VENV) tools/setup_env.sh
+	@MMXAI_VENV="$(VENV)" tools/setup_env.sh
 
 lint: setup
-	$(PY) -m ruff check mmxai tools tests configs benchmarks
+	"$(PY)" -m ruff check mmxai tools tests configs benchmarks
+	@command -v shellcheck >/dev/null || { echo "make lint: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
+	@$(SHELL_SCRIPTS) | xargs -0 -r -t shellcheck -x
+
+# Lists the scripts `make lint` gives to shellcheck, one a line.
+shell-scripts:
+	@$(SHELL_SCRIPTS) | tr '\0' '\n'
 
 unit: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	"$(PY)" -m pytest $(PYTEST_ARGS)
 
 test: lint unit
 
 demo: setup
-	$(PY) tools/demo.py --output work_dirs/demo
+	"$(PY)" tools/demo.py --output work_dirs/demo

@@ -19,21 +19,25 @@ Prints one line per measurement and the ratios; exits non-zero if explain
 mode wrote no map.
 """
 import argparse
+import json
 import logging
+import os.path as osp
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.config import Config
 from mmengine.hub import get_config
-from mmengine.registry import MODELS, init_default_scope
+from torch import nn
 
 import mmxai  # noqa: F401
-from mmxai.models import ExplainModel
+from mmxai.models import ExplainModel, build_model
 from mmxai.visualization import SaliencyWriter
 
 
@@ -50,17 +54,21 @@ def timed(step: Callable[[], object], repeats: int) -> float:
 
 def build(config: str, options: Optional[dict] = None) -> torch.nn.Module:
     """The config's model with random weights; ``options`` as ``--cfg-options``."""
+    return build_with_config(config, options)[1]
+
+
+def build_with_config(config: str, options: Optional[dict] = None) -> Tuple[Config, nn.Module]:
+    """The config (options merged) and its model with random weights."""
     cfg = get_config(config)
-    init_default_scope(cfg.default_scope)
     cfg.merge_from_dict(options or {})
     cfg.model.backbone.init_cfg = None
     if 'augments' in (cfg.model.get('train_cfg') or {}):
         cfg.model.pop('train_cfg')  # batch augments (Mixup) are for training only
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     logging.getLogger('mmengine').setLevel(logging.WARNING)  # no per-parameter init report
     model.init_weights()
-    return model.eval()
+    return cfg, model.eval()
 
 
 def batch_of(images: List[np.ndarray], sample_type: type) -> dict:
@@ -184,6 +192,112 @@ def classification(args: argparse.Namespace) -> None:
     print(f'classification ViT Recipro-CAM: {recipro:.3f} s ({recipro / plain:.3f}x plain)')
 
 
+#: openvino-xai 1.1's Recipro-CAM on the plain ONNX graph, run in its own venv (numpy 1.x,
+#: OpenVINO 2024.4): prints its ms per batch-1 call, plain and with its XAI branch, and its map.
+OPENVINO_XAI_SCRIPT = r"""
+import json, statistics, sys, time
+import numpy as np, openvino as ov, openvino_xai as xai
+path, size, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+core = ov.Core()
+plain = core.read_model(path)
+explained = xai.insert_xai(core.read_model(path), task=xai.Task.CLASSIFICATION,
+                           explain_method=xai.Method.RECIPROCAM, embed_scaling=False)
+image = np.load(sys.argv[4])
+def run(model):
+    compiled = core.compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+    request = compiled.create_infer_request()
+    request.infer({0: image})
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        request.infer({0: image})
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), request
+plain_s, _ = run(plain)
+xai_s, request = run(explained)
+saliency = request.get_tensor('saliency_map').data
+print(json.dumps(dict(openvino=ov.__version__, plain=plain_s, xai=xai_s, map=saliency.tolist())))
+"""
+
+
+def deployed_cases(args: argparse.Namespace) -> list:
+    """(name, config, model, algorithm, input size, batch) of the exported-model measurements."""
+    cases = []
+    if 'classification' in args.task:
+        cases += [('ResNet-18', 'mmpretrain::resnet/resnet18_8xb32_in1k.py', 224, args.cls_batch),
+                  ('ViT-Tiny (DeiT-Tiny)', 'mmpretrain::deit/deit-tiny_4xb256_in1k.py', 224,
+                   args.cls_batch)]
+    if 'detection' in args.task:
+        cases += [('ATSS R-50 FPN', 'mmdet::atss/atss_r50_fpn_1x_coco.py', args.det_size,
+                   args.det_batch)]
+    return [(name, *build_with_config(config), 'classwisesaliencymap', size, batch)
+            for name, config, size, batch in cases]
+
+
+def deployed(args: argparse.Namespace) -> None:
+    """Exported model with vs without the saliency output, same runtime and batch."""
+    from mmxai.deploy import ExportedExplainModel, export_explain_model, open_session
+    fmt = 'onnx' if args.runtime == 'onnxruntime' else 'openvino'
+    for name, cfg, model, algorithm, size, batch in deployed_cases(args):
+        rng = np.random.default_rng(0)
+        images = [rng.integers(0, 256, (size, size, 3), np.uint8) for _ in range(batch)]
+        if hasattr(model, 'bbox_head'):
+            from mmdet.structures import DetDataSample as Sample
+        else:
+            from mmpretrain.structures import DataSample as Sample
+        data = batch_of(images, Sample)
+        with tempfile.TemporaryDirectory() as out, torch.no_grad():
+            files = {kind: export_explain_model(model, out, fmt, algorithm, (size, size),
+                                                name=kind, saliency=kind == 'explain')
+                     for kind in ('plain', 'explain')}
+            inputs = model.data_preprocessor(data, False)['inputs'].numpy()
+            sessions = {kind: open_session(path) for kind, path in files.items()}
+            graph = {kind: timed(partial(session, inputs), args.repeats)
+                     for kind, session in sessions.items()}
+            exported = ExportedExplainModel(files['explain'], cfg.model)
+            full = timed(partial(exported.test_step, data), args.repeats)
+            torch_plain = timed(partial(model.test_step, data), args.repeats)
+            torch_explain = timed(partial(ExplainModel(model, explainer=algorithm).test_step,
+                                          data), args.repeats)
+            print(f'{args.runtime} {name} {size}px batch {batch}: graph plain '
+                  f'{graph["plain"] / batch * 1e3:.1f} ms/img, with saliency_map '
+                  f'{graph["explain"] / batch * 1e3:.1f} ms/img '
+                  f'({graph["explain"] / graph["plain"]:.3f}x plain); explain test_step '
+                  f'{full / batch * 1e3:.1f} ms/img vs PyTorch explain mode '
+                  f'{torch_explain / batch * 1e3:.1f} ms/img (PyTorch plain '
+                  f'{torch_plain / batch * 1e3:.1f} ms/img)', flush=True)
+            if args.openvino_xai_python and name == 'ResNet-18':
+                openvino_xai(args, model, size, inputs[:1], sessions)
+
+
+def openvino_xai(args: argparse.Namespace, model: nn.Module, size: int, image: np.ndarray,
+                 sessions: dict) -> None:
+    """openvino-xai 1.1's Recipro-CAM beside mmxai's, on the same plain graph and image."""
+    from mmxai.deploy import export_explain_model
+    with tempfile.TemporaryDirectory() as out:
+        plain = export_explain_model(model, out, 'onnx', 'classwisesaliencymap', (size, size),
+                                     name='plain', saliency=False)
+        np.save(osp.join(out, 'image.npy'), image)
+        result = subprocess.run([args.openvino_xai_python, '-c', OPENVINO_XAI_SCRIPT, plain,
+                                 str(size), str(args.repeats), osp.join(out, 'image.npy')],
+                                capture_output=True, text=True)
+    if result.returncode:
+        print(f'openvino-xai failed: {result.stderr.strip().splitlines()[-1]}')
+        return
+    theirs = json.loads(result.stdout.strip().splitlines()[-1])
+    ours = {kind: timed(partial(session, image), args.repeats)
+            for kind, session in sessions.items()}
+    # Their branch ends at the graph's logits (no softmax in it): softmax over classes.
+    their_map = torch.tensor(theirs['map'][0]).softmax(0)
+    our_map = torch.from_numpy(sessions['explain'](image)['saliency_map'][0])
+    print(f'openvino-xai 1.1 (OpenVINO {theirs["openvino"].split("-")[0]}) Recipro-CAM, '
+          f'ResNet-18 batch 1: plain {theirs["plain"] * 1e3:.1f} ms, with its XAI branch '
+          f'{theirs["xai"] * 1e3:.1f} ms ({theirs["xai"] / theirs["plain"]:.2f}x); mmxai '
+          f'{args.runtime} batch 1: plain {ours["plain"] * 1e3:.1f} ms, with saliency_map '
+          f'{ours["explain"] * 1e3:.1f} ms ({ours["explain"] / ours["plain"]:.2f}x); maps '
+          f'differ by {float((their_map - our_map).abs().max()):.2e} (softmax of theirs)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--task', nargs='+',
@@ -196,7 +310,16 @@ def main() -> None:
     parser.add_argument('--cls-batch', type=int, default=16)
     parser.add_argument('--cls-size', type=int, default=224, help='classification image side')
     parser.add_argument('--only', nargs='+', help='measure only these algorithms')
+    parser.add_argument('--runtime', default='torch', choices=['torch', 'onnxruntime', 'openvino'],
+                        help='torch: explain mode vs plain inference in PyTorch; onnxruntime, '
+                        'openvino: the exported model with vs without its saliency output')
+    parser.add_argument('--openvino-xai-python',
+                        help='python of a venv with openvino-xai 1.1: its Recipro-CAM beside '
+                        "mmxai's on the exported ResNet-18")
     args = parser.parse_args()
+    if args.runtime != 'torch':
+        deployed(args)
+        return
     if 'detection' in args.task:
         detection(args)
     if 'instance_segmentation' in args.task:

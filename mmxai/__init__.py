@@ -7,6 +7,6 @@ from .checkpoint import register_safe_checkpoint_loading  # noqa: E402
 
 register_safe_checkpoint_loading()
 
-from . import apis, datasets, engine, evaluation, explainers, models  # noqa: E402,F401
+from . import apis, datasets, deploy, engine, evaluation, explainers, models  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -3,7 +3,7 @@
 Pure tensor code (torch only): explainers merge levels with it, the evaluator
 and the writer bring maps back onto the original image with it.
 """
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,59 +20,110 @@ def normalize_per_map(maps: Tensor) -> Tensor:
     return normalized.mul_((span > 0).to(maps.dtype))
 
 
-def resample_cells(maps: Tensor, size: Tuple[int, int], cell_anchor: str = 'start') -> Tensor:
-    """Bilinear resampling of feature-cell maps onto a finer pixel grid.
+class CellGrid(NamedTuple):
+    """Where the cells of a map sit on the network input (the padded batch).
 
-    Cell ``k`` of an input of ``n`` cells covers output pixels ``[k r, (k+1) r)``
-    with ``r = N / n``; its value sits at output pixel ``k r`` for
-    ``cell_anchor='start'`` and at the block's centre for ``'center'``. Padded
-    CNNs are ``'start'``: a stride-2 convolution with "same" padding centres
-    output ``k`` on input ``2k``, and MMDetection's priors sit at ``k * stride``
-    (placing them at the centre shifts maps by half a cell: 16 px at stride 32).
-    Vision-transformer patches are ``'center'`` (same as ``F.interpolate`` with
-    ``align_corners=False``). Values beyond the outer cells are held constant.
+    Cell ``(i, j)``'s value belongs at the input coordinates
+    ``(origin_y + i * stride_y, origin_x + j * stride_x)``, in MMDetection's
+    continuous convention: pixel ``p`` spans ``[p, p + 1)``, its centre is
+    ``p + 0.5``. MMDetection's priors say where their cells are (an ATSS
+    anchor of cell k is centred on ``k * stride``, an FCOS point on
+    ``(k + 0.5) * stride``); see :meth:`of_ratio` for maps without priors.
+    """
+
+    stride_y: float
+    stride_x: float
+    origin_y: float
+    origin_x: float
+
+    @classmethod
+    def of_ratio(cls, input_shape: Tuple[int, int], map_shape: Tuple[int, int],
+                 anchor: str = 'start') -> 'CellGrid':
+        """The grid of a map that evenly covers the input, without priors.
+
+        Args:
+            input_shape (tuple): (H, W) of the network input.
+            map_shape (tuple): (h, w) of the map; the stride is ``H / h``.
+            anchor (str): ``'start'``: cell k sits on input pixel ``k * stride``
+                (padded CNNs: a stride-2 convolution with "same" padding
+                centres output k on input 2k); ``'center'``: on the centre of
+                its stride block (non-overlapping patches, area pooling).
+
+        Returns:
+            CellGrid: The grid.
+        """
+        if anchor not in ('start', 'center'):
+            raise ValueError(f"anchor must be 'start' or 'center', got {anchor!r}")
+        stride_y, stride_x = input_shape[0] / map_shape[0], input_shape[1] / map_shape[1]
+        if anchor == 'start':
+            return cls(stride_y, stride_x, 0.5, 0.5)
+        return cls(stride_y, stride_x, stride_y / 2, stride_x / 2)
+
+
+#: The grid of pixels: cell p is pixel p, whose centre is p + 0.5.
+PIXELS = CellGrid(1.0, 1.0, 0.5, 0.5)
+
+
+def resample_cells(maps: Tensor, size: Tuple[int, int], grid: CellGrid,
+                   target: CellGrid = PIXELS) -> Tensor:
+    """Bilinear resampling of maps from one cell grid onto another.
+
+    Each target cell takes the bilinear interpolation of the source cells at
+    its own position; beyond the outer source cells values are held constant.
 
     Args:
-        maps (Tensor): (N, C, h, w) maps.
-        size (tuple[int, int]): Output (H, W).
-        cell_anchor (str): ``'start'`` or ``'center'``.
+        maps (Tensor): (N, C, h, w) maps whose cells sit on ``grid``.
+        size (tuple[int, int]): (H, W) cells of the target.
+        grid (CellGrid): Where the source cells sit.
+        target (CellGrid): Where the target cells sit (default: pixels).
 
     Returns:
         Tensor: (N, C, H, W).
     """
-    if cell_anchor not in ('start', 'center'):
-        raise ValueError(f"cell_anchor must be 'start' or 'center', got {cell_anchor!r}")
-    if tuple(maps.shape[-2:]) == tuple(size):
+    grid, target = CellGrid(*grid), CellGrid(*target)
+    if tuple(maps.shape[-2:]) == tuple(size) and grid == target:
         return maps
 
-    def source_coordinates(n_out: int, n_in: int) -> Tensor:
-        ratio = n_out / n_in
-        offset = 0.0 if cell_anchor == 'start' else (ratio - 1) / 2
-        pixels = torch.arange(n_out, dtype=torch.float32, device=maps.device)
-        cells = ((pixels - offset) / ratio).clamp(0, n_in - 1)
-        return cells / max(n_in - 1, 1) * 2 - 1  # grid_sample's align_corners=True
+    def source_cells(n_out: int, n_in: int, stride_in: float, origin_in: float,
+                     stride_out: float, origin_out: float) -> Tensor:
+        positions = origin_out + stride_out * torch.arange(n_out, dtype=torch.float64)
+        cells = ((positions - origin_in) / stride_in).clamp(0, n_in - 1)
+        return (cells / max(n_in - 1, 1) * 2 - 1).float()  # grid_sample's align_corners=True
 
-    grid_x, grid_y = torch.meshgrid(source_coordinates(size[1], maps.shape[-1]),
-                                    source_coordinates(size[0], maps.shape[-2]), indexing='xy')
-    grid = torch.stack([grid_x, grid_y], dim=-1).expand(maps.shape[0], -1, -1, -1)
-    return F.grid_sample(maps.float(), grid.to(maps.device), mode='bilinear',
+    xs = source_cells(size[1], maps.shape[-1], grid.stride_x, grid.origin_x, target.stride_x,
+                      target.origin_x)
+    ys = source_cells(size[0], maps.shape[-2], grid.stride_y, grid.origin_y, target.stride_y,
+                      target.origin_y)
+    grid_x, grid_y = torch.meshgrid(xs, ys, indexing='xy')
+    samples = torch.stack([grid_x, grid_y], dim=-1).expand(maps.shape[0], -1, -1, -1)
+    return F.grid_sample(maps.float(), samples.to(maps.device), mode='bilinear',
                          padding_mode='border', align_corners=True).to(maps.dtype)
 
 
-def merge_levels(maps: Sequence[Tensor], cell_anchor: str = 'start') -> Tensor:
-    """Average per-level maps at the size of the largest (first FPN) level.
+def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid],
+                 reduce: str = 'mean') -> Tuple[Tensor, CellGrid]:
+    """Average (or take the max of) per-level maps on the grid of the largest level.
+
+    Each level is resampled at the positions of the largest level's cells,
+    each cell read where its own level's grid puts it.
 
     Args:
         maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
-        cell_anchor (str): Where a cell's value sits in its stride block
-            (see :func:`resample_cells`).
+        grids (Sequence[CellGrid]): Where each level's cells sit.
+        reduce (str): ``'mean'`` or ``'max'`` over the levels.
 
     Returns:
-        Tensor: (B, K, h, w) with (h, w) the largest level's size.
+        tuple: (B, K, h, w) maps with (h, w) the largest level's size, and
+        that level's grid.
     """
-    size = max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1])
-    resized: List[Tensor] = [resample_cells(m, tuple(size), cell_anchor) for m in maps]
-    return sum(resized) / len(resized)
+    largest = max(range(len(maps)), key=lambda level: maps[level].shape[-2:].numel())
+    size, target = tuple(maps[largest].shape[-2:]), grids[largest]
+    resized: List[Tensor] = [resample_cells(m, size, g, target) for m, g in zip(maps, grids)]
+    if reduce == 'max':
+        return torch.stack(resized).amax(0), target
+    if reduce != 'mean':
+        raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
+    return sum(resized) / len(resized), target
 
 
 def _resize(maps: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -87,6 +138,60 @@ def resized_shape(metainfo: Dict[str, Any]) -> Tuple[int, int]:
     scale = metainfo.get('scale_factor', (1.0, 1.0))
     w_scale, h_scale = (scale, scale) if isinstance(scale, (int, float)) else scale[:2]
     return int(round(ori_h * float(h_scale))), int(round(ori_w * float(w_scale)))
+
+
+def boxes_to_input(boxes: Tensor, metainfo: Dict[str, Any]) -> Tensor:
+    """Boxes on the original image -> on the network input (the test pipeline's resize and flip).
+
+    The inverse of MMDetection's ``rescale=True`` for detection pipelines
+    (resize, optional flip, padding at the bottom right).
+
+    Args:
+        boxes (Tensor): (N, 4) ``x1, y1, x2, y2`` in original pixels.
+        metainfo (dict): ``scale_factor`` (w, h), ``img_shape`` and, when
+            present, ``flip``/``flip_direction``.
+
+    Returns:
+        Tensor: (N, 4) boxes in network-input pixels.
+    """
+    scale = metainfo.get('scale_factor', (1.0, 1.0))
+    w_scale, h_scale = (scale, scale) if isinstance(scale, (int, float)) else scale[:2]
+    out = boxes.float() * boxes.new_tensor([w_scale, h_scale, w_scale, h_scale]).float()
+    if metainfo.get('flip', False):
+        height, width = metainfo['img_shape'][:2]
+        direction = metainfo.get('flip_direction', 'horizontal')
+        if direction in ('horizontal', 'diagonal'):
+            out[:, [0, 2]] = width - out[:, [2, 0]]
+        if direction in ('vertical', 'diagonal'):
+            out[:, [1, 3]] = height - out[:, [3, 1]]
+    return out
+
+
+def cells_inside(boxes: Tensor, grid: CellGrid, size: Tuple[int, int]) -> Tensor:
+    """Which cells of a map lie inside each box (the one nearest its centre if none does).
+
+    Args:
+        boxes (Tensor): (N, 4) boxes on the network input.
+        grid (CellGrid): Where the map's cells sit.
+        size (tuple): (h, w) of the map.
+
+    Returns:
+        Tensor: (N, h, w) bool.
+    """
+    grid = CellGrid(*grid)
+    ys = grid.origin_y + grid.stride_y * torch.arange(size[0], dtype=torch.float32)
+    xs = grid.origin_x + grid.stride_x * torch.arange(size[1], dtype=torch.float32)
+    boxes = boxes.float().cpu()
+    in_y = (ys[None] >= boxes[:, 1:2]) & (ys[None] <= boxes[:, 3:4])  # (N, h)
+    in_x = (xs[None] >= boxes[:, 0:1]) & (xs[None] <= boxes[:, 2:3])  # (N, w)
+    inside = in_y[:, :, None] & in_x[:, None, :]
+    centre_y = ((boxes[:, 1] + boxes[:, 3]) / 2 - grid.origin_y) / grid.stride_y
+    centre_x = ((boxes[:, 0] + boxes[:, 2]) / 2 - grid.origin_x) / grid.stride_x
+    rows = centre_y.round().long().clamp(0, size[0] - 1)
+    cols = centre_x.round().long().clamp(0, size[1] - 1)
+    empty = ~inside.flatten(1).any(1)
+    inside[empty, rows[empty], cols[empty]] = True
+    return inside
 
 
 def crop_offset(metainfo: Dict[str, Any]) -> Tuple[int, int]:
@@ -104,38 +209,67 @@ def crop_offset(metainfo: Dict[str, Any]) -> Tuple[int, int]:
     return max(0, int(round((res_h - img_h) / 2.))), max(0, int(round((res_w - img_w) / 2.)))
 
 
-def to_original_image(maps: Tensor, metainfo: Dict[str, Any]) -> Tensor:
-    """Undo the test pipeline for maps of one image; normalise them to [0, 1].
+#: How :func:`to_original_image` scales values: per map (min-max), on the
+#: method's own absolute scale, or not at all (the method's values).
+NORMALIZE_MODES = ('per_map', 'absolute', 'none')
+
+
+def to_original_image(maps: Tensor, metainfo: Dict[str, Any],
+                      normalize: str = 'per_map') -> Tensor:
+    """Undo the test pipeline for maps of one image.
 
     Args:
         maps (Tensor): (T, h, w) maps covering the padded network input.
         metainfo (dict): The data sample's metainfo: ``explain_input_shape``
-            (the padded input), ``img_shape``, ``ori_shape`` and, when present,
-            ``explain_cell_anchor`` (see :func:`resample_cells`, default
-            ``'start'``), ``scale_factor``, ``flip``/``flip_direction`` and
-            ``crop_bbox``.
+            (the padded input), ``explain_cell_grid`` (a :class:`CellGrid`,
+            where the map's cells sit), ``img_shape``, ``ori_shape`` and,
+            when present, ``scale_factor``, ``flip``/``flip_direction``,
+            ``crop_bbox`` and, for ``normalize='absolute'``,
+            ``explain_value_range``.
+        normalize (str): ``'per_map'``: each map min-max to [0, 1] (a
+            constant map becomes 0); ``'absolute'``: the method's own range
+            (``explain_value_range``, e.g. (0, 1) for class probabilities)
+            mapped to [0, 1], so a class the model does not see stays low;
+            ``'none'``: the method's values as they are.
 
     Returns:
-        Tensor: (T, H, W) float maps in [0, 1] at the original resolution,
-        each pixel on the image pixel it explains; where the pipeline cropped
-        the image away, the map is 0.
+        Tensor: (T, H, W) float maps at the original resolution, each pixel on
+        the image pixel it explains; where the pipeline cropped the image
+        away, the map is 0.
     """
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f'normalize must be one of {NORMALIZE_MODES}, got {normalize!r}')
     ori_h, ori_w = metainfo['ori_shape'][:2]
     if maps.shape[0] == 0:  # nothing to explain (e.g. no detection above the threshold)
         return maps.new_zeros((0, ori_h, ori_w), dtype=torch.float32)
+    scale = _value_scale(metainfo, normalize)
     maps = resample_cells(maps.float()[None], tuple(metainfo['explain_input_shape']),
-                          metainfo.get('explain_cell_anchor', 'start'))[0]
+                          metainfo['explain_cell_grid'])[0]
     img_h, img_w = metainfo['img_shape'][:2]
     maps = maps[:, :img_h, :img_w]  # padding is added at the bottom and right
     if metainfo.get('flip', False):
         direction = metainfo.get('flip_direction', 'horizontal')
         dims = {'horizontal': [-1], 'vertical': [-2], 'diagonal': [-2, -1]}[direction]
         maps = maps.flip(dims)
-    maps = normalize_per_map(maps)
+    maps = scale(maps)
     res_h, res_w = resized_shape(metainfo)
     if (res_h, res_w) != (img_h, img_w):
         top, left = crop_offset(metainfo)
         canvas = maps.new_zeros((maps.shape[0], max(res_h, top + img_h), max(res_w, left + img_w)))
         canvas[:, top:top + img_h, left:left + img_w] = maps
         maps = canvas[:, :res_h, :res_w]
-    return normalize_per_map(_resize(maps, (ori_h, ori_w)))
+    maps = _resize(maps, (ori_h, ori_w))
+    return normalize_per_map(maps) if normalize == 'per_map' else maps
+
+
+def _value_scale(metainfo: Dict[str, Any], normalize: str) -> Callable[[Tensor], Tensor]:
+    if normalize == 'per_map':
+        return normalize_per_map
+    if normalize == 'none':
+        return lambda maps: maps
+    value_range: Optional[Sequence[float]] = metainfo.get('explain_value_range')
+    if value_range is None:
+        raise ValueError(f"{metainfo.get('explain_algorithm', 'this method')}'s maps have no "
+                         "absolute scale; use normalize='per_map'")
+    low, high = (float(v) for v in value_range)
+    return lambda maps: ((maps - low) / (high - low)).clamp_(0, 1)

@@ -6,10 +6,10 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 
 import mmxai  # noqa: F401  (registers modules, safe checkpoint loading)
 from mmxai.apis import set_data_root
+from mmxai.models import build_model as mmxai_build_model
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
@@ -41,10 +41,11 @@ def drop_pretrained(cfg: Any) -> Any:
 
 
 def build_model(cfg: Config, seed: int = 0) -> torch.nn.Module:
-    """Build ``cfg.model`` with random weights in eval mode."""
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    """Build the config's model as the Runner does, with random weights, in eval mode."""
     torch.manual_seed(seed)
-    model = MODELS.build(drop_pretrained(cfg.model))
+    cfg = cfg.copy()
+    drop_pretrained(cfg.model)
+    model = mmxai_build_model(cfg)
     model.init_weights()
     return model.eval()
 

@@ -18,7 +18,7 @@ LAYERS = (
     ('datasets', 'adapters'),
     ('explainers',),
     ('models',),
-    ('evaluation',),
+    ('evaluation', 'deploy'),
     ('visualization',),
     ('engine',),
     ('apis',),

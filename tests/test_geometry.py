@@ -5,7 +5,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 
-from mmxai.geometry import normalize_per_map, resample_cells, to_original_image
+from mmxai.geometry import (
+    PIXELS,
+    CellGrid,
+    merge_levels,
+    normalize_per_map,
+    resample_cells,
+    to_original_image,
+)
 
 DOT = (150, 200)  # (y, x) in a 310 x 400 original image
 
@@ -35,7 +42,7 @@ def _map_seen_by_network(results, pad_to=1):
     padded[:height, :width] = seen
     meta = {k: results[k] for k in ('ori_shape', 'img_shape', 'scale_factor', 'flip',
                                     'flip_direction') if k in results}
-    meta['explain_input_shape'] = tuple(padded.shape)
+    meta.update(explain_input_shape=tuple(padded.shape), explain_cell_grid=PIXELS)
     return padded[None], meta
 
 
@@ -70,7 +77,7 @@ def test_classification_resize_and_centre_crop_are_undone():
 
 def test_no_maps_at_all_stay_empty_at_the_original_size():
     meta = dict(explain_input_shape=(64, 64), img_shape=(64, 64), ori_shape=(310, 400),
-                scale_factor=(0.16, 0.2))
+                scale_factor=(0.16, 0.2), explain_cell_grid=CellGrid(8, 8, 0.5, 0.5))
     assert to_original_image(torch.zeros(0, 8, 8), meta).shape == (0, 310, 400)
 
 
@@ -85,7 +92,7 @@ def test_normalize_per_map():
 def test_other_flip_directions(direction, dims):
     maps = torch.rand(1, 4, 6)
     meta = dict(explain_input_shape=(4, 6), img_shape=(4, 6), ori_shape=(4, 6),
-                flip=True, flip_direction=direction)
+                flip=True, flip_direction=direction, explain_cell_grid=PIXELS)
     torch.testing.assert_close(to_original_image(maps, meta),
                                normalize_per_map(maps.flip(dims)))
 
@@ -93,10 +100,10 @@ def test_other_flip_directions(direction, dims):
 def test_start_anchored_cells_sit_at_multiples_of_the_stride():
     maps = torch.zeros(1, 1, 8, 8)
     maps[0, 0, 3, 5] = 1
-    out = resample_cells(maps, (256, 256), 'start')
+    out = resample_cells(maps, (256, 256), CellGrid.of_ratio((256, 256), (8, 8), 'start'))
     assert _argmax(out[0]) == (96, 160)  # 3 * 32, 5 * 32
     # Centre-anchored cells (ViT patches) sit in the middle of their block.
-    out = resample_cells(maps, (256, 256), 'center')
+    out = resample_cells(maps, (256, 256), CellGrid.of_ratio((256, 256), (8, 8), 'center'))
     y, x = _argmax(out[0])
     assert 96 + 15 <= y <= 96 + 16 and 160 + 15 <= x <= 160 + 16
 
@@ -104,7 +111,7 @@ def test_start_anchored_cells_sit_at_multiples_of_the_stride():
 def test_center_anchor_is_interpolate_without_corner_alignment():
     maps = torch.rand(2, 3, 5, 7)
     torch.testing.assert_close(
-        resample_cells(maps, (40, 21), 'center'),
+        resample_cells(maps, (40, 21), CellGrid.of_ratio((40, 21), (5, 7), 'center')),
         F.interpolate(maps, size=(40, 21), mode='bilinear', align_corners=False))
 
 
@@ -112,9 +119,47 @@ def test_feature_map_cell_lands_on_its_image_pixel():
     """A 1/32 map of a stride-32 CNN, through resize and pad, onto the original."""
     results = _run_pipeline('mmdet', [dict(type='Resize', scale=(256, 256), keep_ratio=True)])
     meta = {k: results[k] for k in ('ori_shape', 'img_shape', 'scale_factor')}
-    meta['explain_input_shape'] = (224, 256)
+    meta.update(explain_input_shape=(224, 256),
+                explain_cell_grid=CellGrid.of_ratio((224, 256), (7, 8), 'start'))
     maps = torch.zeros(1, 7, 8)
     dot_y, dot_x = (round(v * 0.64) for v in DOT)  # where the dot is in the network input
     maps[0, dot_y // 32, dot_x // 32] = 1
     y, x = _argmax(to_original_image(maps, meta))
     assert abs(y - (dot_y // 32) * 32 / 0.64) <= 2 and abs(x - (dot_x // 32) * 32 / 0.64) <= 2
+
+
+def test_a_cell_lands_where_its_grid_says():
+    # Cell (2, 3) of a grid with stride (16, 8) and origin (8, 0) belongs at input
+    # (y, x) = (40, 24): the pixels whose centres (p + 0.5) are nearest are 39/40, 23/24.
+    maps = torch.zeros(1, 1, 6, 10)
+    maps[0, 0, 2, 3] = 1
+    out = resample_cells(maps, (96, 80), CellGrid(16, 8, 8, 0))[0, 0]
+    assert out[39, 23] == out[40, 24] == out[39, 24] == out[40, 23] == out.max()
+    ys, xs = torch.arange(96.) + 0.5, torch.arange(80.) + 0.5
+    assert float((out.sum(1) * ys).sum() / out.sum()) == pytest.approx(40.0)
+    assert float((out.sum(0) * xs).sum() / out.sum()) == pytest.approx(24.0)
+
+
+def test_merge_levels_reads_each_level_where_its_grid_puts_it():
+    # FCOS-like points at (k + 0.5) * stride: cell 1 of the stride-16 level sits at 24,
+    # halfway between cells 2 (at 20) and 3 (at 28) of the stride-8 level.
+    fine, coarse = torch.zeros(1, 1, 1, 8), torch.zeros(1, 1, 1, 4)
+    coarse[..., 1] = 1
+    merged, grid = merge_levels([fine, coarse], [CellGrid(8, 8, 4, 4), CellGrid(16, 16, 8, 8)])
+    assert grid == CellGrid(8, 8, 4, 4)
+    # The stride-8 cells at 12, 20, 28, 36 lie 0.75, 0.25, 0.25, 0.75 coarse strides away
+    # (bilinear weight: 1 - distance); the fine level adds zeros to the mean.
+    expected = torch.tensor([0, 0.25, 0.75, 0.75, 0.25, 0, 0, 0]) / 2
+    torch.testing.assert_close(merged[0, 0, 0], expected)
+
+
+def test_absolute_and_raw_values_keep_the_method_scale():
+    maps = torch.tensor([[[0.1, 0.2], [0.3, 0.4]], [[0.02, 0.02], [0.02, 0.02]]])
+    meta = dict(explain_input_shape=(2, 2), img_shape=(2, 2), ori_shape=(2, 2),
+                explain_cell_grid=PIXELS, explain_value_range=(0.0, 1.0))
+    torch.testing.assert_close(to_original_image(maps, meta, 'absolute'), maps)
+    torch.testing.assert_close(to_original_image(maps, meta, 'none'), maps)
+    per_map = to_original_image(maps, meta)
+    assert per_map[0].max() == 1 and per_map[1].max() == 0  # stretched; constant -> 0
+    with pytest.raises(ValueError, match='no absolute scale'):
+        to_original_image(maps, dict(meta, explain_value_range=None), 'absolute')

@@ -28,6 +28,7 @@ from mmxai.apis import (
     setup_distributed,
     teardown_distributed,
 )
+from mmxai.deploy import default_algorithm
 from mmxai.engine.hooks import ExplainHook
 from mmxai.explainers import ALGORITHMS
 
@@ -35,25 +36,42 @@ from mmxai.explainers import ALGORITHMS
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training or test config file')
-    parser.add_argument('checkpoint', nargs='?', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file, or a model exported by '
+                        'tools/export.py (.onnx: ONNX Runtime, .xml: OpenVINO)')
     parser.add_argument('--load-weights', help='checkpoint file (name used by OTX)')
     parser.add_argument('--input', nargs='+', help='image folders (searched recursively) or '
                         'files; without it, the config\'s test set')
     parser.add_argument('--output', required=True, help='output folder')
-    parser.add_argument('--explain-algorithm', default='classwisesaliencymap',
-                        choices=list(ALGORITHMS))
+    parser.add_argument('--explain-algorithm', choices=list(ALGORITHMS),
+                        help='default: classwisesaliencymap (an exported model: its own)')
     parser.add_argument('--explainer-options', nargs='+', action=DictAction, default={},
                         help='arguments of the algorithm, e.g. num_masks=500 seed=1 (rise, '
                         'drise) or target_layer=backbone.layer3 (gradient methods)')
     parser.add_argument('--explain-all-classes', action='store_true',
                         help='explain every class, not only the predicted ones')
     parser.add_argument('--target-classes', nargs='+', help='classes to explain (names or indices)')
-    parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='detection: explain classes with a box scoring at least this')
+    parser.add_argument('--score-thr', type=float,
+                        help='detection: explain classes with a box scoring at least this '
+                        '(default 0.3); the methods that threshold boxes themselves (drise, '
+                        'mask class maps, gradient methods) use the same value')
+    parser.add_argument('--per-box', action='store_true',
+                        help='detection: also one map per predicted box (scoring at least '
+                        '--score-thr): the evidence for that box alone')
+    parser.add_argument('--explain-gt', action='store_true',
+                        help='detection, on the config\'s annotated test set (no --input): '
+                        'explain every ground-truth object, matched or missed')
+    parser.add_argument('--target-boxes', metavar='FILE.json',
+                        help='detection, with --input: explain the boxes this file gives per '
+                        'image ({"image.jpg": [{"bbox": [x1, y1, x2, y2], "label": "cat"}]})')
     parser.add_argument('--overlay-weight', type=float, default=0.5,
                         help='weight of the map in the overlay, 0..1')
     parser.add_argument('--save-raw', action='store_true',
-                        help='also write [0, 1] float32 maps as .npy')
+                        help='also write the maps as .npy: *_saliency.npy as drawn ([0, 1]), '
+                        '*_values.npy the method\'s own values')
+    parser.add_argument('--normalize', choices=['per_map', 'absolute'], default='per_map',
+                        help='colour scale: per_map stretches each map to its own range; '
+                        'absolute keeps the method\'s scale (class probabilities), so an '
+                        'absent class stays cold')
     parser.add_argument('--batch-size', type=int, help='images per batch')
     parser.add_argument('--strict', action='store_true',
                         help='exit with status 1 if any input was skipped')
@@ -71,14 +89,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     args.checkpoint = args.checkpoint or args.load_weights
+    if args.score_thr is None:  # one threshold: --score-thr, or the algorithm's option
+        args.score_thr = args.explainer_options.pop('score_thr', 0.3)
     if not args.checkpoint:
         parser.error('give the checkpoint as CHECKPOINT or --load-weights')
     if not 0.0 <= args.overlay_weight <= 1.0:
         parser.error(f'--overlay-weight must be in [0, 1], got {args.overlay_weight}')
     check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
+    if args.target_boxes:
+        check_files_exist(parser, **{'target boxes': args.target_boxes})
     if args.input:
-        check_inputs(parser, args.input)
+        check_inputs(parser, args.input, args.output)
     check_output_dir(parser, args.output)
+    if not args.explain_algorithm:
+        args.explain_algorithm = exit_on_user_error(parser, lambda: default_algorithm(
+            args.checkpoint))
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     args.parser = parser
     return args
@@ -92,6 +117,10 @@ def explain(args: argparse.Namespace) -> dict:
         if args.explainer_options else args.explain_algorithm,
         explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
         score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
+        normalize=args.normalize,
+        box_targets=[source for flag, source in ((args.per_box, 'predictions'),
+                                                 (args.explain_gt, 'ground_truth')) if flag],
+        target_boxes=args.target_boxes,
         batch_size=args.batch_size, resume=not args.no_resume, write_workers=args.write_workers,
         manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
                            config=args.config, checkpoint=args.checkpoint,

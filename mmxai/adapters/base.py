@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from torch import Tensor, nn
 
+from ..geometry import CellGrid
 from ..utils.errors import UnsupportedModelError
 
 #: Activations whose outputs are never negative.
@@ -31,8 +32,9 @@ class ModelAdapter:
     task: str = ''
     #: Key of :data:`mmxai.explainers.ALGORITHMS` that serves this model.
     family: str = ''
-    #: Where a feature cell's value sits in its stride block (padded CNNs and
-    #: MMDetection priors: ``'start'``; see :func:`mmxai.geometry.resample_cells`).
+    #: Where a feature cell's value sits in its stride block when the model has
+    #: no priors to say it (padded CNNs: ``'start'``; patches: ``'center'``;
+    #: see :meth:`mmxai.geometry.CellGrid.of_ratio`).
     cell_anchor: str = 'start'
     #: Name, in :meth:`modules_to_capture`, of the module whose output
     #: :meth:`feature_maps` reads.
@@ -111,6 +113,21 @@ class ModelAdapter:
     def feature_maps(self) -> List[Tensor]:
         """Spatial feature maps (B, C, h, w), one per level."""
         raise NotImplementedError
+
+    def level_grids(self) -> List[CellGrid]:
+        """Where the cells of each of :meth:`feature_maps` sit on the network input."""
+        return [CellGrid.of_ratio(self.input_shape, tuple(f.shape[-2:]), self.cell_anchor)
+                for f in self.feature_maps()]
+
+    def grid_of(self, size: Tuple[int, int]) -> CellGrid:
+        """Where the cells of a map of ``size`` sit on the network input.
+
+        A feature level's grid if one has that size, else an even split of the input.
+        """
+        for features, grid in zip(self.feature_maps(), self.level_grids()):
+            if tuple(features.shape[-2:]) == tuple(size):
+                return grid
+        return CellGrid.of_ratio(self.input_shape, tuple(size), self.cell_anchor)
 
     @property
     def num_classes(self) -> int:

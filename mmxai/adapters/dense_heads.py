@@ -12,11 +12,13 @@ become probabilities:
   anchor, the background channel (the last one) is dropped;
 * YOLOX multiplies by its separate objectness output, as its box scores do.
 """
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..geometry import CellGrid
 from ..utils.errors import UnsupportedModelError
 
 #: Head class name -> index of its objectness output in ``forward()``'s
@@ -47,15 +49,15 @@ def check_head_supported(head: Optional[nn.Module], detector_name: str,
             'drise, activationmap and eigencam work for any detector.')
 
 
-def class_probability_levels(head: nn.Module, head_outputs: Any) -> List[Tensor]:
-    """Per-level class probabilities (B, K, h, w): the max over anchors.
+def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tensor]:
+    """Per-level class probabilities of every anchor (B, A, K, h, w).
 
     Args:
         head (nn.Module): The detector's ``bbox_head``.
         head_outputs: What ``head.forward()`` returned in this forward pass.
 
     Returns:
-        list[Tensor]: One (B, K, h_l, w_l) tensor per level.
+        list[Tensor]: One (B, A, K, h_l, w_l) tensor per level.
     """
     objectness_index = SUPPORTED_HEADS[type(head).__name__]
     channels = head.cls_out_channels
@@ -69,5 +71,91 @@ def class_probability_levels(head: nn.Module, head_outputs: Any) -> List[Tensor]
             probs = F.softmax(logits, dim=2)[:, :, :head.num_classes]
         if objectness_index is not None:
             probs = probs * head_outputs[objectness_index][level].sigmoid().unsqueeze(1)
-        levels.append(probs.amax(dim=1))
+        levels.append(probs)
     return levels
+
+
+def class_probability_levels(head: nn.Module, head_outputs: Any) -> List[Tensor]:
+    """Per-level class probabilities (B, K, h, w): the max over anchors.
+
+    Args:
+        head (nn.Module): The detector's ``bbox_head``.
+        head_outputs: What ``head.forward()`` returned in this forward pass.
+
+    Returns:
+        list[Tensor]: One (B, K, h_l, w_l) tensor per level.
+    """
+    return [probs.amax(dim=1) for probs in anchor_class_probabilities(head, head_outputs)]
+
+
+def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
+                        max_shape: Optional[Tuple[int, int]] = None) -> List[Tensor]:
+    """The box each prior of one image regresses to, decoded as the head's own prediction does.
+
+    Most heads decode with their ``bbox_coder`` from the priors (MMDetection's
+    ``BaseDenseHead._predict_by_feat_single``); GFL first integrates its
+    distance distributions and decodes from anchor centres, YOLOX decodes
+    with its own ``_bbox_decode`` from strided points.
+
+    Args:
+        head (nn.Module): The detector's ``bbox_head``.
+        head_outputs: What ``head.forward()`` returned in this forward pass.
+        image (int): Index of the image in the batch.
+        max_shape (tuple, optional): (H, W) boxes are clipped to, as the head does.
+
+    Returns:
+        list[Tensor]: Per level, (h * w * A, 4) boxes ``x1, y1, x2, y2`` in
+        network-input pixels, in the order of the priors (cell-major, then
+        anchor), which is the order of :func:`anchor_class_probabilities`'s
+        (A, h, w) permuted to (h, w, A).
+    """
+    bbox_preds = head_outputs[1]
+    sizes = [tuple(pred.shape[-2:]) for pred in bbox_preds]
+    device, dtype = bbox_preds[0].device, bbox_preds[0].dtype
+    if type(head).__name__ == 'YOLOXHead':
+        priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device,
+                                                  with_stride=True)
+        return [head._bbox_decode(prior, pred[image].permute(1, 2, 0).reshape(-1, 4))
+                for prior, pred in zip(priors, bbox_preds)]
+    priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device)
+    boxes = []
+    for level, (prior, pred) in enumerate(zip(priors, bbox_preds)):
+        pred = pred[image].permute(1, 2, 0)
+        if hasattr(head, 'integral'):  # GFL: a distribution over each side's distance
+            stride = head.prior_generator.strides[level][0]
+            distances = head.integral(pred.reshape(-1, pred.shape[-1])) * stride
+            boxes.append(head.bbox_coder.decode(head.anchor_center(prior), distances,
+                                                max_shape=max_shape))
+        else:
+            boxes.append(head.bbox_coder.decode(
+                prior, pred.reshape(-1, head.bbox_coder.encode_size), max_shape=max_shape))
+    return boxes
+
+
+def prior_grids(prior_generator: Any) -> List[CellGrid]:
+    """Where each level's cells sit, read from MMDetection's own prior generator.
+
+    One rule for every generator: the priors it makes for a 2 x 2 feature map
+    of each level give the centre of cell (0, 0) (the grid's origin) and, by
+    its distance to cells (0, 1) and (1, 0), the stride. Anchors (boxes) are
+    centred on their box, points (FCOS, YOLOX, RTMDet) are the point; the
+    anchors of one cell share one centre.
+
+    Args:
+        prior_generator: An ``AnchorGenerator``, ``SSDAnchorGenerator``,
+            ``MlvlPointGenerator`` or another generator with ``grid_priors``.
+
+    Returns:
+        list[CellGrid]: One grid per level.
+    """
+    levels = prior_generator.grid_priors([(2, 2)] * prior_generator.num_levels,
+                                         dtype=torch.float64, device='cpu')
+    grids = []
+    for priors in levels:
+        centres = priors[:, :2] if priors.shape[1] == 2 else (priors[:, :2] + priors[:, 2:4]) / 2
+        centres = centres.reshape(4, -1, 2).mean(1)  # cells (0, 0), (0, 1), (1, 0), (1, 1)
+        origin_x, origin_y = centres[0].tolist()
+        grids.append(CellGrid(stride_y=float(centres[2, 1]) - origin_y,
+                              stride_x=float(centres[1, 0]) - origin_x,
+                              origin_y=origin_y, origin_x=origin_x))
+    return grids

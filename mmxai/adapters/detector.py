@@ -4,8 +4,14 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
+from ..geometry import CellGrid
 from .base import ModelAdapter
-from .dense_heads import class_probability_levels
+from .dense_heads import (
+    anchor_class_probabilities,
+    class_probability_levels,
+    decoded_prior_boxes,
+    prior_grids,
+)
 
 
 class DetectorAdapter(ModelAdapter):
@@ -37,19 +43,54 @@ class DetectorAdapter(ModelAdapter):
         features = self.captured('features')
         return list(features) if isinstance(features, (tuple, list)) else [features]
 
+    @property
+    def prior_generator(self) -> Optional[Any]:
+        """The prior generator of the head that reads the feature maps, if any.
+
+        The dense head's, or a two-stage detector's RPN head's.
+        """
+        head = self.dense_head or getattr(self.model, 'rpn_head', None)
+        return getattr(head, 'prior_generator', None)
+
+    def level_grids(self) -> List[CellGrid]:
+        """Each level's cells where the head's own priors put them."""
+        generator = self.prior_generator
+        num_levels = len(self.feature_maps())
+        if generator is None or generator.num_levels != num_levels:
+            return super().level_grids()
+        if getattr(self, '_prior_grids', None) is None:
+            self._prior_grids = prior_grids(generator)
+        return self._prior_grids
+
     def class_probability_levels(self) -> List[Tensor]:
         """Per-level class probabilities (B, K, h_l, w_l), max over anchors."""
         return class_probability_levels(self.dense_head, self.captured('bbox_head'))
 
-    def detections_of_inputs(self, inputs: Tensor, sample: Any) -> List[Any]:
+    def anchor_class_probabilities(self) -> List[Tensor]:
+        """Per-level class probabilities of every anchor (B, A, K, h_l, w_l)."""
+        return anchor_class_probabilities(self.dense_head, self.captured('bbox_head'))
+
+    def prior_boxes(self, image: int) -> List[Tensor]:
+        """Per level, the (h * w * A, 4) boxes the priors of one image regress to.
+
+        Decoded from the captured head outputs as the head's own prediction
+        decodes them (see :func:`~mmxai.adapters.dense_heads.decoded_prior_boxes`),
+        in network-input pixels; the network does not run again.
+        """
+        return decoded_prior_boxes(self.dense_head, self.captured('bbox_head'), image,
+                                   self.input_shape)
+
+    def detections_of_inputs(self, inputs: Tensor, sample: Any,
+                             rescale: bool = True) -> List[Any]:
         """The detector's predictions (``InstanceData``) for inputs shaped like ``sample``'s.
 
         Args:
             inputs (Tensor): (n, 3, H, W) preprocessed inputs (e.g. masked).
             sample: The data sample whose metainfo (sizes, scale) they share.
+            rescale (bool): Boxes in original pixels (True) or network-input pixels.
         """
         samples = [type(sample)(metainfo=sample.metainfo) for _ in range(len(inputs))]
-        return [s.pred_instances for s in self.model.predict(inputs, samples, rescale=True)]
+        return [s.pred_instances for s in self.model.predict(inputs, samples, rescale=rescale)]
 
     def scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
         return self._scores_from_levels(self.dense_head(tuple(features)), score_thr)
@@ -68,6 +109,7 @@ class DetectorAdapter(ModelAdapter):
     @property
     def num_classes(self) -> int:
         head = self.dense_head
-        if head is None:  # two-stage detectors
+        if head is None:  # two-stage detectors; cascades have one box head per stage
             head = getattr(getattr(self.model, 'roi_head', None), 'bbox_head', None)
+            head = head[-1] if isinstance(head, nn.ModuleList) else head
         return head.num_classes

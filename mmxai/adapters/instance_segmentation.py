@@ -1,5 +1,5 @@
-"""The adapter of detectors with an RoI mask head (Mask R-CNN and kin)."""
-from typing import Dict, Tuple
+"""The adapter of detectors with an RoI mask head (Mask R-CNN, Cascade Mask R-CNN, HTC)."""
+from typing import Dict, List, Optional, Tuple
 
 from torch import Tensor, nn
 
@@ -13,32 +13,74 @@ def has_roi_mask_head(model: nn.Module) -> bool:
         getattr(roi_head, 'mask_roi_extractor', None) is not None
 
 
+def _stages(modules: nn.Module) -> List[nn.Module]:
+    """The per-stage modules of a cascade (an ``nn.ModuleList``), or the one module."""
+    return list(modules) if isinstance(modules, nn.ModuleList) else [modules]
+
+
 class InstanceSegmentationAdapter(DetectorAdapter):
     """Adapter for detectors with an RoI mask head: also keeps the soft masks.
 
     The mask head's logits and the RoIs they were computed for are captured in
-    the prediction pass, in the order of the predicted instances.
+    the prediction pass, in the order of the predicted instances. Cascades
+    (Cascade Mask R-CNN, HTC) keep one mask head per stage in an
+    ``nn.ModuleList``, which is never called itself: every stage's head is
+    captured, and the soft masks are those the detector's own prediction uses
+    (see :meth:`soft_masks`).
     """
 
     family = 'instance_segmentation'
 
+    @property
+    def mask_heads(self) -> List[nn.Module]:
+        """The mask head of each stage (one for Mask R-CNN)."""
+        return _stages(self.model.roi_head.mask_head)
+
     def modules_to_capture(self) -> Dict[str, nn.Module]:
-        return dict(super().modules_to_capture(), mask_logits=self.model.roi_head.mask_head)
+        modules = super().modules_to_capture()
+        modules.update({f'mask_logits_{stage}': head
+                        for stage, head in enumerate(self.mask_heads)})
+        return modules
 
     def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
-        # (feats, rois): the boxes the soft masks belong to.
-        return dict(super().inputs_to_capture(),
-                    mask_rois=(self.model.roi_head.mask_roi_extractor, 1))
+        # (feats, rois) of the last stage's extractor, which runs at test time in every
+        # cascade: the boxes the soft masks belong to.
+        extractor = _stages(self.model.roi_head.mask_roi_extractor)[-1]
+        return dict(super().inputs_to_capture(), mask_rois=(extractor, 1))
 
-    def soft_masks(self) -> Tuple[Tensor, Tensor]:
+    @property
+    def stages_in_prediction(self) -> List[int]:
+        """The stages whose masks the detector's prediction averages.
+
+        Every stage for Mask R-CNN and Cascade Mask R-CNN (MMDetection's
+        ``CascadeRoIHead.predict_mask`` averages the stages' mask
+        probabilities); the last one for HTC, whose test path
+        (``HybridTaskCascadeRoIHead._mask_forward(training=False)`` in
+        MMDetection 3.3) runs every stage's head for the information flow but
+        keeps only the last stage's prediction.
+        """
+        from mmdet.models.roi_heads import HybridTaskCascadeRoIHead
+        if isinstance(self.model.roi_head, HybridTaskCascadeRoIHead):
+            return [len(self.mask_heads) - 1]
+        return list(range(len(self.mask_heads)))
+
+    def soft_masks(self) -> Optional[Tuple[Tensor, Tensor]]:
         """Soft masks of the last pass's detections and their boxes.
 
         Returns:
-            tuple: (N, K or 1, m, m) mask probabilities (sigmoid of the mask
-            head's logits) and (N, 5) RoIs ``(image index, x1, y1, x2, y2)`` in
-            network-input pixels, in the order of the predicted instances.
+            tuple | None: (N, K or 1, m, m) mask probabilities (the sigmoid of
+            the mask head's logits, averaged over the stages the prediction
+            uses) and (N, 5) RoIs ``(image index, x1, y1, x2, y2)`` in
+            network-input pixels, in the order of the predicted instances;
+            None if no mask head ran in the pass (MMDetection skips it when
+            nothing was detected).
         """
-        if 'mask_logits' not in self._captured:  # no detection at all: the head did not run
-            inputs = self.captured('backbone_input')
-            return inputs.new_zeros(0, 1, 1, 1), inputs.new_zeros(0, 5)
-        return self.captured('mask_logits').sigmoid(), self.captured('mask_rois')
+        outputs = [self._captured.get(f'mask_logits_{stage}')
+                   for stage in self.stages_in_prediction]
+        if any(output is None for output in outputs):
+            return None
+        # HTC's heads return (logits, features) for the information flow.
+        logits = [output[0] if isinstance(output, (tuple, list)) else output
+                  for output in outputs]
+        probabilities = sum(logit.sigmoid() for logit in logits) / len(logits)
+        return probabilities, self.captured('mask_rois')

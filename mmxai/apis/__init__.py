@@ -9,9 +9,10 @@ from .cli import (
     setup_distributed,
     teardown_distributed,
 )
-from .explain_config import explain_config, inference_pipeline, set_data_root
-from .inference import SaliencyExplainer
+from .explain_config import explain_config, inference_pipeline, set_data_root, use_exported_model
+from .inference import ExportedSaliencyExplainer, SaliencyExplainer
 
-__all__ = ['SaliencyExplainer', 'check_files_exist', 'check_inputs', 'check_output_dir',
-           'exit_on_user_error', 'explain_config', 'inference_pipeline', 'load_tool_config',
-           'log_every_rank', 'set_data_root', 'setup_distributed', 'teardown_distributed']
+__all__ = ['ExportedSaliencyExplainer', 'SaliencyExplainer', 'check_files_exist', 'check_inputs',
+           'check_output_dir', 'exit_on_user_error', 'explain_config', 'inference_pipeline',
+           'load_tool_config', 'log_every_rank', 'set_data_root', 'setup_distributed',
+           'teardown_distributed', 'use_exported_model']

@@ -30,11 +30,19 @@ def check_files_exist(parser: argparse.ArgumentParser, **paths: Optional[str]) -
             parser.error(f'{what} {path} does not exist')
 
 
-def check_inputs(parser: argparse.ArgumentParser, inputs: Sequence[str]) -> None:
-    """Exit with one line if the inputs are missing or hold no usable image."""
+def check_inputs(parser: argparse.ArgumentParser, inputs: Sequence[str],
+                 output: Optional[str] = None) -> None:
+    """Exit with one line if the inputs are missing or hold no usable image.
+
+    Args:
+        parser: The tool's argument parser.
+        inputs: Image folders and files.
+        output: The output folder: left out of the search when inside an
+            input folder; an input folder inside it is an error.
+    """
     try:
-        images, skipped = find_images(inputs)
-    except FileNotFoundError as error:
+        images, skipped = find_images(inputs, exclude=[output] if output else ())
+    except (FileNotFoundError, UserInputError) as error:
         parser.error(str(error))
     if not images:
         detail = f' ({len(skipped)} unusable, e.g. {skipped[0]["image"]}: ' \

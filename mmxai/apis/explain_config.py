@@ -8,10 +8,15 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from mmengine.config import Config, ConfigDict
 
+from .. import version
+from ..deploy import is_exported_model
+from ..utils import UserInputError
+from ..utils.config import innermost_dataset, test_pipeline_of
+
 #: Meta keys every pack transform must keep for maps to be placed correctly.
 EXPLAIN_META_KEYS = ('img_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape',
                      'scale_factor', 'flip', 'flip_direction', 'crop_bbox', 'rel_path',
-                     'output_stem')
+                     'output_stem', 'target_boxes')
 
 
 def _is(step: dict, *names: str) -> bool:
@@ -37,19 +42,6 @@ def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
     return _with_checked_loader(steps)
 
 
-def innermost_dataset(dataset: dict) -> dict:
-    """The dataset config inside dataset wrappers (``ClassBalancedDataset``, ...)."""
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset.dataset
-    return dataset
-
-
-def test_pipeline_of(cfg: Config) -> List[dict]:
-    """The test pipeline of a config (``test_pipeline`` or the test dataset's)."""
-    return list(innermost_dataset(cfg.test_dataloader.dataset).get('pipeline')
-                or cfg.get('test_pipeline'))
-
-
 def explain_config(cfg: Config,
                    checkpoint: str,
                    output_dir: str,
@@ -57,13 +49,16 @@ def explain_config(cfg: Config,
                    inputs: Optional[Sequence[str]] = None,
                    explain_all_classes: bool = False,
                    target_classes: Optional[Sequence[Union[int, str]]] = None,
-                   score_thr: float = 0.3,
+                   score_thr: Optional[float] = None,
                    overlay_weight: float = 0.5,
                    save_raw: bool = False,
+                   normalize: str = 'per_map',
                    batch_size: Optional[int] = None,
                    manifest_meta: Optional[Dict[str, Any]] = None,
                    resume: bool = True,
-                   write_workers: int = 0) -> Config:
+                   write_workers: int = 0,
+                   box_targets: Sequence[str] = (),
+                   target_boxes: Optional[str] = None) -> Config:
     """Return a copy of ``cfg`` whose ``runner.test()`` writes saliency maps.
 
     With ``inputs`` the test set becomes those images (folders searched
@@ -77,25 +72,52 @@ def explain_config(cfg: Config,
 
     Args:
         cfg (Config): A training or test config.
-        checkpoint (str): Weights to explain.
+        checkpoint (str): Weights to explain, or a model exported by
+            ``tools/export.py`` (``.onnx`` / ``.xml``: run with ONNX Runtime /
+            OpenVINO, see :func:`use_exported_model`).
         output_dir (str): Output root.
         algorithm (str | dict): Explain algorithm.
         inputs (Sequence[str], optional): Image folders or files.
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float, optional): Detection score above which a class is
+            explained; it also reaches explainers that threshold detections
+            themselves. None: the algorithm's own ``score_thr`` option, else 0.3.
         overlay_weight (float): Weight of the map in overlays.
-        save_raw (bool): Also write [0, 1] maps as ``.npy``.
+        save_raw (bool): Also write the maps as ``.npy`` (as drawn, and the
+            method's own values).
+        normalize (str): ``'per_map'`` or ``'absolute'`` colour scale.
         batch_size (int, optional): Images per batch.
         manifest_meta (dict, optional): Extra manifest header fields.
         resume (bool): In folder mode, keep what an earlier run with the same
             settings finished.
         write_workers (int): Threads encoding and writing files while the
             next batch is inferred (0: in the test loop).
+        box_targets (Sequence[str]): Detectors: also explain boxes:
+            ``'predictions'`` (per-box maps of the boxes scoring at least
+            ``score_thr``), ``'ground_truth'`` (every annotated object,
+            matched or missed; the config's test set only) and ``'given'``
+            (the boxes of ``target_boxes``; with ``inputs``).
+        target_boxes (str, optional): JSON file of boxes per input image (see
+            :func:`mmxai.datasets.load_target_boxes`); implies ``'given'``.
 
     Returns:
         Config: The explain-mode config.
+
+    Raises:
+        UserInputError: For box targets that do not fit the inputs.
     """
+    box_targets = list(box_targets) + (['given'] if target_boxes and 'given' not in
+                                       box_targets else [])
+    if 'ground_truth' in box_targets and inputs:
+        raise UserInputError('ground-truth boxes come from the config\'s annotated test set; '
+                             'leave out --input (for boxes on your own images use '
+                             '--target-boxes)')
+    if 'given' in box_targets and not (inputs and target_boxes):
+        raise UserInputError('--target-boxes needs --input (the images the boxes are on)')
+    if box_targets and is_exported_model(checkpoint):
+        raise UserInputError('box explanations run in PyTorch only; give the checkpoint, not '
+                             f'the exported model {checkpoint}')
     cfg = copy.deepcopy(cfg)
     cfg.load_from = checkpoint
     cfg.resume = False
@@ -103,28 +125,34 @@ def explain_config(cfg: Config,
     if 'mmxai' not in imports['imports']:
         imports['imports'] = list(imports['imports']) + ['mmxai']
     cfg.custom_imports = imports
+    if 'ground_truth' in box_targets:
+        _check_boxes_in_original_pixels(test_pipeline_of(cfg))
     pipeline = inference_pipeline(test_pipeline_of(cfg))
+    metainfo = cfg.test_dataloader.dataset.get('metainfo')
     prepare = dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
                    explain_all_classes=explain_all_classes, target_classes=target_classes,
-                   score_thr=score_thr)
+                   score_thr=score_thr, box_targets=box_targets)
     run_id = None
     if inputs and resume:
         run_id = explain_run_id(cfg, checkpoint, pipeline, prepare,
-                                dict(overlay_weight=overlay_weight, save_raw=save_raw))
+                                dict(overlay_weight=overlay_weight, save_raw=save_raw,
+                                     normalize=normalize,
+                                     target_boxes=file_signature(target_boxes)),
+                                classes=(metainfo or {}).get('classes'))
     hooks = [h for h in cfg.get('custom_hooks', []) if not _is(h, 'mmxai.PrepareExplain',
                                                               'mmxai.ExplainHook')]
     cfg.custom_hooks = hooks + [
         prepare,
         dict(type='mmxai.ExplainHook', output_dir=output_dir, overlay_weight=overlay_weight,
-             save_raw=save_raw, manifest_meta=manifest_meta or {}, run_id=run_id,
-             write_workers=write_workers),
+             save_raw=save_raw, normalize=normalize, manifest_meta=manifest_meta or {},
+             run_id=run_id, write_workers=write_workers),
     ]
     if inputs:
-        metainfo = cfg.test_dataloader.dataset.get('metainfo')
         loader = cfg.test_dataloader
         loader.dataset = dict(
             type='mmxai.ImageFolderDataset', inputs=list(inputs), pipeline=pipeline,
-            metainfo=metainfo, resume_dir=output_dir if resume else None, run_id=run_id)
+            metainfo=metainfo, resume_dir=output_dir if resume else None, run_id=run_id,
+            exclude=[output_dir], target_boxes=target_boxes)
         loader.sampler = dict(type='DefaultSampler', shuffle=False, round_up=False)
         loader.collate_fn = dict(type='mmxai.collate_skipping_unreadable',
                                  collate_fn=loader.get('collate_fn', dict(type='pseudo_collate')))
@@ -134,7 +162,28 @@ def explain_config(cfg: Config,
         _use_checked_loader(cfg)
     if batch_size:
         cfg.test_dataloader.batch_size = batch_size
+    if is_exported_model(checkpoint):
+        use_exported_model(cfg, checkpoint, algorithm, explain_all_classes, target_classes,
+                           score_thr)
     return cfg
+
+
+def _check_boxes_in_original_pixels(pipeline: Sequence[dict]) -> None:
+    """Refuse test pipelines whose ground-truth boxes are not in original pixels.
+
+    Annotations must be loaded after every transform that would move them, as
+    MMDetection's test pipelines do.
+    """
+    steps = list(pipeline)
+    loads = [index for index, step in enumerate(steps) if _is(step, 'LoadAnnotations')]
+    if not loads:
+        raise UserInputError('--explain-gt needs the annotations: the config\'s test pipeline '
+                             'has no LoadAnnotations')
+    moving = [step['type'] for step in steps[loads[0] + 1:]
+              if _is(step, 'Resize', 'RandomFlip', 'RandomCrop', 'FixShapeResize')]
+    if moving:
+        raise UserInputError(f'--explain-gt: the test pipeline loads annotations before '
+                             f'{moving[0]}, which moves the boxes; load them after it')
 
 
 def _use_checked_loader(cfg: Config) -> None:
@@ -151,25 +200,38 @@ def _with_checked_loader(steps: List[dict]) -> List[dict]:
     return steps
 
 
-def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings: Any) -> str:
+def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings: Any,
+                   classes: Optional[Sequence[str]] = None) -> str:
     """A short hash of everything that decides an explain run's output files.
 
     Args:
         cfg (Config): The config (its ``model`` counts).
-        checkpoint (str): Counted by path, size and modification time.
+        checkpoint (str): Counted by path, size and modification time (so
+            are the class names it holds).
         pipeline (list[dict]): The inference pipeline.
         *settings: Further settings (algorithm, targets, overlay, ...).
+        classes (Sequence[str], optional): The config's class names, used
+            (in file names and the manifest) when the checkpoint has none.
 
     Returns:
         str: 16 hex digits; a rerun with the same id may keep earlier results.
+        The mmxai version counts too: another version may draw other maps.
     """
-    checkpoint_id: Any = osp.abspath(checkpoint)
-    if osp.isfile(checkpoint):
-        info = os.stat(checkpoint)
-        checkpoint_id = [checkpoint_id, info.st_size, info.st_mtime_ns]
-    text = json.dumps([cfg.get('model'), pipeline, settings, checkpoint_id], sort_keys=True,
+    text = json.dumps([version.__version__, cfg.get('model'), pipeline, settings,
+                       file_signature(checkpoint),
+                       list(classes) if classes is not None else None], sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
+
+
+def file_signature(path: Optional[str]) -> Any:
+    """A file's absolute path, size and modification time (just the path if it is none)."""
+    if path is None:
+        return None
+    if not osp.isfile(path):
+        return osp.abspath(path)
+    info = os.stat(path)
+    return [osp.abspath(path), info.st_size, info.st_mtime_ns]
 
 
 def set_data_root(cfg: Config, data_root: str) -> Config:
@@ -190,4 +252,43 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
         if isinstance(evaluator, dict) and 'ann_file' in evaluator:
             evaluator.ann_file = data_root + evaluator.ann_file.split('/')[-1]
     cfg.data_root = data_root
+    return cfg
+
+
+def use_exported_model(cfg: Config, model_file: str,
+                       algorithm: Optional[Union[str, dict]] = None,
+                       explain_all_classes: bool = False,
+                       target_classes: Optional[Sequence[Union[int, str]]] = None,
+                       score_thr: Optional[float] = None,
+                       runtime: Optional[str] = None) -> Config:
+    """Make ``cfg``'s Runner run ``model_file`` (in place); returns ``cfg``.
+
+    ``cfg.model`` becomes :class:`~mmxai.deploy.ExportedExplainModel` around
+    the file (keeping the original model section for the data preprocessor
+    and the head's post-processing), nothing is loaded as a checkpoint, and
+    :class:`~mmxai.engine.hooks.PrepareExplainHook` is dropped: the exported
+    model already explains. :class:`~mmxai.engine.hooks.ExplainHook` writes as usual.
+
+    Args:
+        cfg (Config): An explain-mode config (see :func:`mmxai.apis.explain_config`).
+        model_file (str): ``.onnx`` or ``.xml`` written by ``tools/export.py``.
+        algorithm (str | dict, optional): Must be the exported one (None: that one).
+        explain_all_classes (bool): Explain every class.
+        target_classes (Sequence[int | str], optional): Classes to explain.
+        score_thr (float, optional): Detection score above which a class is
+            explained (None: 0.3).
+        runtime (str, optional): ``'onnxruntime'`` or ``'openvino'``.
+    """
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'data_preprocessor' not in model_cfg and cfg.get('data_preprocessor'):
+        model_cfg['data_preprocessor'] = copy.deepcopy(cfg.data_preprocessor)
+    metainfo = cfg.test_dataloader.dataset.get('metainfo') or {}
+    cfg.model = dict(type='mmxai.ExportedExplainModel', model_file=model_file,
+                     model_cfg=model_cfg, explainer=algorithm,
+                     explain_all_classes=explain_all_classes, target_classes=target_classes,
+                     score_thr=score_thr, class_names=metainfo.get('classes'), runtime=runtime)
+    cfg.pop('data_preprocessor', None)  # the Runner would pass it to the wrapper too
+    cfg.load_from = None
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', [])
+                        if 'PrepareExplainHook' not in str(hook.get('type', ''))]
     return cfg

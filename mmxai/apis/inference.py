@@ -8,16 +8,11 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import MODELS, init_default_scope
 
-from ..checkpoint import (
-    check_checkpoint_fits,
-    checkpoint_class_names,
-    load_checkpoint_file,
-    state_dict_of,
-)
 from ..geometry import to_original_image
-from ..models import ExplainModel
+from ..models import ExplainModel, build_model
+from ..utils.config import test_pipeline_of
 from ..visualization import predictions_of
-from .explain_config import inference_pipeline, test_pipeline_of
+from .explain_config import inference_pipeline, use_exported_model
 
 ImageInput = Union[str, np.ndarray]
 
@@ -42,24 +37,26 @@ class SaliencyExplainer:
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int], optional): Classes to explain.
         score_thr (float): Detection score above which a class is explained.
+        normalize (str): ``'per_map'`` (as the tool's default), ``'absolute'``
+            (the method's own fixed scale) or ``'none'`` (the method's values).
     """
 
     def __init__(self, config: Union[str, Config], checkpoint: str,
                  algorithm: Union[str, dict] = 'classwisesaliencymap', device: str = 'cpu',
                  explain_all_classes: bool = False,
-                 target_classes: Optional[Sequence[int]] = None, score_thr: float = 0.3) -> None:
+                 target_classes: Optional[Sequence[int]] = None, score_thr: float = 0.3,
+                 normalize: str = 'per_map') -> None:
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
-        init_default_scope(cfg.get('default_scope', 'mmdet'))
-        model = MODELS.build(cfg.model)
-        weights = load_checkpoint_file(checkpoint, map_location='cpu')
-        check_checkpoint_fits(model, weights, checkpoint)
-        model.load_state_dict(state_dict_of(weights))
-        classes = checkpoint_class_names(weights) or \
-            (cfg.test_dataloader.dataset.get('metainfo') or {}).get('classes')
+        model = build_model(cfg, checkpoint, device)
+        self.normalize = normalize
         self.model = ExplainModel(model, explainer=algorithm,
                                   explain_all_classes=explain_all_classes,
                                   target_classes=target_classes, score_thr=score_thr,
-                                  class_names=classes).to(device).eval()
+                                  class_names=model.dataset_meta.get('classes')).to(device).eval()
+        self._build_pipelines(cfg)
+
+    def _build_pipelines(self, cfg: Config) -> None:
+        """The test pipeline (minus annotations) from files and from arrays."""
         steps = inference_pipeline(test_pipeline_of(cfg))
         self.file_pipeline = Compose(steps)
         self.array_pipeline = Compose([dict(type='mmxai.LoadImageFromArray'), *steps[1:]])
@@ -69,15 +66,57 @@ class SaliencyExplainer:
         """Explain a batch of image paths and/or (H, W, 3) BGR uint8 arrays.
 
         Returns:
-            list[dict]: Per image: ``maps`` (T, H, W) float32 in [0, 1] at the
-            original resolution, ``classes`` (T,) class indices (-1 for a
+            list[dict]: Per image: ``maps`` (T, H, W) float32 at the original
+            resolution (in [0, 1], or the method's own values for
+            ``normalize='none'``), ``classes`` (T,) class indices (-1 for a
             class-agnostic map), ``class_names`` and ``predictions``.
         """
         items = [self.file_pipeline(dict(img_path=image)) if isinstance(image, str)
                  else self.array_pipeline(dict(img=image)) for image in images]
         samples = self.model.test_step(pseudo_collate(items))
-        return [dict(maps=to_original_image(s.saliency_map, s.metainfo).cpu().numpy()
-                     .astype(np.float32),
+        return [dict(maps=to_original_image(s.saliency_map, s.metainfo, self.normalize)
+                     .cpu().numpy().astype(np.float32),
                      classes=s.explained_classes.cpu().numpy(),
                      class_names=list(s.metainfo['explained_class_names']),
                      predictions=predictions_of(s)) for s in samples]
+
+
+class ExportedSaliencyExplainer(SaliencyExplainer):
+    """Explain images with an exported model (ONNX Runtime or OpenVINO); no PyTorch model.
+
+    Example::
+
+        explainer = ExportedSaliencyExplainer('configs/demo/atss_tiny_shapes.py',
+                                              'export/atss_tiny_shapes.xml')
+        result = explainer.explain(cv2.imread('image.png'))   # one BGR array or path
+        result['predictions'], result['maps'], result['class_names']
+
+    The results are those of :class:`mmxai.apis.SaliencyExplainer` (maps in
+    [0, 1] at the original resolution, per explained class), computed by the
+    exported graph; the config gives the test pipeline, the data
+    preprocessor and the head's post-processing (decoding, NMS).
+
+    Args:
+        config (str | Config): The model's config.
+        model_file (str): ``.onnx`` or ``.xml`` written by ``tools/export.py``.
+        runtime (str, optional): ``'onnxruntime'`` or ``'openvino'`` (default by file).
+        explain_all_classes (bool): Explain every class.
+        target_classes (Sequence[int | str], optional): Classes to explain.
+        score_thr (float): Detection score above which a class is explained.
+        num_threads (int, optional): Runtime CPU threads.
+    """
+
+    def __init__(self, config: Union[str, Config], model_file: str,
+                 runtime: Optional[str] = None, explain_all_classes: bool = False,
+                 target_classes: Optional[Sequence[Union[int, str]]] = None,
+                 score_thr: float = 0.3, num_threads: Optional[int] = None) -> None:
+        cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+        init_default_scope(cfg.get('default_scope', 'mmdet'))
+        self._build_pipelines(cfg)
+        use_exported_model(cfg, model_file, None, explain_all_classes, target_classes,
+                           score_thr, runtime)
+        self.model = MODELS.build(dict(cfg.model, num_threads=num_threads)).eval()
+
+    def explain(self, image: ImageInput) -> Dict[str, Any]:
+        """Explain one image path or (H, W, 3) BGR uint8 array (see ``__call__``)."""
+        return self([image])[0]

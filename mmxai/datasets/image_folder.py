@@ -1,5 +1,6 @@
 """Unlabeled images from folders, single files or lists of paths."""
 import errno
+import json
 import os
 import os.path as osp
 from functools import partial
@@ -9,8 +10,9 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from ..registry import DATASETS, FUNCTIONS
-from ..utils import finished_entry, record_path
+from ..utils import InputInsideOutputError, UserInputError, finished_entry
 from .image_io import describe_failure, stat_signature
+from .output_names import distinguishing_suffixes, output_stems
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 #: Image formats users may expect to work: reported as skipped, not ignored.
@@ -44,39 +46,76 @@ def _link_problem(path: str) -> Optional[str]:
     return None
 
 
+def _split_inputs(inputs: Union[str, Sequence[str]]) -> List[str]:
+    """The input paths, OTX's ``"a/,b/"`` split, each file or folder once."""
+    paths, seen = [], set()
+    for item in ([inputs] if isinstance(inputs, str) else inputs):
+        # OTX accepted "dir1,dir2"; split only when the whole string is no path.
+        for part in item.split(',') if ',' in item and not osp.exists(item) else [item]:
+            if part and osp.realpath(part) not in seen:
+                seen.add(osp.realpath(part))
+                paths.append(part)
+    return paths
+
+
+def _inside(path: str, folders: Sequence[str]) -> Optional[str]:
+    """The folder of ``folders`` (real paths) that ``path`` is or lies in, if any."""
+    real = osp.realpath(path)
+    return next((folder for folder in folders
+                 if real == folder or real.startswith(osp.join(folder, ''))), None)
+
+
 def find_images(inputs: Union[str, Sequence[str]],
-                extensions: Sequence[str] = IMAGE_EXTENSIONS) -> ImageList:
+                extensions: Sequence[str] = IMAGE_EXTENSIONS,
+                exclude: Sequence[str] = ()) -> ImageList:
     """List images with the path each keeps below the output root.
 
     A folder is searched recursively, following symlinks once (a link back
     to a folder already searched is reported, not followed), and its images
-    keep their path relative to it (prefixed by the folder's name when
-    several inputs are given, so equal relative paths never collide); a file
-    keeps its name. Two images whose names differ only by extension get
-    output folders named with the extension (``cat_jpg/``, ``cat_png/``).
+    keep their path relative to it; a file keeps its name. With several
+    inputs, each image's path starts with the fewest trailing components of
+    its input's path that tell the inputs apart (``imgs/`` for one folder
+    ``imgs``; ``p/imgs/`` and ``q/imgs/`` for two), so two inputs never give
+    an image the same path; a file or folder given twice, or found through
+    two inputs, is listed once. Output folders come from
+    :func:`~mmxai.datasets.output_names.output_stems` (``cat_jpg/`` and
+    ``cat_png/`` for ``cat.jpg`` and ``cat.png``): distinct by construction.
 
     Args:
         inputs (str | Sequence[str]): Folders and/or image files; an item
             that is no existing path is split at commas (``"a/,b/"``).
         extensions (Sequence[str]): File name endings counted as images.
+        exclude (Sequence[str]): Folders left out of the search (the output
+            folder, when it lies inside an input folder).
 
     Returns:
         ImageList: The images, and the files found but unusable.
 
     Raises:
         FileNotFoundError: If an input does not exist.
+        InputInsideOutputError: If an input folder is, or lies inside, a
+            folder of ``exclude``.
     """
     extensions = tuple(e.lower() for e in extensions)
-    paths = []
-    for item in ([inputs] if isinstance(inputs, str) else inputs):
-        # OTX accepted "dir1,dir2"; split only when the whole string is no path.
-        parts = item.split(',') if ',' in item and not osp.exists(item) else [item]
-        paths += [part for part in parts if part]
-    several = len(paths) > 1
+    paths = _split_inputs(inputs)
+    excluded = [osp.realpath(folder) for folder in exclude]
+    for path in paths:
+        if not (osp.isdir(path) or osp.isfile(path) or osp.islink(path)):
+            raise FileNotFoundError(f'input {path} does not exist')
+        output = _inside(path, excluded) if osp.isdir(path) else None
+        if output:
+            raise InputInsideOutputError(
+                f'input folder {path} is inside the output folder {output}: the maps written '
+                'there would be read as images; choose an output folder outside the input')
+    labels = distinguishing_suffixes(paths) if len(paths) > 1 else [''] * len(paths)
     found: List[Dict[str, str]] = []
     skipped: List[Dict[str, str]] = []
+    seen = set()
 
     def add(full: str, rel_path: str) -> None:
+        if osp.abspath(full) in seen:  # reached through two inputs
+            return
+        seen.add(osp.abspath(full))
         name = full.lower()
         if name.endswith(UNSUPPORTED_EXTENSIONS):
             reason = f'unsupported format {osp.splitext(name)[1]} (supported: ' \
@@ -89,33 +128,28 @@ def find_images(inputs: Union[str, Sequence[str]],
             else:
                 found.append(dict(img_path=full, rel_path=rel_path))
 
-    for path in paths:
+    for path, label in zip(paths, labels):
         if osp.isdir(path):
-            prefix = osp.basename(osp.normpath(path)) if several else ''
             searched = set()
             for folder, subfolders, files in os.walk(path, followlinks=True):
                 searched.add(osp.realpath(folder))
                 for sub in list(subfolders):
                     full = osp.join(folder, sub)
-                    if osp.realpath(full) in searched:
+                    if osp.realpath(full) in excluded:
                         subfolders.remove(sub)
-                        skipped.append(dict(image=full, rel_path=osp.relpath(full, path),
+                    elif osp.realpath(full) in searched:
+                        subfolders.remove(sub)
+                        skipped.append(dict(image=full,
+                                            rel_path=osp.join(label, osp.relpath(full, path)),
                                             reason='symlink to a folder already searched (a loop)'))
                 subfolders.sort()
                 for name in sorted(files):
                     full = osp.join(folder, name)
-                    add(full, osp.join(prefix, osp.relpath(full, path)))
-        elif osp.isfile(path) or osp.islink(path):
-            add(path, osp.basename(path))
+                    add(full, osp.join(label, osp.relpath(full, path)))
         else:
-            raise FileNotFoundError(f'input {path} does not exist')
-    stems: Dict[str, int] = {}
-    for image in found:
-        stem = osp.splitext(image['rel_path'])[0]
-        stems[stem] = stems.get(stem, 0) + 1
-    for image in found:
-        stem = osp.splitext(image['rel_path'])[0]
-        image['output_stem'] = stem if stems[stem] == 1 else image['rel_path'].replace('.', '_')
+            add(path, label or osp.basename(path))
+    for image, stem in zip(found, output_stems([image['rel_path'] for image in found])):
+        image['output_stem'] = stem
     return ImageList(found, skipped)
 
 
@@ -130,8 +164,9 @@ class ImageFolderDataset(BaseDataset):
     :attr:`skipped`.
 
     With ``resume_dir`` and ``run_id``, images that already have a complete
-    record there (same settings, same file size and time) are left out of
-    the data list; their manifest entries are in :attr:`finished`.
+    record there (same settings, the same file unchanged: path, size and
+    time, and every file the record lists present and not empty) are left
+    out of the data list; their manifest entries are in :attr:`finished`.
 
     Args:
         inputs (str | Sequence[str]): Folders (searched recursively) and/or
@@ -142,6 +177,11 @@ class ImageFolderDataset(BaseDataset):
         extensions (Sequence[str]): File name endings counted as images.
         resume_dir (str, optional): Output root of the run to resume.
         run_id (str, optional): Identifies the explain settings.
+        exclude (Sequence[str]): Folders left out of the search (the output
+            folder); an input folder inside one is an error.
+        target_boxes (str, optional): A JSON file of boxes to explain per
+            image (see :func:`load_target_boxes`); each image gets its list
+            (maybe empty) as ``target_boxes``.
     """
 
     def __init__(self,
@@ -151,26 +191,34 @@ class ImageFolderDataset(BaseDataset):
                  extensions: Sequence[str] = IMAGE_EXTENSIONS,
                  resume_dir: Optional[str] = None,
                  run_id: Optional[str] = None,
+                 exclude: Sequence[str] = (),
+                 target_boxes: Optional[str] = None,
                  **kwargs) -> None:
         self.inputs = inputs
         self.extensions = tuple(e.lower() for e in extensions)
         self.resume_dir = resume_dir
         self.run_id = run_id
+        self.exclude = tuple(exclude)
+        self.target_boxes = target_boxes
         self.skipped: List[Dict[str, str]] = []
         self.finished: List[Dict[str, Any]] = []
         super().__init__(ann_file='', metainfo=metainfo, pipeline=list(pipeline),
                          test_mode=True, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        images, self.skipped = find_images(self.inputs, self.extensions)
+        images, self.skipped = find_images(self.inputs, self.extensions, self.exclude)
         if not images and not self.skipped:
             raise ValueError(f'no images ({", ".join(self.extensions)}) found in {self.inputs}')
+        if self.target_boxes:
+            boxes = load_target_boxes(self.target_boxes, images)
+            for image, image_boxes in zip(images, boxes):
+                image['target_boxes'] = image_boxes
         todo = []
         for image in images:
             entry = None
             if self.resume_dir:
-                entry = finished_entry(record_path(self.resume_dir, image['output_stem']),
-                                       self.run_id, stat_signature(image['img_path']))
+                entry = finished_entry(self.resume_dir, image['output_stem'], self.run_id,
+                                       stat_signature(image['img_path']))
             if entry is None:
                 todo.append(image)
             else:
@@ -215,3 +263,49 @@ def collate_skipping_unreadable(data_batch: Sequence[Any],
     batch = collate_fn(readable) if readable else dict(inputs=[], data_samples=[])
     batch[SKIPPED] = [sample[SKIPPED] for sample in data_batch if SKIPPED in sample]
     return batch
+
+
+def load_target_boxes(path: str, images: Sequence[Dict[str, str]]) -> List[List[dict]]:
+    """The boxes a JSON file gives for each image.
+
+    The file maps an image (its path relative to the input, as in the
+    manifest, its file name, or its path as found) to a list of
+    ``{"bbox": [x1, y1, x2, y2], "label": <class name or index>}`` in
+    original pixels.
+
+    Args:
+        path (str): The JSON file.
+        images (Sequence[dict]): What :func:`find_images` found.
+
+    Returns:
+        list[list[dict]]: Per image, its boxes (empty if the file has none).
+
+    Raises:
+        UserInputError: If the file cannot be read, a box is malformed or a
+            key names no input image; the message names the file.
+    """
+    try:
+        with open(path, encoding='utf-8') as file:
+            given = json.load(file)
+    except (OSError, ValueError) as error:
+        raise UserInputError(f'target boxes {path} cannot be read: {error}') from error
+    if not isinstance(given, dict):
+        raise UserInputError(f'target boxes {path}: expected an object mapping images to boxes')
+    by_key: Dict[str, int] = {}
+    for index, image in enumerate(images):
+        for key in (image['img_path'], osp.abspath(image['img_path']), image['rel_path'],
+                    osp.basename(image['img_path'])):
+            by_key.setdefault(key, index)
+    boxes: List[List[dict]] = [[] for _ in images]
+    for key, entries in given.items():
+        if key not in by_key:
+            raise UserInputError(f'target boxes {path}: {key!r} is none of the input images')
+        for box in entries if isinstance(entries, list) else [entries]:
+            bbox = box.get('bbox') if isinstance(box, dict) else None
+            if not (isinstance(bbox, list) and len(bbox) == 4 and
+                    all(isinstance(v, (int, float)) for v in bbox) and
+                    bbox[0] < bbox[2] and bbox[1] < bbox[3] and 'label' in box):
+                raise UserInputError(f'target boxes {path}: {key!r} has {box!r}; expected '
+                                     '{"bbox": [x1, y1, x2, y2], "label": name or index}')
+            boxes[by_key[key]].append(dict(bbox=[float(v) for v in bbox], label=box['label']))
+    return boxes

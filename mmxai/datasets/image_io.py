@@ -162,6 +162,6 @@ def describe_failure(error: BaseException, path: str) -> str:
 
 
 def stat_signature(path: str) -> dict:
-    """Size and modification time of a file: whether it changed since it was explained."""
+    """Absolute path, size and modification time: whether a file is the one explained before."""
     info = os.stat(path)
-    return dict(size=info.st_size, mtime_ns=info.st_mtime_ns)
+    return dict(path=os.path.abspath(path), size=info.st_size, mtime_ns=info.st_mtime_ns)

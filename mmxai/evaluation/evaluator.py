@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..adapters import build_adapter
 from ..explainers import build_explainer
-from ..geometry import normalize_per_map, resample_cells, to_original_image
+from ..geometry import PIXELS, CellGrid, normalize_per_map, resample_cells, to_original_image
 from .functional import adcc, centre_blob_maps, insertion_deletion, pointing_game_hits, random_maps
 
 BASELINES = ('random', 'centre_blob')
@@ -111,10 +111,10 @@ class ExplanationEvaluator:
         return torch.stack(scores)
 
     # -------------------------------------------------------------------- maps
-    def _input_maps(self, raw: Tensor, samples: list, targets: List[tuple],
+    def _input_maps(self, raw: Tensor, grid: CellGrid, samples: list, targets: List[tuple],
                     input_shape: tuple) -> Tensor:
         """(T, H, W) [0, 1] maps over the padded input, 0 outside the image."""
-        maps = resample_cells(raw[:, None], input_shape, self.adapter.cell_anchor)[:, 0]
+        maps = resample_cells(raw[:, None], input_shape, grid)[:, 0]
         out = torch.zeros_like(maps)
         for row, (index, _, _) in enumerate(targets):
             img_h, img_w = samples[index].metainfo['img_shape'][:2]
@@ -123,7 +123,7 @@ class ExplanationEvaluator:
 
     def _explain(self, name: str, inputs: Tensor, samples: list, targets: List[tuple],
                  replicate: bool) -> Tensor:
-        """Raw maps (T, h, w) of an algorithm for the targets."""
+        """(T, H, W) [0, 1] maps of an algorithm for the targets over the input."""
         if replicate:  # inputs are one row per target: run the model on them
             with self.adapter.capture():
                 predicted = self.model.predict(inputs, [samples[t[0]].clone() for t in targets])
@@ -139,7 +139,9 @@ class ExplanationEvaluator:
         # mask methods compute only those).
         maps = self.explainers[name](self.adapter, predicted, classes_to_keep)
         classes = torch.tensor([max(t[1], 0) if maps.shape[1] > 1 else 0 for t in targets])
-        return maps[rows.to(maps.device), classes.to(maps.device)]
+        grid = self.explainers[name].map_grid(self.adapter, tuple(maps.shape[-2:]))
+        return self._input_maps(maps[rows.to(maps.device), classes.to(maps.device)], grid,
+                                samples, targets, tuple(inputs.shape[-2:]))
 
     def _baseline(self, name: str, samples: list, targets: List[tuple],
                   input_shape: tuple, device: torch.device) -> Tensor:
@@ -186,10 +188,8 @@ class ExplanationEvaluator:
             return self._scores((pixel_images - mean) / std, samples, targets)
 
         p_image = score(pixels)
-        raw_maps = {name: self._explain(name, inputs, samples, targets, replicate=False)
-                    for name in self.explainers}
-        methods = {name: self._input_maps(raw, samples, targets, input_shape)
-                   for name, raw in raw_maps.items()}
+        methods = {name: self._explain(name, inputs, samples, targets, replicate=False)
+                   for name in self.explainers}
         methods.update({name: self._baseline(name, samples, targets, input_shape, inputs.device)
                         for name in BASELINES})
         for name, maps in methods.items():
@@ -197,7 +197,8 @@ class ExplanationEvaluator:
             for row, (index, _, boxes) in enumerate(targets):
                 if boxes is None:
                     continue
-                meta = dict(samples[index].metainfo, explain_input_shape=input_shape)
+                meta = dict(samples[index].metainfo, explain_input_shape=input_shape,
+                            explain_cell_grid=PIXELS)
                 original = to_original_image(maps[row:row + 1], meta)
                 values['pointing_game'].append(
                     float(pointing_game_hits(original, [boxes], self.tolerance)[0]))
@@ -208,9 +209,8 @@ class ExplanationEvaluator:
             if name in BASELINES:  # image-independent: the same map for any input
                 maps_of_explanation = maps
             else:
-                raw = self._explain(name, (explanation - mean) / std, samples, targets,
-                                    replicate=True)
-                maps_of_explanation = self._input_maps(raw, samples, targets, input_shape)
+                maps_of_explanation = self._explain(name, (explanation - mean) / std, samples,
+                                                    targets, replicate=True)
             parts = adcc(p_image, score(explanation), maps, maps_of_explanation)
             for key in ('insertion_auc', 'deletion_auc'):
                 values[key] += curves[key].tolist()

@@ -46,4 +46,5 @@ class ActivationMap(BaseExplainer):
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
         non_negative = adapter.features_non_negative
-        return merge_levels([activation_strength(f, non_negative) for f in adapter.feature_maps()])
+        return merge_levels([activation_strength(f, non_negative)
+                             for f in adapter.feature_maps()], adapter.level_grids())[0]

@@ -3,6 +3,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from torch import Tensor
 
+from ..geometry import CellGrid
 from ..utils.errors import UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ class BaseExplainer:
     class_wise: bool = False
     #: Whether the model runs once per random mask (hundreds of passes per image).
     black_box: bool = False
+    #: The fixed range of the method's values (class probabilities: (0, 1)), or
+    #: None when the scale depends on the model and image (no absolute scale).
+    value_range: Optional[Tuple[float, float]] = None
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         """Raise ``UnsupportedModelError`` if this method cannot explain the model."""
@@ -57,6 +61,37 @@ class BaseExplainer:
                  targets: Optional[List[Tensor]] = None) -> Tensor:
         return self.explain(adapter, samples, targets)
 
+    def explain_boxes(self, adapter: 'ModelAdapter', samples: list, boxes: List[Tensor],
+                      labels: List[Tensor]) -> List[Tensor]:
+        """Saliency maps of target boxes (predicted, annotated or given), one per box.
+
+        Args:
+            adapter (ModelAdapter): Holds what the forward pass captured.
+            samples (list): The predicted data samples of the batch.
+            boxes (list[Tensor]): Per image, (N, 4) boxes ``x1, y1, x2, y2`` in
+                network-input pixels.
+            labels (list[Tensor]): Per image, (N,) the boxes' classes.
+
+        Returns:
+            list[Tensor]: Per image, (N, h, w) maps on the grid of
+            :meth:`map_grid`, in the method's own values.
+
+        Raises:
+            UnsupportedModelError: For methods without per-box maps.
+        """
+        raise UnsupportedModelError(
+            f'{self.algorithm} ({type(self).__name__}) has no per-box maps; per-box and '
+            'ground-truth explanations need classwisesaliencymap (single-stage detectors, '
+            'mask class maps) or drise')
+
+    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+        """Where the cells of this method's (h, w) maps sit on the network input.
+
+        By default the maps are on a feature level (merged levels are on the
+        largest one), placed as the adapter says.
+        """
+        return adapter.grid_of(size)
+
 
 def quarter_resolution_maps(adapter: 'ModelAdapter') -> Tuple[Tensor, Tensor]:
     """The captured network input and zero (B, K, H/4, W/4) maps over it.
@@ -68,3 +103,12 @@ def quarter_resolution_maps(adapter: 'ModelAdapter') -> Tuple[Tensor, Tensor]:
     batch, _, height, width = inputs.shape
     size = (max(1, height // 4), max(1, width // 4))
     return inputs, inputs.new_zeros(batch, adapter.num_classes, *size)
+
+
+def input_cell_grid(adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+    """The grid of maps that evenly split the input, each cell's value at its centre.
+
+    For :func:`quarter_resolution_maps`: masks pooled over a cell, and soft
+    masks sampled at cell centres, belong there.
+    """
+    return CellGrid.of_ratio(adapter.input_shape, size, 'center')

@@ -70,7 +70,8 @@ class BaseGradientCAM(BaseExplainer):
                                                 retain_graph=index + 1 < len(classes))
                 for level, (a, g) in enumerate(zip(activations, gradients)):
                     maps[level][:, cls] = self.combine(a.detach(), g)
-        return merge_levels(rescaled_levels(maps), adapter.cell_anchor)
+        grids = [adapter.grid_of(tuple(a.shape[-2:])) for a in activations]
+        return merge_levels(rescaled_levels(maps), grids)[0]
 
 
 def rescaled_levels(maps: List[Tensor]) -> List[Tensor]:

@@ -1,5 +1,6 @@
 """The table of explain algorithms and the builder of explainers."""
-from typing import Dict, List, Type, Union
+import inspect
+from typing import Dict, List, Optional, Type, Union
 
 from ..registry import EXPLAINERS
 from ..utils.errors import UnknownAlgorithmError, UnsupportedModelError
@@ -44,7 +45,8 @@ def algorithms_for(family: str, black_box: bool = True) -> List[str]:
             if family in families and (black_box or name not in BLACK_BOX_ALGORITHMS)]
 
 
-def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> BaseExplainer:
+def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str,
+                    score_thr: Optional[float] = None) -> BaseExplainer:
     """Build an explainer from an algorithm name, a config dict or an instance.
 
     Args:
@@ -55,12 +57,19 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
         family (str): ``'detection'``, ``'instance_segmentation'`` (detectors
             with an RoI mask head), ``'classification'`` (CNN-like classifiers)
             or ``'vision_transformer'`` (ViT, DeiT): an adapter's ``family``.
+        score_thr (float, optional): The run's detection score threshold. It
+            reaches every method that uses one (D-RISE's targets, mask class
+            maps, the gradient methods' detector scores), so one value decides
+            what is explained and what the maps are made of. Giving a
+            different ``score_thr`` among the algorithm's options is an error.
 
     Raises:
         UnknownAlgorithmError: For an unknown algorithm name or option.
         UnsupportedModelError: For an algorithm that does not serve ``family``.
     """
     if isinstance(algorithm, BaseExplainer):
+        if score_thr is not None and hasattr(algorithm, 'score_thr'):
+            algorithm.score_thr = score_thr
         return algorithm
     options: dict = {}
     if isinstance(algorithm, dict) and 'algorithm' in algorithm:
@@ -82,6 +91,12 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str) -> 
         if explainer_type is None:
             raise UnknownAlgorithmError(f'unknown explainer type {algorithm["type"]!r}; '
                                         f'registered: {", ".join(EXPLAINERS.module_dict)}')
+    if score_thr is not None and 'score_thr' in inspect.signature(explainer_type).parameters:
+        if kwargs.get('score_thr', score_thr) != score_thr:
+            raise UnknownAlgorithmError(
+                f'score_thr is given twice ({kwargs["score_thr"]} in the algorithm\'s options, '
+                f'{score_thr} for the run); give it once (--score-thr)')
+        kwargs['score_thr'] = score_thr
     try:
         return explainer_type(**kwargs)
     except TypeError as error:  # an option the method does not take

@@ -21,11 +21,29 @@ class DetClassProbabilityMap(BaseExplainer):
     the head thresholds boxes with; softmax over classes plus background for
     softmax heads such as SSD), the max is taken over anchors, the levels are
     resized to the largest level and averaged. Values are probabilities in
-    [0, 1]; see :mod:`mmxai.models.det_heads` for the per-head rules.
+    [0, 1]; see :mod:`mmxai.adapters.dense_heads` for the per-head rules.
+
+    Per box (:meth:`explain_boxes`), the map of the box's class keeps only the
+    evidence that can produce that box: the anchors whose own regressed box
+    overlaps it with IoU >= ``box_iou_thr``; from the same pass, nothing runs
+    again. Its levels are merged by their max, not their mean: a box's
+    anchors sit on one or two levels, and the mean would divide their
+    probability by the number of levels. So a box map's peak is the highest
+    class probability of any anchor that regresses to the box (for a
+    predicted box at least its score, which MMDetection multiplies by
+    centre-ness or IoU-ness where the head has one).
+
+    Args:
+        box_iou_thr (float): IoU of an anchor's decoded box with a target box
+            above which the anchor is evidence for that box.
     """
+
+    def __init__(self, box_iou_thr: float = 0.5) -> None:
+        self.box_iou_thr = box_iou_thr
 
     algorithm = 'classwisesaliencymap'
     class_wise = True
+    value_range = (0.0, 1.0)
     families = ('detection',)
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
@@ -34,4 +52,24 @@ class DetClassProbabilityMap(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        return merge_levels(adapter.class_probability_levels())
+        return merge_levels(adapter.class_probability_levels(), adapter.level_grids())[0]
+
+    def explain_boxes(self, adapter: 'ModelAdapter', samples: list, boxes: List[Tensor],
+                      labels: List[Tensor]) -> List[Tensor]:
+        from mmdet.structures.bbox import bbox_overlaps
+        levels = adapter.anchor_class_probabilities()  # per level (B, A, K, h, w)
+        grids = adapter.level_grids()
+        maps = []
+        for image, (image_boxes, image_labels) in enumerate(zip(boxes, labels)):
+            per_level = []
+            for probs, decoded in zip(levels, adapter.prior_boxes(image)):
+                anchors, _, height, width = probs[image].shape
+                # (h * w * A, N): each prior's probability of each box's class, kept
+                # where the prior's own box matches that box.
+                class_probs = probs[image][:, image_labels.to(probs.device)]  # (A, N, h, w)
+                class_probs = class_probs.permute(2, 3, 0, 1).reshape(-1, len(image_labels))
+                evidence = bbox_overlaps(decoded, image_boxes.to(decoded)) >= self.box_iou_thr
+                kept = (class_probs * evidence).reshape(height, width, anchors, -1).amax(2)
+                per_level.append(kept.permute(2, 0, 1)[None])  # (1, N, h, w)
+            maps.append(merge_levels(per_level, grids, reduce='max')[0][0])
+        return maps

@@ -1,10 +1,11 @@
 """D-RISE (Petsiuk et al. 2021, arXiv 2006.03204) for any detector."""
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import torch
 from torch import Tensor
 
 from ..registry import EXPLAINERS
+from .base import quarter_resolution_maps
 from .rise import RandomMaskExplainer
 
 if TYPE_CHECKING:
@@ -43,22 +44,56 @@ class DRISE(RandomMaskExplainer):
 
     def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
                      samples: Optional[list], classes: Tensor) -> Tensor:
-        from mmdet.structures.bbox import bbox_overlaps
         targets = samples[image].pred_instances
         targets = targets[targets.scores >= self.score_thr]
         detections = adapter.detections_of_inputs(masked, samples[image])
-        rows = torch.cat([torch.full((len(d),), row, dtype=torch.long, device=masked.device)
-                          for row, d in enumerate(detections)])
-        boxes = torch.cat([d.bboxes for d in detections])
-        labels = torch.cat([d.labels for d in detections])
-        scores = torch.cat([d.scores for d in detections])
+        per_box = box_similarity(detections, targets.bboxes, targets.labels)  # (n, T)
         weights = masked.new_zeros(len(masked), len(classes))
-        for column, cls in enumerate(classes.tolist()):  # all masked images at once
-            target_boxes = targets.bboxes[targets.labels == cls]
-            same = labels == cls
-            if len(target_boxes) == 0 or not same.any():
-                continue
-            similarity = (bbox_overlaps(target_boxes, boxes[same]) * scores[same][None]).amax(0)
-            weights[:, column] = weights[:, column].scatter_reduce(
-                0, rows[same], similarity, reduce='amax')
+        for column, cls in enumerate(classes.tolist()):  # a class: its best target box
+            of_class = targets.labels == cls
+            if of_class.any():
+                weights[:, column] = per_box[:, of_class].amax(1)
         return weights
+
+    def explain_boxes(self, adapter: 'ModelAdapter', samples: list, boxes: List[Tensor],
+                      labels: List[Tensor]) -> List[Tensor]:
+        """Target-driven D-RISE (the paper's use): one map per given box.
+
+        A mask's weight for a target box is the best similarity of the masked
+        image's detections to it, as for predicted targets.
+        """
+        inputs, maps = quarter_resolution_maps(adapter)
+        size = tuple(maps.shape[-2:])
+        weighted = self.weighted_masks(
+            inputs, size, {image: len(b) for image, b in enumerate(boxes)},
+            lambda masked, image: box_similarity(
+                adapter.detections_of_inputs(masked, samples[image], rescale=False),
+                boxes[image].to(masked), labels[image].to(masked.device)))
+        return [weighted.get(image, maps.new_zeros(0, *size)) for image in range(len(boxes))]
+
+
+def box_similarity(detections: List[Any], boxes: Tensor, labels: Tensor) -> Tensor:
+    """D-RISE's similarity of each image's detections to each target box.
+
+    Args:
+        detections (list): Per masked image, its ``InstanceData`` predictions.
+        boxes (Tensor): (T, 4) target boxes, in the detections' coordinates.
+        labels (Tensor): (T,) their classes.
+
+    Returns:
+        Tensor: (n, T) ``max_j IoU(box_t, b_j) * s_j * [l_j == label_t]`` over
+        the detections ``(b_j, l_j, s_j)`` of each of the n masked images.
+    """
+    from mmdet.structures.bbox import bbox_overlaps
+    device = boxes.device
+    rows = torch.cat([torch.full((len(d),), row, dtype=torch.long, device=device)
+                      for row, d in enumerate(detections)])
+    found = torch.cat([d.bboxes for d in detections]).to(boxes)
+    found_labels = torch.cat([d.labels for d in detections]).to(device)
+    scores = torch.cat([d.scores for d in detections]).to(boxes)
+    similarity = bbox_overlaps(boxes, found) * scores[None] * \
+        (labels[:, None] == found_labels[None])  # (T, D)
+    weights = boxes.new_zeros(len(boxes), len(detections))
+    weights = weights.scatter_reduce(1, rows[None].expand(len(boxes), -1), similarity,
+                                     reduce='amax')
+    return weights.T

@@ -60,5 +60,6 @@ class EigenCAM(BaseExplainer):
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
         non_negative = adapter.features_non_negative
-        return merge_levels([first_component_projection(f, non_negative)
-                             for f in adapter.feature_maps()])
+        projections = [first_component_projection(f, non_negative)
+                       for f in adapter.feature_maps()]
+        return merge_levels(projections, adapter.level_grids())[0]

@@ -40,6 +40,7 @@ class ReciproCAM(BaseExplainer):
 
     algorithm = 'classwisesaliencymap'
     class_wise = True
+    value_range = (0.0, 1.0)
     families = ('classification',)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,

@@ -1,12 +1,13 @@
 """RISE (Petsiuk et al. 2018, arXiv 1806.07421) for classifiers."""
-from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..geometry import CellGrid
 from ..registry import EXPLAINERS
-from .base import BaseExplainer, quarter_resolution_maps
+from .base import BaseExplainer, input_cell_grid, quarter_resolution_maps
 
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
@@ -73,6 +74,9 @@ class RandomMaskExplainer(BaseExplainer):
         self.seed = seed
         self.batch_size = batch_size
 
+    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
+        return input_cell_grid(adapter, size)  # masks area-pooled over each cell
+
     def mask_weights(self, adapter: 'ModelAdapter', masked: Tensor, image: int,
                      samples: Optional[list], classes: Tensor) -> Tensor:
         """(n, len(classes)) weights of the masks that made ``masked`` (image ``image``)."""
@@ -85,8 +89,6 @@ class RandomMaskExplainer(BaseExplainer):
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
         inputs, maps = quarter_resolution_maps(adapter)
-        height, width = inputs.shape[-2:]
-        size = tuple(maps.shape[-2:])
         explained = {}  # image -> the classes whose maps are computed
         for image in range(len(inputs)):
             classes = torch.arange(adapter.num_classes) if targets is None else \
@@ -94,29 +96,47 @@ class RandomMaskExplainer(BaseExplainer):
             classes = self.classes_with_targets(samples, image, classes)
             if len(classes):
                 explained[image] = classes
-        if not explained:
-            return maps
-        weighted = {image: inputs.new_zeros(len(classes), size[0] * size[1])
-                    for image, classes in explained.items()}
-        weight_sums = {image: inputs.new_zeros(len(classes))
-                       for image, classes in explained.items()}
-        mask_sum = inputs.new_zeros(size[0] * size[1])
-        # One set of masks serves every image of the batch (same size, same seed).
-        for masks in rise_masks(self.num_masks, (height, width), self.grid_size,
-                                self.keep_prob, self.seed, self.batch_size, inputs.device):
-            small = F.interpolate(masks[:, None], size=size, mode='area').flatten(1)
-            mask_sum += small.sum(0)
-            for image, classes in explained.items():
-                weights = self.mask_weights(adapter, inputs[image] * masks[:, None], image,
-                                            samples, classes)
-                weighted[image] += weights.T @ small
-                weight_sums[image] += weights.sum(0)
+        weighted = self.weighted_masks(
+            inputs, tuple(maps.shape[-2:]), {image: len(c) for image, c in explained.items()},
+            lambda masked, image: self.mask_weights(adapter, masked, image, samples,
+                                                    explained[image]))
         for image, classes in explained.items():
-            centred = weighted[image] - \
-                weight_sums[image][:, None] * mask_sum[None] / self.num_masks
-            maps[image, classes.to(maps.device)] = \
-                (centred / (self.num_masks * self.keep_prob)).view(-1, *size)
+            maps[image, classes.to(maps.device)] = weighted[image]
         return maps
+
+    def weighted_masks(self, inputs: Tensor, size: Tuple[int, int], columns: Dict[int, int],
+                       weigh: Callable[[Tensor, int], Tensor]) -> Dict[int, Tensor]:
+        """``sum_i (w_i - mean(w)) M_i / (N p)`` for every column (class or box) of each image.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) the network input.
+            size (tuple): (h, w) of the maps.
+            columns (dict): Image index -> how many maps it gets.
+            weigh (Callable): (masked inputs (n, 3, H, W), image) -> (n, columns)
+                weights of the masks that made them.
+
+        Returns:
+            dict: Image index -> (columns, h, w) maps.
+        """
+        height, width = inputs.shape[-2:]
+        columns = {image: count for image, count in columns.items() if count}
+        weighted = {image: inputs.new_zeros(count, size[0] * size[1])
+                    for image, count in columns.items()}
+        weight_sums = {image: inputs.new_zeros(count) for image, count in columns.items()}
+        mask_sum = inputs.new_zeros(size[0] * size[1])
+        if columns:
+            # One set of masks serves every image of the batch (same size, same seed).
+            for masks in rise_masks(self.num_masks, (height, width), self.grid_size,
+                                    self.keep_prob, self.seed, self.batch_size, inputs.device):
+                small = F.interpolate(masks[:, None], size=size, mode='area').flatten(1)
+                mask_sum += small.sum(0)
+                for image in columns:
+                    weights = weigh(inputs[image] * masks[:, None], image)
+                    weighted[image] += weights.T @ small
+                    weight_sums[image] += weights.sum(0)
+        return {image: ((weighted[image] - weight_sums[image][:, None] * mask_sum[None] /
+                         self.num_masks) / (self.num_masks * self.keep_prob)).view(-1, *size)
+                for image in columns}
 
 
 @EXPLAINERS.register_module()

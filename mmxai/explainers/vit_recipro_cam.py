@@ -121,7 +121,7 @@ def last_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int, in
     p_extra, p_kept, p_zero = probs.split([k_extra.shape[1], kept_mask.shape[1], 1], dim=-1)
     mixed = (torch.einsum('bphef,bfhd->bpehd', p_extra, v_extra)
              + torch.einsum('bphek,bpkhd->bpehd', p_kept, v_kept)
-             + p_zero.squeeze(-1).permute(0, 1, 3, 2)[..., None] * v_bias)
+             + p_zero[..., 0].permute(0, 1, 3, 2)[..., None] * v_bias)
     attended = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(mixed.flatten(-2)))))
     hidden = residual[:, None] + attended  # (B, P, E, C)
     return block.ffn(block.ln2(hidden), identity=hidden)
@@ -193,6 +193,7 @@ class ViTReciproCAM(BaseExplainer):
 
     algorithm = 'classwisesaliencymap'
     class_wise = True
+    value_range = (0.0, 1.0)
     families = ('vision_transformer',)
 
     def __init__(self, target_layer: int = -1, use_gaussian: bool = True,

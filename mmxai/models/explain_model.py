@@ -1,7 +1,6 @@
 """The explain-mode wrapper around a detector or classifier."""
 from typing import Any, List, Optional, Sequence, Union
 
-import torch
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.structures import BaseDataElement
@@ -9,8 +8,10 @@ from torch import Tensor, nn
 
 from ..adapters import build_adapter
 from ..explainers import BaseExplainer, build_explainer
+from ..geometry import boxes_to_input, cells_inside
 from ..registry import MODELS
-from ..utils import TargetClassError
+from ..utils.errors import UnsupportedModelError
+from .saliency_targets import BOX_SOURCES, SaliencyTargets
 
 
 @MODELS.register_module()
@@ -24,8 +25,20 @@ class ExplainModel(BaseModel):
     * ``saliency_map``: float (T, h, w) maps in network-input coordinates, one
       per explained class (T = 1 for class-agnostic methods);
     * ``explained_classes``: long (T,) class indices, -1 for class-agnostic;
+    * with ``box_targets`` (detectors): ``box_saliency_map`` (N, h, w), one
+      map per target box (see :meth:`BaseExplainer.explain_boxes`), and
+      metainfo ``explained_boxes``: per box its ``source``, ``index``,
+      ``bbox`` (original pixels), ``label``, ``class_name``, ``evidence``
+      (the largest value of its map), for probability maps ``in_box`` (the
+      largest value of its class map inside it) and, for boxes that are not
+      predictions, ``match`` (the prediction of its class that overlaps it
+      most: ``prediction`` index, ``iou``, ``score``; None if none does) and
+      ``detected`` (a prediction of its class with IoU >= 0.5 scores at least
+      ``score_thr``);
     * metainfo ``explain_algorithm``, ``explain_input_shape``,
-      ``explain_cell_anchor`` and ``explained_class_names``.
+      ``explain_cell_grid`` (where the map cells sit on the input, see
+      :class:`mmxai.geometry.CellGrid`), ``explain_value_range`` (the
+      method's fixed value range, or None) and ``explained_class_names``.
 
     Install it around an already loaded model (see
     :class:`mmxai.engine.hooks.PrepareExplainHook`): built from a config, it
@@ -38,9 +51,18 @@ class ExplainModel(BaseModel):
             explainer config, or an explainer.
         explain_all_classes (bool): Explain every class, not only predicted ones.
         target_classes (Sequence[int], optional): Explain exactly these classes.
-        score_thr (float): Detection: explain classes with a box scoring at
-            least this. Classification uses the head's predicted label(s).
-        class_names (Sequence[str], optional): Class names, for the metainfo.
+        score_thr (float, optional): Detection: explain classes with a box
+            scoring at least this; the same value reaches the explainers that
+            use a score threshold themselves (see
+            :func:`mmxai.explainers.build_explainer`). None: the explainer's
+            own ``score_thr`` if it has one, else 0.3. Classification uses the
+            head's predicted label(s).
+        class_names (Sequence[str], optional): Class names, for the metainfo
+            (None: the model's ``dataset_meta`` classes, if it has them).
+        box_targets (Sequence[str]): Detectors: also explain boxes, from
+            ``'predictions'`` (those scoring at least ``score_thr``: per-box
+            maps), ``'ground_truth'`` (every annotated object, matched or
+            missed) and ``'given'`` (``target_boxes`` in the metainfo).
     """
 
     def __init__(self,
@@ -48,25 +70,31 @@ class ExplainModel(BaseModel):
                  explainer: Union[str, dict, BaseExplainer] = 'classwisesaliencymap',
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[int]] = None,
-                 score_thr: float = 0.3,
-                 class_names: Optional[Sequence[str]] = None) -> None:
+                 score_thr: Optional[float] = None,
+                 class_names: Optional[Sequence[str]] = None,
+                 box_targets: Sequence[str] = ()) -> None:
         if isinstance(module, dict):
             module = MMENGINE_MODELS.build(module)
         super().__init__(data_preprocessor=module.data_preprocessor)
         self.module = module
         self.adapter = build_adapter(module)
-        self.explainer = build_explainer(explainer, self.adapter.family)
+        self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
         self.explainer.check_supported(self.adapter)
-        num_classes = self.adapter.num_classes
-        if target_classes is not None:
-            bad = [c for c in target_classes if not 0 <= int(c) < num_classes]
-            if bad:
-                raise TargetClassError(f'target classes {bad} are out of range: the model has '
-                                 f'{num_classes} classes')
-        self.explain_all_classes = explain_all_classes
-        self.target_classes = None if target_classes is None else [int(c) for c in target_classes]
-        self.score_thr = score_thr
-        self.class_names = None if class_names is None else list(class_names)
+        if score_thr is None:
+            score_thr = getattr(self.explainer, 'score_thr', 0.3)
+        if class_names is None:
+            class_names = (getattr(module, 'dataset_meta', None) or {}).get('classes')
+        self.targets = SaliencyTargets(self.adapter.task, self.adapter.num_classes,
+                                       explain_all_classes, target_classes, score_thr, class_names)
+        unknown = set(box_targets) - set(BOX_SOURCES)
+        if unknown:
+            raise ValueError(f'unknown box targets {sorted(unknown)}; choose from {BOX_SOURCES}')
+        if box_targets and self.adapter.task != 'detection':
+            raise UnsupportedModelError('box explanations are for detectors; '
+                                        f'{type(module).__name__} is a classifier')
+        if box_targets and type(self.explainer).explain_boxes is BaseExplainer.explain_boxes:
+            self.explainer.explain_boxes(self.adapter, [], [], [])  # its one-line refusal
+        self.box_targets = tuple(box_targets)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor') -> Any:
@@ -81,6 +109,8 @@ class ExplainModel(BaseModel):
             if self.explainer.class_wise else None
         maps = self.explainer(self.adapter, samples, targets)
         input_shape = self.adapter.input_shape
+        if self.box_targets:
+            self._explain_boxes(samples, maps)
         for index, (sample, sample_maps) in enumerate(zip(samples, maps)):
             self._attach(sample, sample_maps, input_shape, targets[index] if targets else None)
         return samples
@@ -91,35 +121,58 @@ class ExplainModel(BaseModel):
 
     def explained_classes(self, sample: BaseDataElement) -> Tensor:
         """Class indices to explain for one predicted sample."""
-        if self.target_classes is not None:
-            return torch.tensor(self.target_classes, dtype=torch.long)
-        if self.explain_all_classes:
-            return torch.arange(self.adapter.num_classes)
-        if self.adapter.task == 'detection':
-            instances = sample.pred_instances
-            return instances.labels[instances.scores >= self.score_thr].unique().long()
-        return sample.pred_label.long().reshape(-1)
+        return self.targets.classes_of(sample)
 
     def _attach(self, sample: BaseDataElement, maps: Tensor, input_shape: tuple,
                 classes: Optional[Tensor]) -> None:
-        if classes is not None:
-            classes = classes.to(maps.device)
-            maps = maps[classes]
-            names = [self.class_name(int(c)) for c in classes]
-        else:
-            classes = torch.full((1,), -1, dtype=torch.long, device=maps.device)
-            names = ['']
-        sample.saliency_map = maps
-        sample.explained_classes = classes
-        sample.set_metainfo(dict(explain_algorithm=self.explainer.algorithm,
-                                 explain_input_shape=input_shape,
-                                 explain_cell_anchor=self.adapter.cell_anchor,
-                                 explained_class_names=names))
+        grid = self.explainer.map_grid(self.adapter, tuple(maps.shape[-2:]))
+        self.targets.attach(sample, maps, classes, self.explainer.algorithm, input_shape, grid,
+                            self.explainer.value_range)
+
+    def _explain_boxes(self, samples: List[BaseDataElement], class_maps: Tensor) -> None:
+        from mmdet.structures.bbox import bbox_overlaps
+        found = [self.targets.boxes_of(sample, self.box_targets) for sample in samples]
+        device = class_maps.device
+        box_maps = self.explainer.explain_boxes(
+            self.adapter, samples,
+            [boxes_to_input(boxes, s.metainfo).to(device) for (boxes, _, _), s in
+             zip(found, samples)],
+            [labels.to(device) for _, labels, _ in found])
+        grid = self.explainer.map_grid(self.adapter, tuple(class_maps.shape[-2:]))
+        for sample, (boxes, labels, records), maps, image_maps in zip(
+                samples, found, box_maps, class_maps):
+            predictions = sample.pred_instances
+            overlaps = bbox_overlaps(boxes, predictions.bboxes.float().cpu()) * \
+                (labels[:, None] == predictions.labels.cpu()[None])  # (N, P), same class only
+            scores = predictions.scores.cpu()
+            inside = cells_inside(boxes_to_input(boxes, sample.metainfo), grid,
+                                  tuple(image_maps.shape[-2:]))  # (N, h, w)
+            for row, record in enumerate(records):
+                label = int(labels[row])
+                record.update(label=label, class_name=self.targets.class_name(label),
+                              evidence=float(maps[row].max()) if maps[row].numel() else 0.0)
+                if self.explainer.value_range is not None:
+                    record['in_box'] = float(image_maps[label][inside[row].to(device)].max())
+                if record['source'] != 'predictions':
+                    best = int(overlaps[row].argmax()) if overlaps.shape[1] else -1
+                    record['match'] = None if best < 0 or overlaps[row, best] <= 0 else dict(
+                        prediction=best, iou=float(overlaps[row, best]),
+                        score=float(scores[best]))
+                    record['detected'] = bool(((overlaps[row] >= 0.5) &
+                                               (scores >= self.score_thr)).any())
+            sample.box_saliency_map = maps
+            sample.set_metainfo(dict(explained_boxes=records))
+
+    @property
+    def class_names(self) -> Optional[List[str]]:
+        """The model's class names, if known."""
+        return self.targets.class_names
+
+    @property
+    def score_thr(self) -> float:
+        """The run's detection score threshold."""
+        return self.targets.score_thr
 
     def class_name(self, index: int) -> str:
         """Name of a class, or its index as text when names are unknown."""
-        if self.class_names is not None and 0 <= index < len(self.class_names):
-            return str(self.class_names[index])
-        return str(index)
-
-
+        return self.targets.class_name(index)

@@ -28,3 +28,7 @@ class UnsafeCheckpointError(UserInputError, pickle.UnpicklingError):
 
 class CheckpointMismatchError(UserInputError, RuntimeError):
     """A checkpoint's weights do not fit the model they are loaded into."""
+
+
+class InputInsideOutputError(UserInputError, ValueError):
+    """An input folder is the output folder or inside it (its maps would become inputs)."""

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mmxai.adapters import SUPPORTED_HEADS
+from mmxai.adapters import SUPPORTED_HEADS, build_adapter
 from mmxai.models import ExplainModel
 from mmxai.utils import UnsupportedModelError
 from tests.helpers import DET_DEMO_CONFIG, build_model, det_batch, load_config, random_images
@@ -107,3 +107,24 @@ def test_two_stage_detector_gets_a_clear_error_for_class_maps():
     # Class-agnostic maps only need the neck and work for it.
     maps, _ = _maps(model, random_images(1, SIZE, SIZE), 'activationmap')
     assert maps.shape[:2] == (1, 1)
+
+
+def test_prior_boxes_are_the_boxes_the_head_itself_decodes(detector):
+    # MMDetection's own post-processing, with NMS off and nothing filtered, returns
+    # every prior's decoded box: each must be one of the adapter's, and as many.
+    from mmengine.config import ConfigDict
+    adapter = build_adapter(detector)
+    data = detector.data_preprocessor(det_batch(random_images(1, SIZE, SIZE, seed=2)), False)
+    with torch.no_grad(), adapter.capture():
+        outputs = detector.bbox_head(detector.extract_feat(data['inputs']))
+        ours = torch.cat(adapter.prior_boxes(0))
+        meta = dict(data['data_samples'][0].metainfo, img_shape=(SIZE, SIZE))
+        cfg = ConfigDict(detector.bbox_head.test_cfg, score_thr=-1.0, nms_pre=10 ** 9,
+                         min_bbox_size=-1)
+        theirs = detector.bbox_head.predict_by_feat(
+            *outputs, batch_img_metas=[meta], cfg=cfg, rescale=False, with_nms=False)[0].bboxes
+    # Their boxes come in score order, once per (prior, class) (YOLOX: once per prior).
+    per_prior = 1 if type(detector.bbox_head).__name__ == 'YOLOXHead' else NUM_CLASSES
+    assert len(theirs) == len(ours) * per_prior
+    distance = torch.cdist(theirs.double(), ours.double(), p=float('inf'))
+    assert distance.amin(1).max() < 1e-3

@@ -1,4 +1,5 @@
 """The Python API: in-process, nothing written, same maps as the tool's files."""
+import json
 import os
 import os.path as osp
 import subprocess
@@ -6,9 +7,11 @@ import sys
 
 import cv2
 import numpy as np
+import torch
+from mmengine.config import Config
 
 from mmxai.apis import SaliencyExplainer
-from tests.helpers import REPO
+from tests.helpers import REPO, build_model
 
 
 def _tool_raw_maps(config, checkpoint, image, out):
@@ -42,3 +45,33 @@ def test_api_maps_equal_the_tools_raw_files(trained_detector, shapes_detection, 
         np.testing.assert_allclose(from_path['maps'][index], expected[index], atol=1e-6)
         np.testing.assert_allclose(from_array['maps'][index], expected[index], atol=1e-6)
     assert from_path['predictions']['labels'] == from_array['predictions']['labels']
+
+
+def test_api_builds_a_classifier_as_the_runner_does(tmp_path, shapes_classification):
+    # MMPretrain configs keep mean/std in a top-level data_preprocessor that the
+    # Runner merges into the model: the API must see normalised pixels too.
+    config = tmp_path / 'resnet18_three_classes.py'
+    config.write_text("_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'\n"
+                      "model = dict(head=dict(num_classes=3))\n")
+    model = build_model(Config.fromfile(str(config)))
+    np.testing.assert_allclose(model.data_preprocessor.mean.flatten().tolist(),
+                               [123.675, 116.28, 103.53], rtol=1e-6)
+    checkpoint = str(tmp_path / 'random.pth')
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': {'classes': ['a', 'b', 'c']}}}, checkpoint)
+    folder = osp.join(shapes_classification, 'val', 'red_square')
+    image = osp.join(folder, sorted(f for f in os.listdir(folder) if f.endswith('.png'))[0])
+    out = str(tmp_path / 'tool')
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'explain.py'), str(config), checkpoint,
+         '--input', image, '--output', out, '--save-raw', '--explain-all-classes',
+         '--device', 'cpu'],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    entry, = json.load(open(osp.join(out, 'manifest.json')))['images']
+    explained, = SaliencyExplainer(str(config), checkpoint, explain_all_classes=True)([image])
+    np.testing.assert_allclose(explained['predictions']['scores'],
+                               entry['predictions']['scores'], atol=1e-5)
+    for index, explanation in enumerate(entry['explanations']):
+        np.testing.assert_allclose(explained['maps'][index],
+                                   np.load(osp.join(out, explanation['raw'])), atol=1e-5)

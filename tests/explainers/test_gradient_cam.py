@@ -143,7 +143,8 @@ def test_detector_levels_are_rectified_and_rescaled_before_their_mean(atss):
                 cam = (g.mean((2, 3), keepdim=True) * a.detach()).sum(1, keepdim=True).relu()
                 low = cam.amin((2, 3), keepdim=True)
                 cam = (cam - low) / ((cam - low).amax((2, 3), keepdim=True) + 1e-7)
-                per_level.append(resample_cells(cam, (32, 32), adapter.cell_anchor))
+                per_level.append(resample_cells(cam, (32, 32), adapter.grid_of(cam.shape[-2:]),
+                                                adapter.grid_of((32, 32))))
             expected = torch.stack(per_level).mean(0)[:, 0]
             torch.testing.assert_close(maps[:, cls], expected, rtol=1e-4, atol=1e-5)
     assert maps.amin() >= 0 and 0 < maps.amax() <= 1  # a mean of maps in [0, 1]

@@ -106,7 +106,7 @@ def test_maps_equal_mosaics_at_the_output_of_the_real_first_layernorm(config, op
     explain, maps = _explain(model, images, dict(algorithm='classwisesaliencymap', **options))
     assert isinstance(explain.explainer, ViTReciproCAM)
     assert maps.shape == (2, 3, 8, 8)
-    assert maps.flatten(2).std(-1).min() > 1e-3  # the maps are not constant
+    assert maps.flatten(2).std(-1).min() > 1e-4  # the maps are not constant
     reference = _reference_maps(model, images, **options)
     torch.testing.assert_close(maps, reference, rtol=1e-4, atol=1e-5)
 

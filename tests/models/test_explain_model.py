@@ -1,10 +1,17 @@
+import os
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import Runner
 
+from mmxai.apis import inference_pipeline
 from mmxai.models import ExplainModel
+from mmxai.models import build_model as build_trained
 from mmxai.utils import CheckpointMismatchError
+from mmxai.utils.config import test_pipeline_of as pipeline_of
 from tests.helpers import DET_DEMO_CONFIG, build_model, det_batch, load_config, random_images
 
 
@@ -93,3 +100,34 @@ def test_wrapper_is_installed_after_loading(trained_detector, tmp_path):
     loaded = runner.model.module.state_dict()
     for key, value in saved.items():
         assert torch.equal(loaded[key].cpu(), value), key
+
+
+def test_one_score_threshold_reaches_every_explainer_that_uses_one(atss):
+    # The run's threshold is the explainers' own (drise targets, gradient scores,
+    # mask class maps); a second, different value among their options is refused.
+    for algorithm in ('drise', 'gradcam', 'layercam'):
+        for score_thr in (0.1, 0.6):
+            explain = ExplainModel(atss, explainer=algorithm, score_thr=score_thr)
+            assert explain.explainer.score_thr == explain.score_thr == score_thr
+    assert ExplainModel(atss, explainer=dict(algorithm='drise', score_thr=0.2)).score_thr == 0.2
+    with pytest.raises(ValueError, match='score_thr is given twice'):
+        ExplainModel(atss, explainer=dict(algorithm='drise', score_thr=0.2), score_thr=0.6)
+
+
+def test_score_threshold_changes_what_gradient_maps_are_made_of(trained_detector, shapes_detection):
+    # On a trained detector the class score differentiated is the sum of the
+    # probabilities of at least score_thr: 0.1 and 0.6 sum different positions.
+    config_path, checkpoint = trained_detector
+    cfg = Config.fromfile(config_path)
+    model = build_trained(cfg, checkpoint)
+    image = osp.join(shapes_detection, 'val', sorted(os.listdir(
+        osp.join(shapes_detection, 'val')))[0])
+    data = pseudo_collate([Compose(inference_pipeline(pipeline_of(cfg)))(
+        dict(img_path=image))])
+    maps = {}
+    for score_thr in (0.1, 0.6):
+        explain = ExplainModel(model, explainer='gradcam', score_thr=score_thr,
+                               target_classes=[0, 1, 2])
+        with torch.no_grad():
+            maps[score_thr] = explain.test_step(data)[0].saliency_map
+    assert not torch.allclose(maps[0.1], maps[0.6])

@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 
+from mmxai.utils.io import temporary_path
 from tests.tools.test_explain_tool import _run
 
 KILLER = '''
@@ -71,7 +72,7 @@ def test_rerun_after_sigkill_finishes_the_job_byte_for_byte(trained_classifier,
     assert len(records) == killed_after and not osp.exists(osp.join(out, 'manifest.json'))
     times = {f: os.stat(osp.join(out, f)).st_mtime_ns for f in records}
     # What SIGKILL in the middle of a write leaves: a temporary file, never a final name.
-    open(osp.join(out, '.tmp-12345overlay.png'), 'wb').write(b'half')
+    open(temporary_path(osp.join(out, 'overlay.png')), 'wb').write(b'half')
 
     resumed = _run(config, checkpoint, *args, '--work-dir', logs)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -15,12 +15,12 @@ from tests.helpers import REPO
 TOOL = osp.join(REPO, 'tools', 'explain.py')
 
 
-def _run(*args, cwd=None, env=None):
+def _run(*args, cwd=None, env=None, umask=-1):
     extra = dict(env or {})
     paths = [REPO] + ([extra.pop('PYTHONPATH')] if 'PYTHONPATH' in extra else [])
     env = dict(os.environ, **extra, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+                          env=env, cwd=cwd, timeout=600, umask=umask)
 
 
 def _nested_inputs(source_images, root):
@@ -107,3 +107,49 @@ def test_missing_checkpoint_is_one_clear_line(trained_detector, tmp_path):
     result = _run(config, str(tmp_path / 'missing.pth'), '--output', str(tmp_path / 'o'))
     assert result.returncode != 0
     assert 'checkpoint' in result.stderr and 'missing.pth' in result.stderr
+
+
+def test_absolute_scale_keeps_an_absent_class_cold(trained_detector, shapes_detection, tmp_path):
+    # A demo image holds 2 of the 3 classes. Stretched per map, the third class's map
+    # is as red as the others; on the probability scale it stays cold.
+    config, checkpoint = trained_detector
+    annotations = json.load(open(osp.join(shapes_detection, 'val.json')))
+    image = annotations['images'][0]
+    present = {a['category_id'] - 1 for a in annotations['annotations']
+               if a['image_id'] == image['id']}
+    path = osp.join(shapes_detection, 'val', image['file_name'])
+    peaks = {}
+    for normalize in ('per_map', 'absolute'):
+        out = str(tmp_path / normalize)
+        result = _run(config, checkpoint, '--input', path, '--output', out, '--save-raw',
+                      '--explain-all-classes', '--normalize', normalize)
+        assert result.returncode == 0, result.stderr[-3000:]
+        entry, = json.load(open(osp.join(out, 'manifest.json')))['images']
+        for explanation in entry['explanations']:
+            drawn = np.load(osp.join(out, explanation['raw']))
+            values = np.load(osp.join(out, explanation['values']))
+            assert 0 <= values.min() and values.max() <= 1  # class probabilities
+            peaks[normalize, explanation['class_index'] in present] = \
+                peaks.get((normalize, explanation['class_index'] in present), []) + \
+                [float(drawn.max())]
+            if normalize == 'absolute':  # drawn as the probabilities themselves
+                np.testing.assert_allclose(drawn, values, atol=1e-6)
+    categories = sorted(c['id'] for c in annotations['categories'])
+    assert len(present) == 2 and len(categories) == 3
+    assert peaks['per_map', False] == [1.0]  # stretched: hot as any
+    # Absolute: probabilities averaged over the FPN levels, so even a detected
+    # object's peak is well below 1; the absent class stays far below it.
+    absent, = peaks['absolute', False]
+    assert absent < 0.5 * min(peaks['absolute', True]), peaks
+
+
+def test_absolute_scale_is_refused_for_maps_without_one(trained_detector, shapes_detection,
+                                                        tmp_path):
+    config, checkpoint = trained_detector
+    image = osp.join(shapes_detection, 'val', sorted(os.listdir(
+        osp.join(shapes_detection, 'val')))[0])
+    result = _run(config, checkpoint, '--input', image, '--output', str(tmp_path / 'out'),
+                  '--explain-algorithm', 'activationmap', '--normalize', 'absolute')
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        'explain.py: error: activationmap maps have no absolute scale')

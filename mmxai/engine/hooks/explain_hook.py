@@ -5,15 +5,23 @@ import os.path as osp
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.dist import all_gather_object, barrier, get_rank, is_main_process
 from mmengine.hooks import Hook
 
-from ...datasets.image_folder import SKIPPED
+from ...datasets.image_folder import SKIPPED, ImageFolderDataset
 from ...datasets.image_io import stat_signature
+from ...datasets.output_names import output_stems, relative_names
 from ...registry import HOOKS
-from ...utils import TEMPORARY_PREFIX, atomic_write_json, record_path, safe_filename, write_record
+from ...utils import (
+    UnsupportedModelError,
+    atomic_write_json,
+    is_temporary_name,
+    record_path,
+    safe_filename,
+    write_record,
+)
 from ...visualization import SaliencyWriter
 
 if TYPE_CHECKING:
@@ -26,16 +34,24 @@ class ExplainHook(Hook):
 
     Use it with :class:`PrepareExplainHook`, which makes the model attach the
     maps. In ``runner.test()`` every image is written and ``manifest.json``
-    at the output root lists every input, its predictions and its files. In
-    validation during training, the first ``val_max_images`` images are
-    written every ``val_interval`` validations and their
-    overlays are sent to the Runner's visualizer backends (e.g. TensorBoard).
-    (``val_iter_<iteration>/``; the first validation is always written.)
+    at the output root lists every input once, its predictions and its
+    files; no two images share a relative path or an output folder (see
+    :func:`~mmxai.datasets.output_names.output_stems`). In validation
+    during training, the main process writes the first ``val_max_images``
+    images of its share every ``val_interval`` validations
+    (``val_iter_<iteration>/``; the first validation is always written) and
+    sends their overlays to the Runner's visualizer backends (e.g.
+    TensorBoard) with the iteration as step. Other processes write nothing:
+    MMEngine's visualizer takes images from the main process only, so the
+    files and the backends hold the same ``val_max_images`` images.
 
     Args:
         output_dir (str, optional): Output root; default ``<work_dir>/explain``.
         overlay_weight (float): Weight of the map in overlays. Defaults to 0.5.
-        save_raw (bool): Also write [0, 1] float32 maps as ``.npy``.
+        save_raw (bool): Also write float32 maps as ``.npy``: the [0, 1] maps as
+            drawn and the method's own values.
+        normalize (str): ``'per_map'`` or ``'absolute'`` (see
+            :class:`mmxai.visualization.SaliencyWriter`).
         log_interval (int): Log progress every this many batches.
         val_interval (int): Explain every this many validation runs; 0 turns
             it off.
@@ -55,6 +71,7 @@ class ExplainHook(Hook):
                  output_dir: Optional[str] = None,
                  overlay_weight: float = 0.5,
                  save_raw: bool = False,
+                 normalize: str = 'per_map',
                  log_interval: int = 50,
                  val_interval: int = 1,
                  val_max_images: int = 4,
@@ -64,6 +81,7 @@ class ExplainHook(Hook):
         self.output_dir = output_dir
         self.overlay_weight = overlay_weight
         self.save_raw = save_raw
+        self.normalize = normalize
         self.log_interval = log_interval
         self.val_interval = val_interval
         self.val_max_images = val_max_images
@@ -81,14 +99,46 @@ class ExplainHook(Hook):
         self._done = 0
         self._writer: Optional[SaliencyWriter] = None
         self._input_root: Optional[str] = None
+        self._names: Dict[str, Tuple[str, str]] = {}
+        self._names_of: Optional[Any] = None
         self._validations = 0
 
     def _begin(self, runner: 'Runner', dataloader: Any, output_dir: str) -> None:
+        explainer = getattr(runner.model, 'explainer', None)
+        if self.normalize == 'absolute' and explainer is not None and \
+                explainer.value_range is None:
+            raise UnsupportedModelError(
+                f'{explainer.algorithm} maps have no absolute scale (their values depend on '
+                'the model and image); use --normalize per_map')
         os.makedirs(output_dir, exist_ok=True)
-        self._writer = SaliencyWriter(output_dir, self.overlay_weight, self.save_raw)
+        self._writer = SaliencyWriter(output_dir, self.overlay_weight, self.save_raw,
+                                      self.normalize)
         prefix = getattr(dataloader.dataset, 'data_prefix', None) or {}
         self._input_root = prefix.get('img') or prefix.get('img_path') or None
+        self._names = self._image_names(dataloader.dataset)
         self._entries, self._done, self._start = [], 0, time.perf_counter()
+
+    def _image_names(self, dataset: Any) -> Dict[str, Tuple[str, str]]:
+        """Relative path and output folder of every image of an annotated data set.
+
+        Relative to the data set's image folder when every image lies in it
+        (wrappers such as ``ConcatDataset`` have none), else the trailing
+        path components that tell the images apart. Folder-mode samples carry
+        their own (``rel_path``, ``output_stem``).
+        """
+        if isinstance(dataset, ImageFolderDataset) or not hasattr(dataset, 'get_data_info'):
+            return {}
+        if self._names_of is dataset:  # validation: the same data set every time
+            return self._names
+        paths = []
+        for index in range(len(dataset)):
+            info = dataset.get_data_info(index)
+            if isinstance(info, dict) and info.get('img_path'):
+                paths.append(osp.abspath(info['img_path']))
+        paths = list(dict.fromkeys(paths))
+        names = relative_names(paths, self._input_root)
+        self._names_of = dataset
+        return dict(zip(paths, zip(names, output_stems(names))))
 
     def before_test(self, runner: 'Runner') -> None:
         output_dir = self.output_dir or osp.join(runner.work_dir, 'explain')
@@ -115,9 +165,10 @@ class ExplainHook(Hook):
     def after_test_iter(self, runner: 'Runner', batch_idx: int,
                         data_batch: Any = None, outputs: Optional[Sequence] = None) -> None:
         for sample in outputs or ():
-            entry, files = self._writer.prepare(sample, self.relative_path(sample))
+            output_stem = self.output_stem(sample)
+            entry, files = self._writer.prepare(sample, self.relative_path(sample),
+                                                output_stem=output_stem)
             entry = json.loads(json.dumps(entry))  # as a resumed run reads it back
-            output_stem = sample.metainfo.get('output_stem') or osp.splitext(entry['rel_path'])[0]
             self._entries.append(entry)
             self._submit(self._commit, files, record_path(self._writer.output_dir, output_stem),
                          entry)
@@ -163,16 +214,20 @@ class ExplainHook(Hook):
                               for entry in part]
         skipped = list(getattr(dataset, 'skipped', ())) + [
             item for part in all_gather_object(self._skipped) for item in part]
-        # On an annotated test set DefaultSampler repeats a few images on the last ranks.
+        # On an annotated test set DefaultSampler repeats a few images on the last ranks;
+        # distinct images never share a rel_path (find_images, _image_names).
         entries = sorted({entry['rel_path']: entry for entry in entries}.values(),
                          key=lambda entry: entry['rel_path'])
         skipped.sort(key=lambda item: item['image'])
         self.summary = dict(explained=len(entries), resumed=len(finished), skipped=len(skipped))
         if is_main_process():
             classes = getattr(runner.model, 'class_names', None)
-            manifest = dict(self.manifest_meta, classes=classes, num_images=len(entries),
+            manifest = dict(self.manifest_meta, classes=classes,
+                            score_thr=getattr(runner.model, 'score_thr', None),
+                            num_images=len(entries),
                             num_skipped=len(skipped), images=entries, skipped=skipped)
-            atomic_write_json(osp.join(self._writer.output_dir, 'manifest.json'), manifest)
+            atomic_write_json(osp.join(self._writer.output_dir, 'manifest.json'), manifest,
+                              fsync=True, fsync_folder=True)
             runner.logger.info(
                 f'saliency maps of {len(entries)} images in {self._writer.output_dir} '
                 f'({len(entries) - len(finished)} explained now, {len(finished)} before); '
@@ -182,7 +237,8 @@ class ExplainHook(Hook):
     def before_val_epoch(self, runner: 'Runner') -> None:
         self._writer = None
         self._validations += 1
-        if self.val_interval > 0 and (self._validations - 1) % self.val_interval == 0:
+        if self.val_interval > 0 and (self._validations - 1) % self.val_interval == 0 and \
+                is_main_process():
             root = self.output_dir or osp.join(runner.work_dir, 'explain')
             # Named by iteration: unique for epoch- and iteration-based loops.
             self._begin(runner, runner.val_dataloader, osp.join(root, f'val_iter_{runner.iter}'))
@@ -195,30 +251,50 @@ class ExplainHook(Hook):
             if self._done >= self.val_max_images:
                 return
             rendered = self._writer.render(sample)
-            entry = self._writer.write(sample, self.relative_path(sample), rendered)
+            entry = self._writer.write(sample, self.relative_path(sample), rendered,
+                                       output_stem=self.output_stem(sample))
             self._done += 1
             overlays_rgb = rendered[2].flip(-1).cpu().numpy()
             for overlay_rgb, explanation in zip(overlays_rgb, entry['explanations']):
                 # Flat names: the local backend writes `name` as a file name.
                 name = safe_filename(f"explain_{osp.splitext(entry['rel_path'])[0]}_"
                                      f"{explanation['class_name'] or entry['algorithm']}")
-                runner.visualizer.add_image(name, overlay_rgb, step=runner.epoch)
+                # The iteration, as mmdet's DetVisualizationHook: the epoch is 0
+                # throughout an iteration-based schedule.
+                runner.visualizer.add_image(name, overlay_rgb, step=runner.iter)
 
     def relative_path(self, sample: Any) -> str:
         """Where an image's files go, relative to the output root."""
         meta = sample.metainfo
         if 'rel_path' in meta:
             return meta['rel_path']
+        named = self._names.get(osp.abspath(meta['img_path']))
+        if named:
+            return named[0]
         path = meta['img_path']
         root = osp.abspath(self._input_root) + os.sep if self._input_root else None
         if root and osp.abspath(path).startswith(root):
             return osp.relpath(path, root)
         return osp.basename(path)
 
+    def output_stem(self, sample: Any) -> str:
+        """The folder of an image's files, relative to the output root."""
+        meta = sample.metainfo
+        if 'output_stem' in meta:
+            return meta['output_stem']
+        named = self._names.get(osp.abspath(meta['img_path']))
+        if named and 'rel_path' not in meta:
+            return named[1]
+        return osp.splitext(self.relative_path(sample))[0]
+
 
 def remove_temporary_files(output_dir: str) -> None:
-    """Delete the temporary files a killed run left in its output folder."""
+    """Delete the temporary files a killed run left in its output folder.
+
+    Only names mmxai makes (``.tmp-mmxai-<12 hex digits>-...``) are
+    removed; any other file, ``.tmp-`` ones included, is the user's.
+    """
     for folder, _, files in os.walk(output_dir):
         for name in files:
-            if name.startswith(TEMPORARY_PREFIX):
+            if is_temporary_name(name):
                 os.unlink(osp.join(folder, name))

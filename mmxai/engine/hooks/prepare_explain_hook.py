@@ -6,8 +6,8 @@ from mmengine.model import is_model_wrapper
 
 from ...checkpoint import check_checkpoint_fits, checkpoint_class_names
 from ...models import ExplainModel
+from ...models.saliency_targets import resolve_classes
 from ...registry import HOOKS
-from ...utils import TargetClassError
 
 if TYPE_CHECKING:
     from mmengine.runner import Runner
@@ -27,8 +27,12 @@ class PrepareExplainHook(Hook):
         explain_all_classes (bool): Explain every class.
         target_classes (Sequence[int | str], optional): Classes to explain, by
             index or name.
-        score_thr (float): Detection score above which a class is explained.
+        score_thr (float, optional): Detection score above which a class is
+            explained, for every explainer that thresholds detections too (None:
+            the explainer's own, else 0.3).
         strict_checkpoint (bool): Refuse checkpoints that do not fit.
+        box_targets (Sequence[str]): Detectors: boxes to explain too, see
+            :class:`~mmxai.models.ExplainModel`.
     """
 
     priority = 'NORMAL'
@@ -37,13 +41,15 @@ class PrepareExplainHook(Hook):
                  explainer: Union[str, dict] = 'classwisesaliencymap',
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[Union[int, str]]] = None,
-                 score_thr: float = 0.3,
-                 strict_checkpoint: bool = True) -> None:
+                 score_thr: Optional[float] = None,
+                 strict_checkpoint: bool = True,
+                 box_targets: Sequence[str] = ()) -> None:
         self.explainer = explainer
         self.explain_all_classes = explain_all_classes
         self.target_classes = target_classes
         self.score_thr = score_thr
         self.strict_checkpoint = strict_checkpoint
+        self.box_targets = tuple(box_targets)
         self.checkpoint_classes: Optional[Sequence[str]] = None
         self._plain_model: Any = None
 
@@ -73,25 +79,5 @@ class PrepareExplainHook(Hook):
             module=model, explainer=self.explainer,
             explain_all_classes=self.explain_all_classes,
             target_classes=resolve_classes(self.target_classes, names),
-            score_thr=self.score_thr, class_names=names)
+            score_thr=self.score_thr, class_names=names, box_targets=self.box_targets)
 
-
-def resolve_classes(classes: Optional[Sequence[Union[int, str]]],
-                    names: Optional[Sequence[str]]) -> Optional[list]:
-    """Class indices from indices or names (``'3'``, ``3`` or ``'dog'``).
-
-    Raises:
-        ValueError: For a name that is not a class, naming the known classes.
-    """
-    if classes is None:
-        return None
-    indices = []
-    for item in classes:
-        if isinstance(item, int) or str(item).lstrip('-').isdigit():
-            indices.append(int(item))
-        elif names is not None and item in names:
-            indices.append(list(names).index(item))
-        else:
-            known = ', '.join(map(str, names)) if names else 'none known; use indices'
-            raise TargetClassError(f'unknown target class {item!r}; classes: {known}')
-    return indices

@@ -1,0 +1,49 @@
+"""Building the user's model from its config, the way MMEngine's Runner does."""
+import copy
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from torch import nn
+
+from ..checkpoint import (
+    check_checkpoint_fits,
+    checkpoint_class_names,
+    load_checkpoint_file,
+    state_dict_of,
+)
+
+
+def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cpu') -> nn.Module:
+    """The config's model, with its checkpoint, as ``Runner.from_cfg(cfg).model`` would be.
+
+    MMPretrain configs keep the data preprocessor (mean, std, channel order)
+    at the top level and the Runner merges it into the model; a model built
+    from ``cfg.model`` alone would see un-normalised pixels. Like MMDetection's
+    ``init_detector``, the model's ``dataset_meta`` holds the checkpoint's
+    class names (or the test set's, without them).
+
+    Args:
+        cfg (Config): A training or test config.
+        checkpoint (str, optional): Weights; they must fit the model exactly
+            (see :func:`mmxai.checkpoint.check_checkpoint_fits`).
+        device (str): Where the model goes.
+
+    Returns:
+        nn.Module: The model in eval mode.
+    """
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
+    classes = None
+    if checkpoint is not None:
+        weights = load_checkpoint_file(checkpoint, map_location='cpu')
+        check_checkpoint_fits(model, weights, checkpoint)
+        model.load_state_dict(state_dict_of(weights))
+        classes = checkpoint_class_names(weights)
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    classes = classes or (dataset.get('metainfo') or {}).get('classes')
+    model.dataset_meta = dict(classes=list(classes)) if classes else {}
+    return model.to(device).eval()

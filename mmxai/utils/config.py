@@ -1,0 +1,17 @@
+"""Reading parts of an MMEngine config that several layers need."""
+from typing import List
+
+from mmengine.config import Config
+
+
+def innermost_dataset(dataset: dict) -> dict:
+    """The dataset config inside dataset wrappers (``ClassBalancedDataset``, ...)."""
+    while 'pipeline' not in dataset and 'dataset' in dataset:
+        dataset = dataset.dataset
+    return dataset
+
+
+def test_pipeline_of(cfg: Config) -> List[dict]:
+    """The test pipeline of a config (``test_pipeline`` or the test dataset's)."""
+    return list(innermost_dataset(cfg.test_dataloader.dataset).get('pipeline')
+                or cfg.get('test_pipeline'))

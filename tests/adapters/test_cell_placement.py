@@ -1,0 +1,111 @@
+"""A class score lands on the original image where the head's own prior for it sits.
+
+For every head of the support table: a one-hot class score at cell k of a
+level goes through DetClassProbabilityMap, the merge of levels and the undoing
+of a real resize + pad pipeline; the centre of the map on the original image
+must be the centre of the prior that MMDetection's own generator reports for
+cell k (divided by the resize factor), within 1 px.
+"""
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import Compose
+from mmengine.registry import init_default_scope
+
+from mmxai.adapters import build_adapter
+from mmxai.explainers import DetClassProbabilityMap
+from mmxai.geometry import to_original_image
+from tests.adapters.test_dense_heads import HEAD_CONFIGS, NUM_CLASSES, SSD_CONFIG
+from tests.helpers import build_model, load_config
+
+CONFIGS = dict(HEAD_CONFIGS, SSDHead=SSD_CONFIG,
+               PAAHead='mmdet::paa/paa_r50_fpn_1x_coco.py')
+#: (h, w) of the original image and the resize scale. The map of a cell spreads
+#: one stride around it; the image is large enough for that to stay inside it
+#: at every level (SSD's last level has a stride of 320 px).
+ORIGINAL, SCALE = (430, 540), 640  # resized by 640 / 540, then padded
+SSD_ORIGINAL, SSD_SCALE = (500, 500), 1600
+LOGIT = 20.0
+
+
+def _input(model, original, scale):
+    image = np.random.default_rng(0).integers(0, 256, (*original, 3), dtype=np.uint8)
+    init_default_scope('mmdet')
+    pipeline = Compose([dict(type='mmxai.LoadImageFromArray'),
+                        dict(type='Resize', scale=(scale, scale), keep_ratio=True),
+                        dict(type='PackDetInputs', meta_keys=(
+                            'img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))])
+    data = model.data_preprocessor(
+        {k: [v] for k, v in pipeline(dict(img=image, img_id=0)).items()}, False)
+    return data['inputs'], data['data_samples'][0]
+
+
+class OneHotClassScore:
+    """Forward hook on a dense head: class 0 certain at one cell of one level, absent elsewhere."""
+
+    def __init__(self, head):
+        self.head, self.level, self.cell = head, 0, (0, 0)
+
+    def __call__(self, _module, _args, outputs):
+        head, channels = self.head, self.head.cls_out_channels
+        scores = []
+        for level, cls_score in enumerate(outputs[0]):
+            batch, _, height, width = cls_score.shape
+            logits = cls_score.new_full((batch, cls_score.shape[1] // channels, channels,
+                                         height, width), -LOGIT)
+            if not head.use_sigmoid_cls:  # softmax over classes + background (last)
+                logits[:, :, -1] = LOGIT
+            if level == self.level:
+                y, x = self.cell
+                logits[:, :, :, y, x] = -LOGIT
+                logits[:, :, 0, y, x] = LOGIT
+            scores.append(logits.flatten(1, 2))
+        outputs = list(outputs)
+        outputs[0] = scores
+        if type(head).__name__ == 'YOLOXHead':  # objectness, multiplied in
+            outputs[2] = [torch.full_like(o, LOGIT) for o in outputs[2]]
+        return tuple(outputs)
+
+
+@pytest.mark.parametrize('head_name', sorted(CONFIGS))
+def test_one_hot_score_lands_on_its_prior(head_name):
+    cfg = load_config(CONFIGS[head_name])
+    cfg.model.bbox_head.num_classes = NUM_CLASSES
+    model = build_model(cfg)
+    head = model.bbox_head
+    assert type(head).__name__ == head_name
+    inputs, sample = _input(model, *((SSD_ORIGINAL, SSD_SCALE) if head_name == 'SSDHead'
+                                     else (ORIGINAL, SCALE)))
+    adapter, explainer = build_adapter(model), DetClassProbabilityMap()
+    one_hot = OneHotClassScore(head)
+    handle = head.register_forward_hook(one_hot)  # before the adapter's: it captures the change
+    scale_x, scale_y = sample.metainfo['scale_factor']
+    misplaced = []
+    with torch.no_grad(), adapter.capture():
+        features = model.extract_feat(inputs)
+        sizes = [tuple(f.shape[-2:]) for f in features]
+        # MMDetection's own prior centres for the real feature map sizes.
+        priors = head.prior_generator.grid_priors(sizes, device='cpu')
+        for level, (height, width) in enumerate(sizes):
+            one_hot.level, one_hot.cell = level, (height // 2, width // 2)
+            head(features)
+            maps = explainer(adapter)
+            meta = dict(sample.metainfo, explain_input_shape=tuple(inputs.shape[-2:]),
+                        explain_cell_grid=explainer.map_grid(adapter, tuple(maps.shape[-2:])))
+            original = to_original_image(maps[0, :1], meta)[0].double()
+            ys = torch.arange(original.shape[0], dtype=torch.float64) + 0.5  # pixel centres
+            xs = torch.arange(original.shape[1], dtype=torch.float64) + 0.5
+            centre_y = float((original.sum(1) * ys).sum() / original.sum())
+            centre_x = float((original.sum(0) * xs).sum() / original.sum())
+            per_cell = len(priors[level]) // (height * width)
+            cell = (height // 2) * width + width // 2
+            prior = priors[level][cell * per_cell:(cell + 1) * per_cell].double()
+            prior_x, prior_y = (prior[:, :2] if prior.shape[1] == 2
+                                else (prior[:, :2] + prior[:, 2:4]) / 2).mean(0).tolist()
+            error = max(abs(centre_x - prior_x / scale_x), abs(centre_y - prior_y / scale_y))
+            if error > 1.0:
+                misplaced.append(f'level {level} (stride {head.prior_generator.strides[level]}): '
+                                 f'map at ({centre_x:.1f}, {centre_y:.1f}), prior at '
+                                 f'({prior_x / scale_x:.1f}, {prior_y / scale_y:.1f})')
+    handle.remove()
+    assert not misplaced, '\n'.join(misplaced)
