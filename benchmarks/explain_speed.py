@@ -5,12 +5,15 @@ same images in plain test mode and in explain mode (class maps, activation
 map, Grad-CAM, LayerCAM), without and with writing maps and overlays, and
 D-RISE per mask; MMDetection's Mask R-CNN R-50 FPN (3 classes, random
 weights, its 100 detections per image kept) plain vs its mask class maps.
-Classification (issues 4, 8): a ResNet-18 at 224 x 224,
-batch 16, plain vs Recipro-CAM, the five gradient methods and RISE per mask,
-and a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM.
+Classification (issues 4, 8, 14): a ResNet-18 at 224 x 224 (``--cls-size``),
+batch 16, plain vs Recipro-CAM, ActivationMap, EigenCAM, the five gradient
+methods and RISE per mask, and a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM.
 
     python benchmarks/explain_speed.py [--task detection instance_segmentation classification]
-        [--repeats 3]
+        [--repeats 3] [--cls-size 224] [--only eigencam ...]
+
+``--only`` keeps the named algorithms (``classwisesaliencymap`` includes
+Recipro-CAM and ViT Recipro-CAM; ``rise``, ``drise``).
 
 Prints one line per measurement and the ratios; exits non-zero if explain
 mode wrote no map.
@@ -25,7 +28,7 @@ import sys
 import tempfile
 import time
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -87,6 +90,13 @@ def explain_and_write(explain: ExplainModel, writer: SaliencyWriter, data: dict,
                for i, s in enumerate(samples))
 
 
+def selected(args: argparse.Namespace, algorithms: Sequence) -> list:
+    """The algorithms (names or ``dict(algorithm=...)``) that ``--only`` keeps."""
+    def name(algorithm: Union[str, dict]) -> str:
+        return algorithm['algorithm'] if isinstance(algorithm, dict) else algorithm
+    return [a for a in algorithms if not args.only or name(a) in args.only]
+
+
 def compare(task: str, model: torch.nn.Module, images: List[np.ndarray], data: dict,
             algorithms: Sequence[str], classes: List[int], repeats: int) -> float:
     """Print explain mode's cost against plain inference; returns the plain time."""
@@ -120,8 +130,11 @@ def detection(args: argparse.Namespace) -> None:
     images, data = detection_batch(args)
     with torch.no_grad():
         plain = compare('detection', model, images, data,
-                        ('classwisesaliencymap', 'activationmap', 'gradcam', 'layercam'),
+                        selected(args, ('classwisesaliencymap', 'activationmap', 'eigencam',
+                                        'gradcam', 'layercam')),
                         list(range(args.det_classes)), args.repeats)
+        if not selected(args, ['drise']):
+            return
         masks = 64
         # Random weights score every box low: explain whatever is predicted.
         explain = ExplainModel(model, explainer=dict(algorithm='drise', num_masks=masks,
@@ -140,7 +153,7 @@ def instance_segmentation(args: argparse.Namespace) -> None:
     images, data = detection_batch(args)
     with torch.no_grad():
         compare('instance segmentation', model, images, data,
-                (dict(algorithm='classwisesaliencymap', score_thr=0.0),),
+                selected(args, [dict(algorithm='classwisesaliencymap', score_thr=0.0)]),
                 list(range(args.det_classes)), args.repeats)
 
 
@@ -148,28 +161,34 @@ def classification(args: argparse.Namespace) -> None:
     from mmpretrain.structures import DataSample
     model = build('mmpretrain::resnet/resnet18_8xb32_in1k.py')
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (224, 224, 3), np.uint8) for _ in range(args.cls_batch)]
+    size = args.cls_size
+    images = [rng.integers(0, 256, (size, size, 3), np.uint8) for _ in range(args.cls_batch)]
     data = batch_of(images, DataSample)
     with torch.no_grad():
         plain = timed(lambda: model.test_step(data), args.repeats)
-        print(f'classification plain ResNet-18 224px batch {len(images)}: {plain:.3f} s')
-        for algorithm in ('classwisesaliencymap', 'gradcam', 'gradcampp', 'xgradcam',
-                          'layercam', 'hirescam'):
+        print(f'classification plain ResNet-18 {size}px batch {len(images)}: {plain:.3f} s')
+        for algorithm in selected(args, ('classwisesaliencymap', 'activationmap', 'eigencam',
+                                         'gradcam', 'gradcampp', 'xgradcam', 'layercam',
+                                         'hirescam')):
             explain = ExplainModel(model, explainer=algorithm)
             seconds = timed(partial(explain.test_step, data), args.repeats)
             print(f'classification {algorithm} (predicted class): {seconds:.3f} s '
                   f'({seconds / plain:.3f}x plain)')
         masks = 64
-        explain = ExplainModel(model, explainer=dict(algorithm='rise', num_masks=masks))
-        rise = timed(partial(explain.test_step, data), 1)
-        print(f'classification rise ({masks} masks): {rise:.3f} s ({rise / plain:.1f}x plain, '
-              f'{rise / plain / masks * 1000:.0f}x plain per 1000 masks)')
+        if selected(args, ['rise']):
+            explain = ExplainModel(model, explainer=dict(algorithm='rise', num_masks=masks))
+            rise = timed(partial(explain.test_step, data), 1)
+            print(f'classification rise ({masks} masks): {rise:.3f} s ({rise / plain:.1f}x '
+                  f'plain, {rise / plain / masks * 1000:.0f}x plain per 1000 masks)')
+    if not selected(args, ['classwisesaliencymap']):
+        return
     vit = build('mmpretrain::deit/deit-tiny_4xb256_in1k.py')
     explain = ExplainModel(vit, explainer='classwisesaliencymap')
     with torch.no_grad():
         plain = timed(partial(vit.test_step, data), args.repeats)
         recipro = timed(partial(explain.test_step, data), args.repeats)
-    print(f'classification plain ViT-Tiny (DeiT-Tiny) 224px batch {len(images)}: {plain:.3f} s')
+    print(f'classification plain ViT-Tiny (DeiT-Tiny) {size}px batch {len(images)}: '
+          f'{plain:.3f} s')
     print(f'classification ViT Recipro-CAM: {recipro:.3f} s ({recipro / plain:.3f}x plain)')
 
 
@@ -289,6 +308,8 @@ def main() -> None:
     parser.add_argument('--det-classes', type=int, default=3,
                         help='explained classes per image')
     parser.add_argument('--cls-batch', type=int, default=16)
+    parser.add_argument('--cls-size', type=int, default=224, help='classification image side')
+    parser.add_argument('--only', nargs='+', help='measure only these algorithms')
     parser.add_argument('--runtime', default='torch', choices=['torch', 'onnxruntime', 'openvino'],
                         help='torch: explain mode vs plain inference in PyTorch; onnxruntime, '
                         'openvino: the exported model with vs without its saliency output')

@@ -12,6 +12,14 @@ from torch import Tensor, nn
 from ..geometry import CellGrid
 from ..utils.errors import UnsupportedModelError
 
+#: Activations whose outputs are never negative.
+NON_NEGATIVE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid, nn.Softplus,
+                            nn.Softmax)
+#: Leaf modules that keep the sign of their input: the layer before them decides.
+SIGN_PRESERVING_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Upsample,
+                           nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                           nn.AdaptiveMaxPool2d)
+
 
 class ModelAdapter:
     """Base of the adapters, one per model family.
@@ -28,10 +36,14 @@ class ModelAdapter:
     #: no priors to say it (padded CNNs: ``'start'``; patches: ``'center'``;
     #: see :meth:`mmxai.geometry.CellGrid.of_ratio`).
     cell_anchor: str = 'start'
+    #: Name, in :meth:`modules_to_capture`, of the module whose output
+    #: :meth:`feature_maps` reads.
+    feature_source: str = 'features'
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self._captured: Dict[str, Any] = {}
+        self._features_non_negative: Optional[bool] = None
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
         """Modules whose forward outputs are kept, by name."""
@@ -55,11 +67,36 @@ class ModelAdapter:
             def keep(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
                 self._captured[name] = output
             handles.append(module.register_forward_hook(keep))
+        ran: List[nn.Module] = []
+        if self._features_non_negative is None:  # once per adapter: watch the feature layers
+            source = self.modules_to_capture()[self.feature_source]
+            for leaf in source.modules():
+                if next(leaf.children(), None) is None:
+                    handles.append(leaf.register_forward_hook(
+                        lambda module, _args, _output: ran.append(module)))
         try:
             yield
         finally:
             for handle in handles:
                 handle.remove()
+        if ran:
+            self._features_non_negative = _ends_non_negative(ran)
+
+    @property
+    def features_non_negative(self) -> bool:
+        """Whether the feature maps come out of a non-negative activation.
+
+        A fact about the model, not about the values of a batch: the last leaf
+        module that ran inside the feature module (:attr:`feature_source`) in
+        the first captured pass, skipping sign-preserving ones (pooling,
+        dropout, identity), is a ReLU, ReLU6, Sigmoid-like activation (True)
+        or anything else: a convolution, linear layer, LayerNorm, SiLU,
+        GELU... (False).
+        """
+        if self._features_non_negative is None:
+            raise RuntimeError(f'{type(self.model).__name__}: no captured forward pass yet; '
+                               'explainers must run after a captured predict')
+        return self._features_non_negative
 
     @property
     def input_shape(self) -> Tuple[int, int]:
@@ -144,3 +181,11 @@ class ModelAdapter:
     def scores_from_input(self, inputs: Tensor, score_thr: float) -> Tensor:
         """(B, K) differentiable class scores of the whole network on ``inputs``."""
         raise NotImplementedError
+
+
+def _ends_non_negative(ran: List[nn.Module]) -> bool:
+    """Whether the last sign-changing leaf of ``ran`` (call order) is non-negative."""
+    for module in reversed(ran):
+        if not isinstance(module, SIGN_PRESERVING_MODULES):
+            return isinstance(module, NON_NEGATIVE_ACTIVATIONS)
+    return False

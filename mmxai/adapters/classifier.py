@@ -18,6 +18,7 @@ class ClassifierAdapter(ModelAdapter):
 
     task = 'classification'
     family = 'classification'
+    feature_source = 'backbone'
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)

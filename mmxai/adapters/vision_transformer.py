@@ -10,10 +10,11 @@ class VisionTransformerAdapter(ClassifierAdapter):
     """Adapter for classifiers with a ``VisionTransformer`` backbone (ViT, DeiT).
 
     Its feature map is the final patch tokens on the patch grid; it also keeps
-    the input of the last block, for ViT Recipro-CAM.
+    the input of every transformer block, for ViT Recipro-CAM.
     """
 
     family = 'vision_transformer'
+    feature_source = 'last_tokens'
     cell_anchor = 'center'  # non-overlapping patches
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
@@ -22,8 +23,17 @@ class VisionTransformerAdapter(ClassifierAdapter):
                     last_tokens=backbone.ln1 if backbone.final_norm else backbone.layers[-1])
 
     def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
-        return dict(super().inputs_to_capture(),
-                    last_block_input=(self.model.backbone.layers[-1], 0))
+        blocks = {f'block_input.{index}': (layer, 0)
+                  for index, layer in enumerate(self.model.backbone.layers)}
+        return dict(super().inputs_to_capture(), **blocks)
+
+    def block_input(self, index: int) -> Tensor:
+        """(B, E + N, C) tokens that transformer block ``index`` got in the last captured pass.
+
+        Args:
+            index (int): Index into ``backbone.layers``; negative counts from the end.
+        """
+        return self.captured(f'block_input.{index % len(self.model.backbone.layers)}')
 
     @property
     def patch_resolution(self) -> Tuple[int, int]:

@@ -24,6 +24,13 @@ class BaseGradientCAM(BaseExplainer):
     of the boxes it predicts), or the largest if none is. Only the classes to
     be kept are differentiated, one backward pass each for the whole batch.
 
+    Several levels (a detector's FPN) are combined as pytorch-grad-cam
+    combines several target layers: each level's map is rectified and
+    min-max scaled to [0, 1] per image and class (its ``scale_cam_image``),
+    then the levels are averaged at the largest level's size
+    (:func:`rescaled_levels`); otherwise the level with the largest gradients
+    would decide the map alone. A single level keeps the method's own values.
+
     Args:
         target_layer (str, optional): Module name, e.g. ``'backbone.layer3'``;
             by default the last backbone stage (classifiers) or the neck
@@ -64,4 +71,26 @@ class BaseGradientCAM(BaseExplainer):
                 for level, (a, g) in enumerate(zip(activations, gradients)):
                     maps[level][:, cls] = self.combine(a.detach(), g)
         grids = [adapter.grid_of(tuple(a.shape[-2:])) for a in activations]
-        return merge_levels(maps, grids)[0]
+        return merge_levels(rescaled_levels(maps), grids)[0]
+
+
+def rescaled_levels(maps: List[Tensor]) -> List[Tensor]:
+    """Per-level maps made comparable before they are averaged.
+
+    Args:
+        maps (list[Tensor]): (B, K, h_l, w_l) maps, one per level.
+
+    Returns:
+        list[Tensor]: With more than one level, every (h_l, w_l) map
+        rectified and min-max scaled to [0, 1] (``(m - min) / (max - min +
+        1e-7)``; a constant map becomes 0), as pytorch-grad-cam does per
+        target layer; a single level unchanged.
+    """
+    if len(maps) == 1:
+        return maps
+    scaled = []
+    for level in maps:
+        flat = level.relu().flatten(2)
+        flat = flat - flat.amin(dim=-1, keepdim=True)
+        scaled.append((flat / (flat.amax(dim=-1, keepdim=True) + 1e-7)).view_as(level))
+    return scaled

@@ -1,4 +1,15 @@
-"""ViT Recipro-CAM for vision transformers with a CLS token (arXiv 2310.02588)."""
+"""ViT Recipro-CAM for vision transformers with a CLS token (arXiv 2310.02588).
+
+As its authors' implementations define it (OTX 1.x's ``ViTReciproCAMHook``,
+openvino-xai's ``ViTReciproCAM``): one mosaic per patch position replaces the
+output of the target block's first LayerNorm (``ln1``). The mosaic keeps the
+normalised patch tokens of a 3x3 Gaussian neighbourhood of the position,
+weighted 1/4 (centre), 1/8 (edges), 1/16 (corners), and zeroes every other
+patch token; the extra tokens (CLS, distillation) are kept or zeroed
+(``cls_token``). The block's residual carries its input masked the same way
+(openvino-xai), which at the CLS token of the last block is the unmasked CLS
+token. The rest of the network scores the classes for every mosaic.
+"""
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
@@ -12,41 +23,61 @@ from .base import BaseExplainer
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
 
+#: The references' 3x3 Gaussian kernel, row by row.
+GAUSSIAN_KERNEL = (1 / 16, 1 / 8, 1 / 16, 1 / 8, 1 / 4, 1 / 8, 1 / 16, 1 / 8, 1 / 16)
+#: Tokens (masks x sequence) per chunk of the full-block path.
+CHUNK_TOKENS = 1 << 16
 
-def gaussian_token_masks(height: int, width: int, device: torch.device) -> Tuple[Tensor, Tensor]:
-    """3x3 Gaussian weights around every patch position.
+
+def token_masks(height: int, width: int, use_gaussian: bool,
+                device: torch.device) -> Tuple[Tensor, Tensor]:
+    """The patch tokens every mask keeps, and their weights.
+
+    Args:
+        height (int): Rows of the patch grid.
+        width (int): Columns of the patch grid.
+        use_gaussian (bool): A 3x3 Gaussian around each position
+            (:data:`GAUSSIAN_KERNEL`, cut at the border, not renormalised), or
+            the position's own token only, weight 1.
+        device (torch.device): Where to make them.
 
     Returns:
-        tuple: ``index`` (h*w, 9) long patch indices (clamped at the border)
-        and ``weight`` (h*w, 9) float weights, 0 for neighbours outside the
-        grid; the centre weighs 1, edge neighbours 0.5, corners 0.25.
+        tuple: ``index`` (h*w, k) long patch indices (clamped at the border)
+        and ``weight`` (h*w, k) float weights, 0 for neighbours outside the
+        grid; k = 9 or 1.
     """
+    if not use_gaussian:
+        index = torch.arange(height * width, device=device)[:, None]
+        return index, torch.ones(index.shape, device=device)
     rows = torch.arange(height, device=device).view(-1, 1, 1)
     cols = torch.arange(width, device=device).view(1, -1, 1)
     dy = torch.tensor([-1, -1, -1, 0, 0, 0, 1, 1, 1], device=device)
     dx = torch.tensor([-1, 0, 1, -1, 0, 1, -1, 0, 1], device=device)
     y, x = rows + dy, cols + dx  # (h, w, 9)
     inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
-    kernel = torch.tensor([0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25], device=device)
+    kernel = torch.tensor(GAUSSIAN_KERNEL, device=device)
     index = (y.clamp(0, height - 1) * width + x.clamp(0, width - 1)).reshape(-1, 9)
     return index, (kernel * inside).reshape(-1, 9)
 
 
-def masked_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int,
-                              index: Tensor, weight: Tensor) -> Tensor:
-    """Output of ``block`` at the extra (CLS) tokens, for every token mask.
+def last_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int, index: Tensor,
+                            weight: Tensor, cls_token: bool) -> Tensor:
+    """Output of the last ``block`` at the extra (CLS) tokens, for every mosaic.
 
-    Mask ``p`` keeps the extra tokens and the patch tokens ``index[p]`` scaled
-    by ``weight[p]``; every other patch token is zero. Only the extra tokens
-    are computed, and all zeroed tokens share one key and value, so a mask
-    costs about 9 tokens' projections instead of a full block.
+    Only the extra tokens' outputs are computed. The attention's input
+    projection is linear, so the key and value of a kept token are ``weight *
+    W n + b`` from one projection of each normalised token ``n``, and every
+    zeroed token has the key and value ``b`` (the projection's bias): they
+    enter the softmax as one entry plus ``log(count)``. A mosaic costs about
+    9 tokens' attention scores instead of a full block.
 
     Args:
         block (nn.Module): An MMPretrain ``TransformerEncoderLayer``.
         tokens (Tensor): (B, E + N, C) input of the block.
         num_extra (int): E, the extra tokens (CLS, distillation) in front.
-        index (Tensor): (P, 9) kept patch indices per mask.
-        weight (Tensor): (P, 9) their weights (0: not kept).
+        index (Tensor): (P, k) kept patch indices per mosaic.
+        weight (Tensor): (P, k) their weights (0: not kept).
+        cls_token (bool): Keep the extra tokens (else they are zeroed too).
 
     Returns:
         Tensor: (B, P, E, C), the block's output at the extra tokens.
@@ -55,49 +86,109 @@ def masked_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int,
     batch, _, channels = tokens.shape
     heads, head_dims = attn.num_heads, attn.head_dims
     num_patches = tokens.shape[1] - num_extra
-    extra = tokens[:, :num_extra]  # (B, E, C)
-
-    def qkv(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        out = attn.qkv(block.ln1(x)).unflatten(-1, (3, heads, head_dims))
-        return out.unbind(dim=-3)  # each (..., heads, head_dims)
-
-    q_extra, k_extra, v_extra = qkv(extra)  # (B, E, H, D)
-    _, k_zero, v_zero = qkv(tokens.new_zeros(1, channels))  # (1, H, D)
-    kept = tokens[:, num_extra:][:, index] * weight[None, :, :, None]  # (B, P, 9, C)
-    _, k_kept, v_kept = qkv(kept)  # (B, P, 9, H, D)
+    normed = block.ln1(tokens)
+    projected = F.linear(normed, attn.qkv.weight).unflatten(-1, (3, heads, head_dims))
+    bias = attn.qkv.bias if attn.qkv.bias is not None else normed.new_zeros(3 * channels)
+    q_bias, k_bias, v_bias = bias.view(3, heads, head_dims).unbind(0)  # each (H, D)
+    kept_mask = weight > 0  # (P, k)
+    scaled = weight[None, :, :, None, None]
+    k_kept = scaled * projected[:, num_extra:, 1][:, index] + k_bias  # (B, P, k, H, D)
+    v_kept = scaled * projected[:, num_extra:, 2][:, index] + v_bias
+    zeros_count = (num_patches - kept_mask.sum(1)).to(tokens.dtype)  # (P,)
+    if cls_token:
+        q_extra, k_extra, v_extra = (projected[:, :num_extra] + bias.view(3, heads, head_dims)
+                                     ).unbind(2)  # each (B, E, H, D)
+        residual = tokens[:, :num_extra]
+    else:  # zeroed extra tokens: query and key/value are the biases
+        q_extra = q_bias.expand(batch, num_extra, heads, head_dims)
+        k_extra = v_extra = tokens.new_zeros(batch, 0, heads, head_dims)
+        residual = tokens.new_zeros(batch, num_extra, channels)
+        zeros_count = zeros_count + num_extra
 
     scale = head_dims ** -0.5
-    s_extra = torch.einsum('behd,bfhd->bhef', q_extra, k_extra) * scale  # (B, H, E, E)
-    s_kept = torch.einsum('behd,bpkhd->bphek', q_extra, k_kept) * scale  # (B, P, H, E, 9)
-    s_zero = torch.einsum('behd,hd->bhe', q_extra, k_zero[0]) * scale  # (B, H, E)
-    kept_mask = weight > 0
-    zeros_count = (num_patches - kept_mask.sum(1)).to(tokens.dtype)  # (P,)
+    num_masks = index.shape[0]
+    s_extra = torch.einsum('behd,bfhd->bhef', q_extra, k_extra) * scale  # (B, H, E, F)
+    s_kept = torch.einsum('behd,bpkhd->bphek', q_extra, k_kept) * scale  # (B, P, H, E, k)
+    s_zero = torch.einsum('behd,hd->bhe', q_extra, k_bias) * scale  # (B, H, E)
     s_kept = s_kept.masked_fill(~kept_mask[None, :, None, None, :], float('-inf'))
-    s_extra = s_extra[:, None].expand(-1, index.shape[0], -1, -1, -1)  # (B, P, H, E, E)
-    s_zero = s_zero[:, None, :, :, None].expand(-1, index.shape[0], -1, -1, -1)
+    s_extra = s_extra[:, None].expand(-1, num_masks, -1, -1, -1)  # (B, P, H, E, F)
+    s_zero = s_zero[:, None, :, :, None].expand(-1, num_masks, -1, -1, -1)
     # log(count) turns "count identical zero tokens" into one softmax entry.
     log_count = torch.log(zeros_count.clamp_min(1)).view(1, -1, 1, 1, 1)
     s_zero = torch.where(zeros_count.view(1, -1, 1, 1, 1) > 0, s_zero + log_count,
                          torch.full_like(s_zero, float('-inf')))
     probs = F.softmax(torch.cat([s_extra, s_kept, s_zero], dim=-1), dim=-1)
-    p_extra, p_kept, p_zero = probs.split([num_extra, kept_mask.shape[1], 1], dim=-1)
+    p_extra, p_kept, p_zero = probs.split([k_extra.shape[1], kept_mask.shape[1], 1], dim=-1)
     mixed = (torch.einsum('bphef,bfhd->bpehd', p_extra, v_extra)
              + torch.einsum('bphek,bpkhd->bpehd', p_kept, v_kept)
-             + p_zero[..., 0].permute(0, 1, 3, 2)[..., None] * v_zero[0])
+             + p_zero[..., 0].permute(0, 1, 3, 2)[..., None] * v_bias)
     attended = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(mixed.flatten(-2)))))
-    hidden = extra[:, None] + attended  # (B, P, E, C)
+    hidden = residual[:, None] + attended  # (B, P, E, C)
     return block.ffn(block.ln2(hidden), identity=hidden)
+
+
+def masked_blocks_extra_tokens(blocks: nn.ModuleList, target: int, tokens: Tensor,
+                               num_extra: int, index: Tensor, weight: Tensor,
+                               cls_token: bool) -> Tensor:
+    """Output of the last block at the extra tokens, mosaics made at block ``target``.
+
+    The target block runs on every full mosaic (its attention on the masked
+    normalised tokens, its residual on the masked input), then every later
+    block runs as it is, in chunks of about :data:`CHUNK_TOKENS` tokens.
+
+    Args:
+        blocks (nn.ModuleList): The backbone's transformer blocks.
+        target (int): Index of the target block in ``blocks``.
+        tokens (Tensor): (B, E + N, C) input of the target block.
+        num_extra (int): E, the extra tokens in front.
+        index (Tensor): (P, k) kept patch indices per mosaic.
+        weight (Tensor): (P, k) their weights (0: not kept).
+        cls_token (bool): Keep the extra tokens (else they are zeroed too).
+
+    Returns:
+        Tensor: (B, P, E, C), the last block's output at the extra tokens.
+    """
+    block = blocks[target]
+    batch, length, channels = tokens.shape
+    num_masks = index.shape[0]
+    masks = tokens.new_zeros(num_masks, length)  # per mosaic, the weight of each token
+    masks[:, num_extra:].scatter_add_(1, index, weight)  # border neighbours weigh 0
+    masks[:, :num_extra] = float(cls_token)
+    normed = block.ln1(tokens)
+    chunk = max(1, CHUNK_TOKENS // (batch * length))
+    outputs = []
+    for start in range(0, num_masks, chunk):
+        part = masks[start:start + chunk, :, None]  # (m, T, 1)
+        residual = (tokens[:, None] * part).flatten(0, 1)  # (B * m, T, C)
+        x = residual + block.attn((normed[:, None] * part).flatten(0, 1))
+        x = block.ffn(block.ln2(x), identity=x)
+        for later in blocks[target + 1:]:
+            x = later(x)
+        outputs.append(x[:, :num_extra].unflatten(0, (batch, -1)))
+    return torch.cat(outputs, dim=1)
 
 
 @EXPLAINERS.register_module()
 class ViTReciproCAM(BaseExplainer):
-    """Class-wise maps of vision transformers by token masking.
+    """Class-wise maps of vision transformers by masking normalised tokens.
 
-    For every patch position a 3x3 Gaussian mask keeps that token and its
-    neighbours (the CLS token is always kept) at the input of the last
-    transformer block; the last block (at the CLS token only), the final norm
-    and the head score the classes (softmax; sigmoid for multi-label heads).
-    All masks of all images run as one batch.
+    For every patch position, a mosaic replaces the output of the target
+    block's first LayerNorm (see the module docstring); the rest of the
+    network (the block, later blocks, the final norm and the head) scores the
+    classes (softmax; sigmoid for multi-label heads). With the last block as
+    target (the default) all mosaics of all images run as one batch and only
+    the block's CLS output is computed (:func:`last_block_extra_tokens`);
+    with an earlier one, the full mosaics run through the remaining blocks in
+    chunks (:func:`masked_blocks_extra_tokens`).
+
+    Args:
+        target_layer (int): The target block, an index into
+            ``backbone.layers`` (-1: the last, as OTX 1.x's ``layer_index``;
+            openvino-xai counts it from the end as ``k = 1``).
+        use_gaussian (bool): 3x3 Gaussian neighbourhoods (True) or the single
+            token of each position (False), as the references' option.
+        cls_token (bool): Keep the CLS (and distillation) token in every
+            mosaic (True) or zero it, as the references' option.
     """
 
     algorithm = 'classwisesaliencymap'
@@ -105,10 +196,30 @@ class ViTReciproCAM(BaseExplainer):
     value_range = (0.0, 1.0)
     families = ('vision_transformer',)
 
+    def __init__(self, target_layer: int = -1, use_gaussian: bool = True,
+                 cls_token: bool = True) -> None:
+        if isinstance(target_layer, bool) or not isinstance(target_layer, int):
+            raise TypeError(f'target_layer must be a block index (e.g. -1, the last block), '
+                            f'not {target_layer!r}')
+        self.target_layer = target_layer
+        self.use_gaussian = bool(use_gaussian)
+        self.cls_token = bool(cls_token)
+
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
+        from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
         backbone = adapter.model.backbone
         name = type(backbone).__name__
+        num_layers = len(backbone.layers)
+        if not -num_layers <= self.target_layer < num_layers:
+            raise UnsupportedModelError(
+                f'ViT Recipro-CAM: target_layer={self.target_layer} is out of range: {name} '
+                f'has {num_layers} blocks (-1 is the last)')
+        block = backbone.layers[self.target_layer]
+        if type(block).forward is not TransformerEncoderLayer.forward:
+            raise UnsupportedModelError(
+                f'ViT Recipro-CAM needs MMPretrain TransformerEncoderLayer blocks (ViT, DeiT); '
+                f'{name} has {type(block).__name__}')
         if not backbone.with_cls_token:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
@@ -119,16 +230,31 @@ class ViTReciproCAM(BaseExplainer):
                 f'ViT Recipro-CAM needs {name} with out_type="cls_token" from the last layer '
                 f'only; this one has out_type={backbone.out_type!r}, '
                 f'out_indices={list(backbone.out_indices)}')
-        if backbone.layers[-1].attn.v_shortcut:
-            raise UnsupportedModelError('ViT Recipro-CAM does not support v_shortcut attention')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
-        tokens = adapter.captured('last_block_input')
+        blocks = adapter.model.backbone.layers
+        target = self.target_layer % len(blocks)
+        tokens = adapter.block_input(target)
         height, width = adapter.patch_resolution
-        index, weight = gaussian_token_masks(height, width, tokens.device)
-        extra = masked_block_extra_tokens(adapter.model.backbone.layers[-1], tokens,
-                                          adapter.num_extra_tokens, index, weight.to(tokens))
+        index, weight = token_masks(height, width, self.use_gaussian, tokens.device)
+        weight = weight.to(tokens)
+        if target == len(blocks) - 1 and self._attention_is_standard(blocks[target].attn):
+            extra = last_block_extra_tokens(blocks[target], tokens, adapter.num_extra_tokens,
+                                            index, weight, self.cls_token)
+        else:
+            extra = masked_blocks_extra_tokens(blocks, target, tokens, adapter.num_extra_tokens,
+                                               index, weight, self.cls_token)
         batch = tokens.shape[0]
         scores = adapter.scores_from_extra_tokens(extra.flatten(0, 1))  # (B * P, K)
         return scores.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def _attention_is_standard(attn: nn.Module) -> bool:
+        """Whether the attention is what :func:`last_block_extra_tokens` computes.
+
+        That is ``softmax(q k^T / sqrt(D)) v`` of a linear ``qkv``, without a
+        value shortcut.
+        """
+        return (type(attn.qkv) is nn.Linear and not attn.v_shortcut
+                and attn.scaled_dot_product_attention is F.scaled_dot_product_attention)

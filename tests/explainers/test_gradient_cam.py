@@ -12,6 +12,7 @@ from mmxai.explainers import (
     XGradCAM,
     build_explainer,
 )
+from mmxai.geometry import resample_cells
 from mmxai.models import ExplainModel
 from mmxai.utils import UnsupportedModelError
 from tests.helpers import (
@@ -120,6 +121,33 @@ def test_detector_maps_per_class_at_the_finest_level(atss, algorithm):
     with torch.no_grad():
         samples = explain.test_step(det_batch(random_images(1, SIZE, SIZE)))
     assert samples[0].saliency_map.shape == (3, 32, 32)
+
+
+def test_detector_levels_are_rectified_and_rescaled_before_their_mean(atss):
+    """pytorch-grad-cam's multi-layer rule (``scale_cam_image`` per layer, then the mean),
+    written out on the real FPN levels, ATSS head and autograd."""
+    adapter, maps, data = _raw_maps(atss, det_batch(random_images(2, SIZE, SIZE, seed=2)),
+                                    'gradcam')
+    with torch.enable_grad():
+        levels = [f.detach().requires_grad_()
+                  for f in atss.neck(atss.backbone(data['inputs']))]
+        cls_scores = atss.bbox_head(tuple(levels))[0]  # ATSS: one anchor per position
+        probabilities = torch.cat([s.sigmoid().flatten(2) for s in cls_scores], dim=2)
+        kept = probabilities.detach() >= 0.3  # the class's predicted boxes, else its best
+        scores = torch.where(kept.any(-1), (probabilities * kept).sum(-1),
+                             probabilities.amax(-1))
+        for cls in range(scores.shape[1]):
+            gradients = torch.autograd.grad(scores[:, cls].sum(), levels, retain_graph=True)
+            per_level = []
+            for a, g in zip(levels, gradients):
+                cam = (g.mean((2, 3), keepdim=True) * a.detach()).sum(1, keepdim=True).relu()
+                low = cam.amin((2, 3), keepdim=True)
+                cam = (cam - low) / ((cam - low).amax((2, 3), keepdim=True) + 1e-7)
+                per_level.append(resample_cells(cam, (32, 32), adapter.grid_of(cam.shape[-2:]),
+                                                adapter.grid_of((32, 32))))
+            expected = torch.stack(per_level).mean(0)[:, 0]
+            torch.testing.assert_close(maps[:, cls], expected, rtol=1e-4, atol=1e-5)
+    assert maps.amin() >= 0 and 0 < maps.amax() <= 1  # a mean of maps in [0, 1]
 
 
 def test_detector_named_layer_runs_the_network_again(atss):

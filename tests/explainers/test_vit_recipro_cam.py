@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from mmxai.explainers import ViTReciproCAM
-from mmxai.explainers.vit_recipro_cam import gaussian_token_masks
+from mmxai.explainers.vit_recipro_cam import last_block_extra_tokens, token_masks
 from mmxai.models import ExplainModel
-from mmxai.utils import UnsupportedModelError
+from mmxai.utils import UnknownAlgorithmError, UnsupportedModelError
 from tests.helpers import build_model, cls_batch, load_config, random_images
 
 SIZE = 128  # 8 x 8 patches of 16 px
@@ -17,7 +17,17 @@ def _vit(config='mmpretrain::deit/deit-tiny_4xb256_in1k.py', **backbone):
     cfg.model.backbone.update(arch=SMALL_ARCH, img_size=SIZE, **backbone)
     cfg.model.head.update(num_classes=3, in_channels=64)
     cfg.model.train_cfg = None
-    return build_model(cfg)
+    model = build_model(cfg)
+    # The config's initialisation (a zero classifier, tiny attention weights) makes nearly
+    # constant maps: draw every linear layer at unit gain (attention logits sharper), so
+    # that the mosaics matter.
+    generator = torch.Generator().manual_seed(0)
+    for name, layer in model.named_modules():
+        if isinstance(layer, torch.nn.Linear):
+            gain = 3.0 if name.endswith('attn.qkv') else 1.0
+            layer.weight.data.normal_(0, gain * layer.in_features ** -0.5, generator=generator)
+            layer.bias.data.normal_(0, 0.1, generator=generator)
+    return model
 
 
 @pytest.fixture(scope='module')
@@ -31,36 +41,92 @@ def _explain(model, images, algorithm='classwisesaliencymap', **kwargs):
     return explain, torch.stack([s.saliency_map for s in samples])
 
 
-def _explicit_token_masking(model, tokens):
-    """Reference: every masked token set through the real last block, norm and head."""
+KERNEL = torch.tensor([[1 / 16, 1 / 8, 1 / 16], [1 / 8, 1 / 4, 1 / 8], [1 / 16, 1 / 8, 1 / 16]])
+
+
+def _mosaic_weights(height, width, use_gaussian):
+    """(P, h * w) weight of every patch token in every mosaic, built as OTX 1.x and
+    openvino-xai build it: the 3x3 kernel pasted on a zero-padded grid, then cropped."""
+    padded = torch.zeros(height * width, height + 2, width + 2)
+    for i in range(height):
+        for j in range(width):
+            if use_gaussian:
+                padded[i * width + j, i:i + 3, j:j + 3] = KERNEL
+            else:
+                padded[i * width + j, i + 1, j + 1] = 1.0
+    return padded[:, 1:-1, 1:-1].flatten(1)
+
+
+def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token=True):
+    """The published definition on the real model: one real pass records the target block's
+    input and its ln1 output; then, per mosaic, a forward hook makes ln1 return the masked
+    normalised tokens and a pre-hook feeds the block its input masked likewise, and the real
+    model (that block, the later blocks, the final norm, the head) scores the classes."""
+    inputs = model.data_preprocessor(cls_batch(images))['inputs']
     backbone = model.backbone
-    extra = backbone.num_extra_tokens
+    block = backbone.layers[target_layer]
+    seen = {}
+    hooks = [block.register_forward_pre_hook(lambda _m, args: seen.update(tokens=args[0])),
+             block.ln1.register_forward_hook(lambda _m, _a, out: seen.update(normed=out))]
+    with torch.no_grad():
+        model(inputs, mode='tensor')
+    for hook in hooks:
+        hook.remove()
     height = width = SIZE // 16
-    index, weight = gaussian_token_masks(height, width, tokens.device)
-    masks = torch.zeros(index.shape[0], height * width)
-    masks.scatter_add_(1, index, weight)  # border neighbours have weight 0
-    patches = tokens[:, extra:]  # (B, N, C)
-    masked = patches[:, None] * masks[None, :, :, None]  # (B, P, N, C)
-    cls = tokens[:, None, :extra].expand(-1, masked.shape[1], -1, -1)
-    x = torch.cat([cls, masked], dim=2).flatten(0, 1)
-    x = backbone.layers[-1](x)
-    if backbone.final_norm:
-        x = backbone.ln1(x)
-    feats = (x[:, 0], x[:, 1]) if extra == 2 else x[:, 0]
-    scores = model.head((feats, )).softmax(1)
-    return scores.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2)
+    patches = _mosaic_weights(height, width, use_gaussian)
+    extra = torch.full((patches.shape[0], backbone.num_extra_tokens), float(cls_token))
+    weights = torch.cat([extra, patches], dim=1)  # (P, E + N)
+
+    def masked(tokens):
+        return (tokens[:, None] * weights[None, :, :, None]).flatten(0, 1)  # (B * P, E + N, C)
+
+    hooks = [block.register_forward_pre_hook(lambda _m, _args: (masked(seen['tokens']),)),
+             block.ln1.register_forward_hook(lambda _m, _a, _out: masked(seen['normed']))]
+    try:
+        with torch.no_grad():
+            scores = model(inputs, mode='tensor').softmax(1)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return scores.reshape(len(images), height, width, -1).permute(0, 3, 1, 2)
 
 
-@pytest.mark.parametrize('config', ['mmpretrain::deit/deit-tiny_4xb256_in1k.py',
-                                    'mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py'])
-def test_fast_path_equals_explicit_token_masking(config):
+@pytest.mark.parametrize('config, options', [
+    ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', {}),
+    ('mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py', {}),
+    ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', dict(use_gaussian=False)),
+    ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', dict(cls_token=False)),
+    ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', dict(target_layer=-2)),
+    ('mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py', dict(target_layer=0,
+                                                                 cls_token=False)),
+])
+def test_maps_equal_mosaics_at_the_output_of_the_real_first_layernorm(config, options):
     model = _vit(config)
-    explain, maps = _explain(model, random_images(2, SIZE, SIZE))
+    images = random_images(2, SIZE, SIZE)
+    explain, maps = _explain(model, images, dict(algorithm='classwisesaliencymap', **options))
     assert isinstance(explain.explainer, ViTReciproCAM)
     assert maps.shape == (2, 3, 8, 8)
-    with torch.no_grad():
-        reference = _explicit_token_masking(model, explain.adapter.captured('last_block_input'))
+    assert maps.flatten(2).std(-1).min() > 1e-4  # the maps are not constant
+    reference = _reference_maps(model, images, **options)
     torch.testing.assert_close(maps, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_the_gaussian_kernel_changes_the_maps_against_a_single_token(vit):
+    images = random_images(2, SIZE, SIZE, seed=3)
+    _, gaussian = _explain(vit, images)
+    _, single = _explain(vit, images, dict(algorithm='classwisesaliencymap', use_gaussian=False))
+    assert (gaussian - single).abs().max() > 1e-2
+    # Masking normalised tokens keeps the kernel's weights: halving them changes the maps
+    # (masking before the LayerNorm, they cancelled).
+    explain = ExplainModel(vit, explainer='classwisesaliencymap', explain_all_classes=True)
+    with torch.no_grad():
+        explain.test_step(cls_batch(images))
+        tokens = explain.adapter.block_input(-1)
+        index, weight = token_masks(8, 8, True, tokens.device)
+        args = (vit.backbone.layers[-1], tokens, 1, index)
+        full = last_block_extra_tokens(*args, weight, True)
+        half = last_block_extra_tokens(*args, weight / 2, True)
+    assert (full - half).abs().max() > 1e-3
 
 
 def test_probabilities_and_batch_consistency(vit):
@@ -82,12 +148,30 @@ def test_class_agnostic_maps_use_final_patch_tokens_on_the_grid(vit):
     assert maps.shape == (2, 1, 8, 8) and torch.isfinite(maps).all()
 
 
-def test_masks_are_3x3_gaussians_clipped_at_the_border():
-    index, weight = gaussian_token_masks(4, 5, torch.device('cpu'))
+def test_masks_are_the_references_3x3_gaussians_cut_at_the_border():
+    index, weight = token_masks(4, 5, True, torch.device('cpu'))
     assert index.shape == weight.shape == (20, 9)
     corner = dict(zip(index[0].tolist(), weight[0].tolist()))
-    assert weight[0].gt(0).sum() == 4 and corner[0] == 1.0 and corner[6] == 0.25
-    assert weight[2 * 5 + 2].gt(0).sum() == 9
+    assert weight[0].gt(0).sum() == 4
+    assert (corner[0], corner[1], corner[5], corner[6]) == (1 / 4, 1 / 8, 1 / 8, 1 / 16)
+    assert weight[2 * 5 + 2].gt(0).sum() == 9 and weight[2 * 5 + 2].sum() == 1.0
+    index, weight = token_masks(4, 5, False, torch.device('cpu'))
+    assert index[:, 0].tolist() == list(range(20)) and weight.eq(1).all()
+
+
+def test_bad_options_and_blocks_are_clear_errors(vit):
+    with pytest.raises(UnsupportedModelError, match='target_layer=-3 is out of range'):
+        ExplainModel(vit, explainer=dict(algorithm='classwisesaliencymap', target_layer=-3))
+    with pytest.raises(UnknownAlgorithmError, match='block index'):
+        ExplainModel(vit, explainer=dict(algorithm='classwisesaliencymap',
+                                         target_layer='layers.1'))
+    # DeiT III blocks normalise twice with ln1: not the block the method decomposes.
+    cfg = load_config('mmpretrain::deit3/deit3-small-p16_64xb64_in1k.py')
+    cfg.model.backbone.update(arch=dict(SMALL_ARCH), img_size=SIZE)
+    cfg.model.head.update(num_classes=3, in_channels=64)
+    cfg.model.train_cfg = None
+    with pytest.raises(UnsupportedModelError, match='DeiT3TransformerEncoderLayer'):
+        ExplainModel(build_model(cfg), explainer='classwisesaliencymap')
 
 
 def test_transformer_without_cls_token_gets_a_clear_error():
