@@ -136,7 +136,8 @@ def make_detection_split(root: str, split: str, num_images: int, image_size: int
             polygon = np.clip(coco_polygon(object_outline(name, (x1, y1, x2, y2))),
                               (x1, y1), (x2, y2))
             area = float(cv2.contourArea(polygon.astype(np.float32)))
-            annotations.append(dict(id=len(annotations), image_id=index, iscrowd=0,
+            # COCO annotation ids start at 1: pycocotools reads id 0 as "no match".
+            annotations.append(dict(id=len(annotations) + 1, image_id=index, iscrowd=0,
                                     category_id=names.index(name) + 1, area=round(area, 2),
                                     bbox=[x1, y1, x2 - x1, y2 - y1],
                                     segmentation=[polygon.round(2).reshape(-1).tolist()]))
