@@ -222,9 +222,12 @@ def test_interrupted_build_stops_the_compilers_and_caches_nothing(user, sandbox)
     env = sandbox.env(user['bin'], MMXAI_VENV=str(user['venv']), MMXAI_CACHE=str(user['cache']),
                       MMXAI_STANDIN_SECONDS_PER_OBJECT='60', MMXAI_STANDIN_PID_FILE=str(pid_file))
     # Its own session, as a terminal's: Ctrl-C signals the whole foreground process group.
+    # A job started in the background (CI, `make test &`) inherits SIGINT ignored, and
+    # bash cannot trap a signal ignored on entry: start it with SIGINT as a terminal has it.
     process = subprocess.Popen([str(sandbox.script)], cwd=sandbox.base, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Without progress lines the loop below would wait for the whole build.
     watchdog = threading.Timer(60, os.killpg, (process.pid, signal.SIGKILL))
     watchdog.start()
