@@ -133,20 +133,19 @@ class ExplainModel(BaseModel):
         from mmdet.structures.bbox import bbox_overlaps
         found = [self.targets.boxes_of(sample, self.box_targets) for sample in samples]
         device = class_maps.device
+        input_boxes = [boxes_to_input(boxes, s.metainfo) for (boxes, _, _), s in
+                       zip(found, samples)]
         box_maps = self.explainer.explain_boxes(
-            self.adapter, samples,
-            [boxes_to_input(boxes, s.metainfo).to(device) for (boxes, _, _), s in
-             zip(found, samples)],
+            self.adapter, samples, [boxes.to(device) for boxes in input_boxes],
             [labels.to(device) for _, labels, _ in found])
         grid = self.explainer.map_grid(self.adapter, tuple(class_maps.shape[-2:]))
-        for sample, (boxes, labels, records), maps, image_maps in zip(
-                samples, found, box_maps, class_maps):
+        for sample, (boxes, labels, records), on_input, maps, image_maps in zip(
+                samples, found, input_boxes, box_maps, class_maps):
             predictions = sample.pred_instances
             overlaps = bbox_overlaps(boxes, predictions.bboxes.float().cpu()) * \
                 (labels[:, None] == predictions.labels.cpu()[None])  # (N, P), same class only
             scores = predictions.scores.cpu()
-            inside = cells_inside(boxes_to_input(boxes, sample.metainfo), grid,
-                                  tuple(image_maps.shape[-2:]))  # (N, h, w)
+            inside = cells_inside(on_input, grid, tuple(image_maps.shape[-2:]))  # (N, h, w)
             for row, record in enumerate(records):
                 label = int(labels[row])
                 record.update(label=label, class_name=self.targets.class_name(label),
