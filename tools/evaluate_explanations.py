@@ -14,7 +14,7 @@ import tempfile
 from mmengine.config import DictAction
 from mmengine.runner import Runner, load_checkpoint
 
-from mmxai.apis import check_files_exist, load_tool_config
+from mmxai.apis import check_files_exist, load_tool_config, process_batches
 from mmxai.evaluation import ExplanationEvaluator, format_table
 from mmxai.utils import atomic_write_json
 
@@ -48,10 +48,7 @@ def main() -> None:
         evaluator = ExplanationEvaluator(runner.model.eval(), args.explain_algorithm, args.steps,
                                          args.tolerance, insertion_canvas=args.insertion_canvas)
         dataloader = runner.build_dataloader(cfg.test_dataloader)
-        for index, data in enumerate(dataloader):
-            evaluator.process(data)
-            print(f'\revaluated {index + 1}/{len(dataloader)} batches', end='', flush=True)
-        print()
+        process_batches(dataloader, evaluator.process, 'evaluated')
     summary = evaluator.summary()
     print(format_table(summary))
     if args.output:

@@ -22,7 +22,13 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmxai.adapters import build_adapter
-from mmxai.apis import check_files_exist, check_output_dir, exit_on_user_error, load_tool_config
+from mmxai.apis import (
+    check_files_exist,
+    check_output_dir,
+    exit_on_user_error,
+    load_tool_config,
+    process_batches,
+)
 from mmxai.evaluation import (
     SPEARMAN_THRESHOLD,
     SanityChecker,
@@ -99,10 +105,7 @@ def check(args: argparse.Namespace) -> None:
                             spearman_threshold=args.spearman_threshold,
                             page_images=args.page_images)
     dataloader = Runner.build_dataloader(cfg.test_dataloader)
-    for index, data in enumerate(dataloader):
-        checker.process(data)
-        print(f'\rchecked {index + 1}/{len(dataloader)} batches', end='', flush=True)
-    print()
+    process_batches(dataloader, checker.process, 'checked')
     report = checker.report()
     print(format_sanity_table(report))
     command = shlex.join([sys.executable, *sys.argv])

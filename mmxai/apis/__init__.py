@@ -6,6 +6,7 @@ from .cli import (
     exit_on_user_error,
     load_tool_config,
     log_every_rank,
+    process_batches,
     setup_distributed,
     teardown_distributed,
 )
@@ -14,5 +15,6 @@ from .inference import ExportedSaliencyExplainer, SaliencyExplainer
 
 __all__ = ['ExportedSaliencyExplainer', 'SaliencyExplainer', 'check_files_exist', 'check_inputs',
            'check_output_dir', 'exit_on_user_error', 'explain_config', 'inference_pipeline',
-           'load_tool_config', 'log_every_rank', 'set_data_root', 'setup_distributed',
+           'load_tool_config', 'log_every_rank', 'process_batches', 'set_data_root',
+           'setup_distributed',
            'teardown_distributed', 'use_exported_model']

@@ -4,7 +4,7 @@ import logging
 import os
 import os.path as osp
 import tempfile
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import torch
 from mmengine.config import Config
@@ -128,3 +128,17 @@ def exit_on_user_error(parser: argparse.ArgumentParser, run: Callable[[], T]) ->
     except UserInputError as error:
         message = str(error).strip().splitlines()
         parser.exit(2, f'{parser.prog}: error: {message[0] if message else type(error).__name__}\n')
+
+
+def process_batches(dataloader: Iterable, process: Callable[[Any], Any], verb: str) -> None:
+    """Feed every batch to ``process``, with a one-line progress count.
+
+    Args:
+        dataloader (Iterable): Batches (with a length).
+        process (Callable): Called on each batch.
+        verb (str): What is done, for the progress line (``'evaluated'``).
+    """
+    for index, data in enumerate(dataloader):
+        process(data)
+        print(f'\r{verb} {index + 1}/{len(dataloader)} batches', end='', flush=True)
+    print()
