@@ -101,3 +101,12 @@ def write_config(cfg: Config, path: str) -> str:
     os.makedirs(osp.dirname(path), exist_ok=True)
     cfg.dump(path)
     return path
+
+
+def relevance_mass(saliency, boxes):
+    """Relevance mass (Arras et al.): the map's sum inside the boxes (pixel centres) / its sum."""
+    ys, xs = np.mgrid[:saliency.shape[0], :saliency.shape[1]] + 0.5
+    inside = np.zeros(saliency.shape, bool)
+    for x1, y1, x2, y2 in boxes:
+        inside |= (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
+    return saliency[inside].sum() / saliency.sum()

@@ -15,6 +15,7 @@ import pytest
 
 from mmxai.visualization import write_report
 from tests.browser import Browser
+from tests.helpers import relevance_mass
 
 CLASSES = ['cat', 'dog', 'bird']
 SCORE_THR = 0.3
@@ -307,15 +308,6 @@ def _pointing(saliency, boxes):
     return any(x1 <= column + 0.5 <= x2 and y1 <= row + 0.5 <= y2 for x1, y1, x2, y2 in boxes)
 
 
-def _mass(saliency, boxes):
-    """Relevance mass (Arras et al.): the map's sum inside the boxes (pixel centres) / its sum."""
-    ys, xs = np.mgrid[:saliency.shape[0], :saliency.shape[1]] + 0.5
-    inside = np.zeros(saliency.shape, bool)
-    for x1, y1, x2, y2 in boxes:
-        inside |= (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
-    return saliency[inside].sum() / saliency.sum()
-
-
 def _check_groups(browser, index, groups):
     """Each (class, group) filter shows the images ``groups`` has, with their boxes drawn."""
     box_kind = dict(tp_high='tp', tp_low='tp', fp='fp', fn='fn')
@@ -360,7 +352,7 @@ def _check_summary(browser, index, groups, runs, manifests):
                 expected = f'{hits / len(by_image):.2f} ({hits}/{len(by_image)})' \
                     if by_image else '–'
                 assert cells[column + 3 * a] == expected
-            masses = [_mass(raw[name], [b for b, lab in zip(t['bboxes'], t['labels'])
+            masses = [relevance_mass(raw[name], [b for b, lab in zip(t['bboxes'], t['labels'])
                                         if lab == label])
                       for name, t in truth.items() if label in t['labels']]
             assert cells[8 + 3 * a] == f'{np.mean(masses):.3f} ({len(masses)})'

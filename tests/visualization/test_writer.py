@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmxai.apis import explain_config
+from tests.helpers import relevance_mass
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +33,7 @@ def _coco_truth(ann_file):
     return truth
 
 
-def _mass(saliency, boxes):
-    """Relevance mass (Arras et al.): the map's sum inside the boxes (pixel centres) / its sum."""
-    ys, xs = np.mgrid[:saliency.shape[0], :saliency.shape[1]] + 0.5
-    inside = np.zeros(saliency.shape, bool)
-    for x1, y1, x2, y2 in boxes:
-        inside |= (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
-    return saliency[inside].sum() / saliency.sum()
-
-
-def test_detection_ground_truth_peaks_and_mass(annotated_detection_runs):
+def test_detection_ground_truth_peaks_andrelevance_mass(annotated_detection_runs):
     runs, ann_file = annotated_detection_runs
     truth = _coco_truth(ann_file)
     checked = 0
@@ -62,7 +54,8 @@ def test_detection_ground_truth_peaks_and_mass(annotated_detection_runs):
                 about = sorted(set(labels)) if label is None else [label] if label in labels else []
                 assert sorted(map(int, explanation['relevance_mass'])) == about
                 for cls in about:
-                    expected = _mass(saliency, [b for b, lab in zip(boxes, labels) if lab == cls])
+                    expected = relevance_mass(
+                        saliency, [b for b, lab in zip(boxes, labels) if lab == cls])
                     assert explanation['relevance_mass'][str(cls)] == pytest.approx(expected,
                                                                                      abs=1e-5)
                     checked += 1
