@@ -1,7 +1,10 @@
 """The settings id that decides what a rerun keeps."""
+import pytest
+
 from mmxai import version
 from mmxai.apis import explain_config
-from tests.helpers import CLS_DEMO_CONFIG, load_config
+from mmxai.utils import UserInputError
+from tests.helpers import CLS_DEMO_CONFIG, DET_DEMO_CONFIG, load_config
 
 
 def _run_id(cfg, checkpoint, **kwargs):
@@ -24,3 +27,17 @@ def test_resume_id_changes_with_class_names_and_mmxai_version(tmp_path, monkeypa
 
     monkeypatch.setattr(version, '__version__', '99.0.0')
     assert _run_id(cfg, str(checkpoint)) != first  # another version may draw other maps
+
+
+def test_ground_truth_boxes_must_be_loaded_after_the_resize(tmp_path):
+    # MMDetection's test pipelines load annotations after Resize, so boxes stay in
+    # original pixels; loaded before, Resize would scale them and every box map
+    # and match would be read in the wrong place.
+    cfg = load_config(DET_DEMO_CONFIG)
+    explain_config(cfg, 'x.pth', str(tmp_path / 'ok'), box_targets=['ground_truth'])
+    steps = cfg.test_dataloader.dataset.pipeline
+    load = next(s for s in steps if s['type'] == 'LoadAnnotations')
+    steps.remove(load)
+    steps.insert(1, load)  # right after loading the image, before Resize
+    with pytest.raises(UserInputError, match='loads annotations before Resize'):
+        explain_config(cfg, 'x.pth', str(tmp_path / 'bad'), box_targets=['ground_truth'])
