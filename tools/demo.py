@@ -3,8 +3,10 @@
 Generates shapes data, trains a small ATSS detector, a small Mask R-CNN and a
 small ResNet classifier with MMEngine's Runner, explains held-out images with
 every algorithm that is not black-box (RISE and D-RISE need minutes) on the
-annotated held-out set and writes ``OUTPUT/explain/index.html``, a viewer with
-an error analysis to open in a browser (from disk, no server).
+annotated held-out set (detectors' class maps also per ground-truth box, matched
+or missed), runs the sanity checks of every model and writes
+``OUTPUT/explain/index.html``, a viewer with an error analysis and the sanity
+checks to open in a browser (from disk, no server).
 
     python tools/demo.py --output work_dirs/demo
 """
@@ -17,7 +19,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmxai  # noqa: F401
-from mmxai.apis import explain_config, set_data_root
+from mmxai.apis import explain_config, run_sanity_checks, set_data_root
 from mmxai.datasets import make_classification_split, make_detection_split
 from mmxai.explainers import algorithms_for
 from mmxai.visualization import write_report
@@ -38,6 +40,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--train-images', type=int, default=160)
     parser.add_argument('--val-images', type=int, default=30)
     parser.add_argument('--max-iters', type=int, help='override the configs\' training length')
+    parser.add_argument('--sanity-images', type=int, default=12,
+                        help='held-out images of the sanity checks (0: none)')
     return parser.parse_args()
 
 
@@ -49,7 +53,7 @@ def configure(cfg: Config, data_root: str, work_dir: str) -> Config:
 def main() -> None:
     args = parse_args()
     command = shlex.join([sys.executable, *sys.argv])
-    runs = []
+    runs, sanity = [], []
     for task, (config_path, make_split) in TASKS.items():
         data_root = osp.join(args.output, 'data', task) + '/'
         make_split(data_root, 'train', args.train_images, seed=1)
@@ -63,18 +67,27 @@ def main() -> None:
         checkpoint = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
         # RISE / D-RISE run the model hundreds of times per image: not in the demo.
         # The annotated test set (no inputs) gives the report its error analysis; every
-        # class is explained, so missed objects have maps too.
+        # class is explained, so missed objects have maps too, and the detectors' class
+        # maps are also read per ground-truth box.
         for algorithm in algorithms_for(task, black_box=False):
             out = osp.join(args.output, 'explain', task, algorithm)
+            per_box = task != 'classification' and algorithm == 'classwisesaliencymap'
             explain_cfg = explain_config(configure(Config.fromfile(config_path), data_root,
                                                    osp.join(out, 'logs')),
                                          checkpoint, out, algorithm=algorithm,
                                          explain_all_classes=True,
+                                         box_targets=('ground_truth',) if per_box else (),
                                          manifest_meta=dict(command=command, algorithm=algorithm))
             Runner.from_cfg(explain_cfg).test()
             runs.append(dict(task=task, algorithm=algorithm, output_dir=out))
+        if args.sanity_images:
+            out = osp.join(args.output, 'sanity', task)
+            sanity_cfg = configure(Config.fromfile(config_path), data_root, out)
+            sanity_cfg.test_dataloader.dataset.indices = args.sanity_images
+            run_sanity_checks(sanity_cfg, checkpoint, out, command=command)
+            sanity.append(dict(task=task, output_dir=out))
     report = write_report(osp.join(args.output, 'explain'), runs, title='mmxai demo',
-                          command=command)
+                          command=command, sanity=sanity)
     print(f'demo report: {report}')
 
 

@@ -15,29 +15,20 @@ import os.path as osp
 import shlex
 import sys
 from collections import defaultdict
-from typing import List, Union
+from typing import Dict
 
-import torch
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
-from mmxai.adapters import build_adapter
 from mmxai.apis import (
     check_files_exist,
     check_output_dir,
     exit_on_user_error,
     load_tool_config,
-    process_batches,
+    run_sanity_checks,
 )
-from mmxai.evaluation import (
-    SPEARMAN_THRESHOLD,
-    SanityChecker,
-    format_sanity_table,
-)
-from mmxai.explainers import ALGORITHMS, BLACK_BOX_ALGORITHMS, algorithms_for
-from mmxai.models import build_model
-from mmxai.utils import UnknownAlgorithmError, atomic_write_json
-from mmxai.visualization.sanity_page import write_sanity_page
+from mmxai.evaluation import SPEARMAN_THRESHOLD, format_sanity_table
+from mmxai.explainers import ALGORITHMS, BLACK_BOX_ALGORITHMS
+from mmxai.utils import UnknownAlgorithmError
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,17 +68,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def algorithms_with_options(names: List[str], options: dict) -> List[Union[str, dict]]:
-    """Names, with ``ALGORITHM.OPTION=VALUE`` options turned into config dicts."""
-    per_algorithm: dict = defaultdict(dict)
+def options_per_algorithm(options: dict) -> Dict[str, dict]:
+    """``{'ALGORITHM.OPTION': VALUE}`` as ``{ALGORITHM: {OPTION: VALUE}}``."""
+    per_algorithm: Dict[str, dict] = defaultdict(dict)
     for key, value in options.items():
         algorithm, _, option = key.partition('.')
-        if not option or algorithm not in names:
+        if not option:
             raise UnknownAlgorithmError(f'--explainer-options {key}={value}: write '
-                                        f'ALGORITHM.OPTION=VALUE for one of {", ".join(names)}')
+                                        'ALGORITHM.OPTION=VALUE')
         per_algorithm[algorithm][option] = value
-    return [dict(algorithm=name, **per_algorithm[name]) if name in per_algorithm else name
-            for name in names]
+    return dict(per_algorithm)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -96,25 +86,15 @@ def check(args: argparse.Namespace) -> None:
         cfg.test_dataloader.dataset.indices = args.num_images
     if args.batch_size:
         cfg.test_dataloader.batch_size = args.batch_size
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = build_model(cfg, args.checkpoint, device)
-    names = args.explain_algorithm or algorithms_for(build_adapter(model).family,
-                                                     black_box=False)
-    checker = SanityChecker(model, algorithms_with_options(names, args.explainer_options),
-                            cascade=args.cascade, seed=args.seed, score_thr=args.score_thr,
-                            spearman_threshold=args.spearman_threshold,
-                            page_images=args.page_images)
-    dataloader = Runner.build_dataloader(cfg.test_dataloader)
-    process_batches(dataloader, checker.process, 'checked')
-    report = checker.report()
-    print(format_sanity_table(report))
-    command = shlex.join([sys.executable, *sys.argv])
-    atomic_write_json(osp.join(args.output, 'sanity.json'),
-                      dict(command=command, config=args.config, checkpoint=args.checkpoint,
-                           **report))
-    page = write_sanity_page(args.output, report, checker.examples,
-                             class_names=model.dataset_meta.get('classes'), command=command)
-    print(f'wrote {osp.join(args.output, "sanity.json")} and {page}')
+    results = run_sanity_checks(
+        cfg, args.checkpoint, args.output, args.explain_algorithm,
+        options=options_per_algorithm(args.explainer_options), cascade=args.cascade,
+        seed=args.seed, score_thr=args.score_thr, spearman_threshold=args.spearman_threshold,
+        page_images=args.page_images, device=args.device,
+        command=shlex.join([sys.executable, *sys.argv]))
+    print(format_sanity_table(results))
+    print(f'wrote {osp.join(args.output, "sanity.json")} and '
+          f'{osp.join(args.output, "sanity.html")}')
 
 
 def main() -> None:

@@ -12,9 +12,10 @@ from .cli import (
 )
 from .explain_config import explain_config, inference_pipeline, set_data_root, use_exported_model
 from .inference import ExportedSaliencyExplainer, SaliencyExplainer
+from .sanity import run_sanity_checks
 
 __all__ = ['ExportedSaliencyExplainer', 'SaliencyExplainer', 'check_files_exist', 'check_inputs',
            'check_output_dir', 'exit_on_user_error', 'explain_config', 'inference_pipeline',
-           'load_tool_config', 'log_every_rank', 'process_batches', 'set_data_root',
-           'setup_distributed',
+           'load_tool_config', 'log_every_rank', 'process_batches', 'run_sanity_checks',
+           'set_data_root', 'setup_distributed',
            'teardown_distributed', 'use_exported_model']

@@ -335,6 +335,10 @@ class SanityChecker:
                                f"{random_label['kept']:.0%} of the maps at least "
                                f'{self.spearman_threshold}')
             verdict = 'no maps' if not cascade[0]['maps'] else 'flag' if reasons else 'pass'
+            if verdict == 'no maps':
+                reasons = ['no map to compare: the trained model predicted no class on these '
+                           'images' + (f' (no box scoring at least {self.score_thr})'
+                                       if self.adapters[0].task == 'detection' else '')]
             results[label] = dict(class_wise=bool(explainer.class_wise), cascade=cascade,
                                   random_label=random_label, verdict=verdict, reasons=reasons)
         return dict(

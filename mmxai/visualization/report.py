@@ -6,16 +6,25 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..utils import atomic_write_bytes
-from .report_data import task_data
+from .report_data import sanity_data, task_data
 
 #: The viewer's page, script and style, copied next to ``data.js``.
 ASSETS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'report_assets')
 ASSETS = ('viewer.js', 'viewer.css', 'index.html')  # index.html last: the rest is there
 
 
+def _read_json(path: str, what: str) -> dict:
+    try:
+        with open(path, encoding='utf-8') as file:
+            return json.load(file)
+    except (OSError, ValueError) as error:
+        raise ValueError(f'{path}: not a readable {what} ({error})') from error
+
+
 def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = 'mmxai',
                  command: Optional[str] = None, score_thr: Optional[float] = None,
-                 high_score_thr: Optional[float] = None) -> str:
+                 high_score_thr: Optional[float] = None,
+                 sanity: Sequence[Dict[str, str]] = ()) -> str:
     """Write a viewer of explain runs: ``report_dir/index.html`` and its files.
 
     The viewer shows one task at a time, as a paged grid or one image at a
@@ -24,9 +33,14 @@ def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = '
     annotated test set (``ground_truth`` in the manifests), by error-analysis
     group (true positives of high / low score, false positives, false
     negatives), with a per-class table of counts, pointing game and relevance
-    mass. Its state is in the URL after ``#``. ``data.js`` holds the data
+    mass. Per-box maps (``--per-box``, ``--explain-gt``, ``--target-boxes``)
+    show beside the class maps, and a false negative's tile shows the map of
+    its ground-truth box. A task with sanity checks
+    (``tools/sanity_check.py``) has a view of their table and cascades of
+    maps. Its state is in the URL after ``#``. ``data.js`` holds the data
     (see :mod:`mmxai.visualization.report_data`); every path in it is
-    relative to ``report_dir``, and nothing but the run folders is read.
+    relative to ``report_dir``, and nothing but the run and sanity-check
+    folders is read.
 
     Args:
         report_dir (str): Folder of the report.
@@ -39,24 +53,36 @@ def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = '
         high_score_thr (float, optional): Score splitting high- from
             low-score true positives; default halfway between ``score_thr``
             and 1.
+        sanity (Sequence[dict]): ``task`` and ``output_dir`` (the
+            ``--output`` of a ``tools/sanity_check.py`` run, holding
+            ``sanity.json``) of each task's sanity checks; a task may have
+            sanity checks and no run.
 
     Returns:
         str: Path of ``index.html``.
     """
     by_task: Dict[str, List[Tuple[str, str, dict]]] = {}
     for run in runs:
-        path = osp.join(run['output_dir'], 'manifest.json')
-        try:
-            with open(path, encoding='utf-8') as file:
-                manifest = json.load(file)
-        except (OSError, ValueError) as error:
-            raise ValueError(f'{path}: not a readable explain manifest ({error})') from error
+        manifest = _read_json(osp.join(run['output_dir'], 'manifest.json'), 'explain manifest')
         by_task.setdefault(run['task'], []).append((run['algorithm'], run['output_dir'],
                                                     manifest))
+    checks: Dict[str, Tuple[str, dict]] = {}
+    for check in sanity:
+        if check['task'] in checks:
+            raise ValueError(f"two sanity checks for task {check['task']!r}: "
+                             f"{checks[check['task']][0]} and {check['output_dir']}")
+        checks[check['task']] = (check['output_dir'], _read_json(
+            osp.join(check['output_dir'], 'sanity.json'), 'sanity-check result'))
+    tasks = []
+    for task in list(by_task) + [t for t in checks if t not in by_task]:
+        entry = task_data(task, by_task.get(task, []), report_dir, score_thr, high_score_thr)
+        if task in checks:
+            entry['sanity'] = sanity_data(*checks[task], report_dir)
+            if not entry['classes'] and checks[task][1].get('classes'):
+                entry['classes'] = list(checks[task][1]['classes'])
+        tasks.append(entry)
     data: Dict[str, Any] = dict(
-        title=title, command=command, created=time.strftime('%Y-%m-%d %H:%M:%S'),
-        tasks=[task_data(task, task_runs, report_dir, score_thr, high_score_thr)
-               for task, task_runs in by_task.items()])
+        title=title, command=command, created=time.strftime('%Y-%m-%d %H:%M:%S'), tasks=tasks)
     os.makedirs(report_dir, exist_ok=True)
     text = json.dumps(data, separators=(',', ':'), ensure_ascii=False, allow_nan=False)
     # JSON.parse of a string is parsed 2-3x faster than the same object as a JS literal.

@@ -21,7 +21,13 @@ opened from disk). Per task it holds:
   from what ``p`` gives, ``i`` (image path) and ``d`` (the maps' folder).
   Annotated: ``g`` (ground truth: [label] plus the box if any) and ``e``
   (events: [kind index in ``KINDS``, label, index in ``b`` or -1, index in
-  ``g`` or -1]).
+  ``g`` or -1]). Runs with per-box maps (``--per-box``, ``--explain-gt``,
+  ``--target-boxes``): ``x``, per algorithm its box maps: [source index in
+  ``BOX_SOURCES``, index (predictions: in ``b``, -1 below ``score_thr``;
+  ground truth: in ``g``; given: in the run's target boxes), label, x1, y1,
+  x2, y2, evidence, file, best prediction of the class (index in ``b`` or
+  -1), its IoU, its score, detected (1 / 0 / null for predictions)].
+- ``sanity`` (tasks with sanity checks): see :func:`sanity_data`.
 """
 import os.path as osp
 import posixpath
@@ -29,7 +35,10 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..evaluation.error_analysis import IOU_THR, KINDS, class_summary, error_events
+from .sanity_page import TABLE_TEXT
 
+#: Where the box of a per-box map comes from (``source`` in the manifest's ``boxes``).
+BOX_SOURCES = ('predictions', 'ground_truth', 'given')
 #: The path without its extension, as ``viewer.js`` takes it.
 _STEM = re.compile(r'\.[^./]*$')
 
@@ -78,6 +87,65 @@ def _predictions(predictions: Dict[str, list], score_thr: float) -> Tuple[List[l
     labels, scores = predictions.get('labels') or [], predictions.get('scores') or []
     return ([[label, round(scores[label], 3) if label < len(scores) else None]
              for label in labels], list(labels))
+
+
+def _box_maps(boxes: Sequence[dict], kept: List[int], files: _FileTable,
+               folder: str) -> List[list]:
+    """Compact records of one run's per-box maps of one image."""
+    def in_view(index: Optional[int]) -> int:
+        return kept.index(index) if index in kept else -1
+
+    rows = []
+    for box in boxes:
+        match = box.get('match') or {}
+        index = in_view(box['index']) if box['source'] == 'predictions' else box['index']
+        rows.append([BOX_SOURCES.index(box['source']), index, box['label'],
+                     *_round(box['bbox'], 1), round(box['evidence'], 3),
+                     files.ref(box['saliency_map'], folder),
+                     in_view(match.get('prediction')),
+                     round(match['iou'], 3) if match else None,
+                     round(match['score'], 3) if match else None,
+                     None if 'detected' not in box else int(box['detected'])])
+    return rows
+
+
+def sanity_data(output_dir: str, results: Dict[str, Any], report_dir: str) -> Dict[str, Any]:
+    """The viewer's data of one task's sanity checks.
+
+    Args:
+        output_dir (str): Folder of the ``tools/sanity_check.py`` run.
+        results (dict): Its ``sanity.json``.
+        report_dir (str): The report's folder (paths are relative to it).
+
+    Returns:
+        dict: ``root`` (the run's folder relative to the report, ending in
+        ``/``), ``num_images``, ``steps``, ``thresholds``, ``text`` (what a
+        cell of the table says) and ``algorithms``:
+        per algorithm ``name``, ``verdict``, ``reasons``, ``cascade`` (per
+        step) and ``random_label``, each [mean Spearman, share kept, mean
+        SSIM, flagged] or null, and the cascade of maps, ``header`` and
+        ``rows`` (cells ``{file, caption}`` or ``{text}``, files under ``root``).
+
+    Raises:
+        ValueError: ``sanity.json`` has no page layout (an older mmxai made it).
+    """
+    if 'page' not in results:
+        raise ValueError(f'{osp.join(output_dir, "sanity.json")}: no cascade of maps in it '
+                         '(made by an older mmxai): run tools/sanity_check.py again')
+
+    def numbers(values: Optional[Dict[str, Any]]) -> Optional[list]:
+        if not values or values.get('spearman') is None:
+            return None
+        return [values['spearman'], values['kept'], values['ssim'], int(values['flagged'])]
+
+    algorithms = [dict(name=name, verdict=result['verdict'], reasons=result['reasons'],
+                       cascade=[numbers(step) for step in result['cascade']],
+                       random_label=numbers(result['random_label']),
+                       **results['page']['cascades'][name])
+                  for name, result in results['results'].items()]
+    return dict(root=_relative(output_dir, report_dir) + '/', num_images=results['num_images'],
+                steps=results['page']['steps'], thresholds=results['thresholds'],
+                text=TABLE_TEXT, algorithms=algorithms)
 
 
 def task_data(name: str, runs: Sequence[Tuple[str, str, dict]], report_dir: str,
@@ -138,7 +206,7 @@ def task_data(name: str, runs: Sequence[Tuple[str, str, dict]], report_dir: str,
             record['d'] = folder
         record['m'] = []
         maps: Dict[str, Dict[int, dict]] = {}
-        for algorithm, entry in zip(algorithms, per_run):
+        for a, (algorithm, entry) in enumerate(zip(algorithms, per_run)):
             rows = []
             for x in (entry or {}).get('explanations', []):
                 label = -1 if x['class_index'] is None else x['class_index']
@@ -149,6 +217,9 @@ def task_data(name: str, runs: Sequence[Tuple[str, str, dict]], report_dir: str,
                              x.get('peak') or 0, mass or 0])
                 maps.setdefault(algorithm, {})[label] = x
             record['m'].append(rows)
+            if entry and 'boxes' in entry:
+                record.setdefault('x', [[] for _ in runs])[a] = \
+                    _box_maps(entry['boxes'], kept, files, folder)
         if annotated:
             truth = first['ground_truth']
             boxes = truth.get('bboxes') or []

@@ -152,3 +152,15 @@ def test_detector_cascade_random_label_and_drise_targets(trained_detector):
     drise = results['drise']
     assert drise['random_label'] is None
     assert [s['maps'] for s in drise['cascade']] == [class_maps['cascade'][0]['maps']] * 2
+
+
+def test_no_predicted_class_means_no_maps_said_so(trained_detector):
+    """A detector with no box above the threshold has nothing to compare: the verdict is
+    'no maps' with the reason, never a pass."""
+    model, loader = _model_and_loader(*trained_detector, num_images=2)
+    _, report = _check(model, loader, ['classwisesaliencymap', 'activationmap'],
+                       cascade=['bbox_head'], score_thr=1.01)
+    for result in report['results'].values():
+        assert result['verdict'] == 'no maps' and result['cascade'][0]['maps'] == 0
+        assert result['reasons'] == ['no map to compare: the trained model predicted no class '
+                                     'on these images (no box scoring at least 1.01)']

@@ -1,4 +1,5 @@
-"""`make demo`'s script at reduced size: data, training, every algorithm, report."""
+"""`make demo`'s script at reduced size: data, training, every algorithm, maps of
+ground-truth boxes, sanity checks, report."""
 import base64
 import json
 import os
@@ -48,9 +49,18 @@ def test_demo_writes_a_viewer_of_every_run(demo_output):
         assert task['algorithms'] == list(algorithms_for(task['name'], black_box=False))
         for manifest in _manifests(demo_output, task['name']):
             assert manifest['num_images'] == 3 and 'demo.py' in manifest['command']
+            per_box = manifest['algorithm'] == 'classwisesaliencymap' and \
+                task['name'] != 'classification'
             for entry in manifest['images']:
                 assert 'ground_truth' in entry
                 assert len(entry['explanations']) in (1, 3)  # class-agnostic, or every class
+                # The detectors' class maps also per ground-truth box, matched or missed.
+                assert [(b['source'], b['index']) for b in entry.get('boxes', [])] == (
+                    [('ground_truth', g) for g in range(len(entry['ground_truth']['labels']))]
+                    if per_box else [])
+        sanity = json.load(open(osp.join(demo_output, 'sanity', task['name'], 'sanity.json')))
+        assert list(sanity['results']) == list(algorithms_for(task['name'], black_box=False))
+        assert [a['name'] for a in task['sanity']['algorithms']] == list(sanity['results'])
         for root in task['roots']:
             assert not osp.isabs(root) and osp.isdir(osp.join(report, root))
 
@@ -70,7 +80,8 @@ def test_viewer_shows_every_map_in_a_real_browser(demo_output):
                 browser.open('about:blank')
                 browser.open(f'file://{index}#task={task}&view=image&img={entry["rel_path"]}')
                 status = _all_loaded(browser)
-                maps = sum(len(e['explanations']) for m in manifests for e in m['images']
+                maps = sum(len(e['explanations']) + len(e.get('boxes', []))
+                           for m in manifests for e in m['images']
                            if e['rel_path'] == entry['rel_path'])
                 assert browser.evaluate("document.querySelectorAll('.maps img.map').length") == \
                     maps
@@ -80,6 +91,20 @@ def test_viewer_shows_every_map_in_a_real_browser(demo_output):
             browser.wait_for("document.body.dataset.ready === '1'")
             assert browser.evaluate(
                 "document.querySelectorAll('.summary tr[data-class]').length") == 3
+            browser.open('about:blank')
+            browser.open(f'file://{index}#task={task}&view=sanity')
+            browser.wait_for("document.body.dataset.ready === '1'")
+            # A model trained for 2 iterations may predict nothing: a cascade without tiles.
+            tiles = sum('file' in cell for cascade in json.load(open(osp.join(
+                demo_output, 'sanity', task, 'sanity.json')))['page']['cascades'].values()
+                for row in cascade['rows'] for cell in row)
+            if tiles:
+                assert _all_loaded(browser)['failed'] == '0'
+            assert browser.evaluate("document.querySelectorAll('img.sanity-tile').length") == \
+                tiles
+            assert browser.evaluate(
+                "document.querySelectorAll('.sanity-table tr[data-algorithm]').length") == \
+                len(algorithms_for(task, black_box=False))
         browser.open('about:blank')
         browser.open(f'file://{index}#task=detection&view=image&alg=classwisesaliencymap')
         _all_loaded(browser)

@@ -14,9 +14,10 @@ SCORE_THR = 0.3
 TEST_SCALE = 192
 
 
-def _explain(config: Config, checkpoint: str, out: str, algorithm: str) -> str:
+def _explain(config: Config, checkpoint: str, out: str, algorithm: str,
+             box_targets: tuple = ()) -> str:
     cfg = explain_config(config, checkpoint, out, algorithm=algorithm, explain_all_classes=True,
-                         save_raw=True, score_thr=SCORE_THR)
+                         save_raw=True, score_thr=SCORE_THR, box_targets=box_targets)
     cfg.work_dir = osp.join(out, 'logs')
     Runner.from_cfg(cfg).test()
     return out
@@ -25,15 +26,18 @@ def _explain(config: Config, checkpoint: str, out: str, algorithm: str) -> str:
 @pytest.fixture(scope='session')
 def annotated_detection_runs(trained_detector, shapes_detection, tmp_path_factory):
     """Runs of the trained ATSS on its annotated val set at 192 px (class maps and
-    activation maps, every class, raw maps), and the COCO annotation file."""
+    activation maps, every class, raw maps; the class maps also per predicted and
+    per ground-truth box), and the COCO annotation file."""
     config_path, checkpoint = trained_detector
     cfg = Config.fromfile(config_path)
     for step in cfg.test_dataloader.dataset.pipeline:
         if step['type'] == 'Resize':
             step['scale'] = (TEST_SCALE, TEST_SCALE)
     root = str(tmp_path_factory.mktemp('annotated_detection'))
+    boxes = dict(classwisesaliencymap=('predictions', 'ground_truth'), activationmap=())
     runs = [dict(task='detection', algorithm=algorithm,
-                 output_dir=_explain(cfg, checkpoint, osp.join(root, algorithm), algorithm))
+                 output_dir=_explain(cfg, checkpoint, osp.join(root, algorithm), algorithm,
+                                     boxes[algorithm]))
             for algorithm in ('classwisesaliencymap', 'activationmap')]
     return runs, osp.join(shapes_detection, 'val.json')
 

@@ -415,3 +415,65 @@ def test_classification_error_analysis(browser, annotated_classification_run, tm
     browser.wait_for("document.getElementById('report-status').dataset.loaded == "
                      "document.getElementById('report-status').dataset.images")
     no_errors(browser)
+
+
+def _map_sources(browser, selector):
+    return browser.evaluate(
+        f"[...document.querySelectorAll('{selector}')].map(f => "
+        "decodeURIComponent(f.querySelector('img.map').getAttribute('src')))")
+
+
+@pytest.mark.slow
+def test_maps_per_box_and_of_missed_objects(browser, annotated_detection_runs, tmp_path):
+    """One image: a map per box of the run, in the manifest's order, missed ground truth
+    said so; the false-negative grid: each tile is the map of a missed object's box."""
+    runs, ann_file = annotated_detection_runs
+    run = runs[0]
+    assert run['algorithm'] == 'classwisesaliencymap'
+    manifest = json.load(open(osp.join(run['output_dir'], 'manifest.json')))
+    scores = [s for e in manifest['images'] for s in e['predictions']['scores'] if s >= 0.05]
+    score_thr = round(float(np.percentile(scores, 60)), 2)  # high enough to miss objects
+    report_dir = str(tmp_path / 'report')
+    index = write_report(report_dir, runs, score_thr=score_thr)
+    groups = _coco_groups(ann_file, manifest, score_thr, 2.0)
+    missed = {(name, label): [box for box, _ in items]
+              for (label, kind), by_image in groups.items() if kind == 'fn'
+              for name, items in by_image.items()}
+    assert missed, 'the threshold should make the detector miss objects'
+
+    def source(record):
+        return osp.relpath(osp.join(run['output_dir'], record['saliency_map']), report_dir)
+
+    def is_missed(entry, record):
+        return any(np.allclose(record['bbox'], box, atol=0.5)
+                   for box in missed.get((entry['rel_path'], record['label']), []))
+
+    with_boxes = [e for e in manifest['images'] if e.get('boxes')]
+    assert any(r['source'] == 'ground_truth' for e in with_boxes for r in e['boxes'])
+    for entry in with_boxes[:8]:
+        show(browser, index, f"view=image&img={entry['rel_path']}")
+        shown = browser.evaluate(
+            "[...document.querySelectorAll('.box-maps figure')].map(f => "
+            "[f.dataset.source, +f.dataset.index, f.querySelector('figcaption').textContent])")
+        kept = [i for i, s in enumerate(entry['predictions']['scores']) if s >= score_thr]
+        expected = [[r['source'], kept.index(r['index']) if r['index'] in kept else -1]
+                    if r['source'] == 'predictions' else [r['source'], r['index']]
+                    for r in entry['boxes']]
+        assert [row[:2] for row in shown] == expected
+        assert _map_sources(browser, '.box-maps figure') == [source(r) for r in entry['boxes']]
+        for (kind, _, caption), record in zip(shown, entry['boxes']):
+            if kind == 'ground_truth':
+                assert ('missed' in caption) == is_missed(entry, record), caption
+                assert ('detected' in caption) != ('missed' in caption)
+        browser.wait_for("document.getElementById('report-status').dataset.loaded == "
+                         "document.getElementById('report-status').dataset.images")
+    for label in range(3):
+        show(browser, index, f'cls={label}&grp=fn&alg=classwisesaliencymap&n=1000')
+        names = tiles(browser)
+        assert names == sorted(name for name, lab in missed if lab == label)
+        sources = _map_sources(browser, '.tile')
+        for name, src in zip(names, sources):
+            entry = next(e for e in manifest['images'] if e['rel_path'] == name)
+            assert src in [source(r) for r in entry['boxes']
+                           if r['source'] == 'ground_truth' and is_missed(entry, r)]
+    no_errors(browser)

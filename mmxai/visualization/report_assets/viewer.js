@@ -5,6 +5,7 @@
   'use strict';
   const DATA = window.MMXAI_REPORT;
   const KINDS = ['tp_high', 'tp_low', 'fp', 'fn'];
+  const BOX_SOURCES = ['predictions', 'ground_truth', 'given'];
   const KIND_TEXT = {
     tp_high: 'true positive, high score', tp_low: 'true positive, low score',
     fp: 'false positive', fn: 'false negative',
@@ -54,8 +55,8 @@
   // ------------------------------------------------------------ data access
   const taskOf = (state) => DATA.tasks.find((t) => t.name === state.task) || DATA.tasks[0];
   const imageSrc = (task, img) => url(img.i ?? task.image_root + img.p);
-  function mapSrc(task, img, a, row) {
-    const ref = row[1];
+  /** URL of a map file of algorithm `a`: `ref` is an index in task.files or a path. */
+  function mapSrc(task, img, a, ref) {
     const folder = img.d ?? stem(img.p);
     return url(task.roots[a] + (typeof ref === 'number' ? (folder ? folder + '/' : '') + task.files[ref] : ref));
   }
@@ -64,6 +65,13 @@
     const rows = img.m[a] || [];
     if (label === null) return rows[0] || null;
     return rows.find((r) => r[0] === label) || rows.find((r) => r[0] < 0) || null;
+  }
+  /** The per-box map of algorithm `a` of an event's box: the ground-truth box of a false
+   * negative, the predicted box of a true or false positive; null if the run has none. */
+  function boxMapOf(img, a, event) {
+    const rows = (img.x || [])[a] || [];
+    if (KINDS[event[0]] === 'fn') return rows.find((r) => r[0] === 1 && r[1] === event[3]) || null;
+    return event[2] >= 0 ? rows.find((r) => r[0] === 0 && r[1] === event[2]) || null : null;
   }
   const involves = (img, label) => img.b.some((b) => b[0] === label) || (img.g || []).some((g) => g[0] === label);
   const eventMatches = (e, state) => KINDS[e[0]] === state.grp && (state.cls === '' || e[1] === +state.cls);
@@ -181,14 +189,23 @@
     for (const index of list.slice((page - 1) * n, page * n)) {
       const img = task.images[index];
       const label = tileClass(img, state);
-      const row = a >= 0 ? findMap(img, a, label) : null;
-      const map = row && { src: mapSrc(task, img, a, row), peak: row[3] || null };
+      const event = state.grp ? (img.e || []).find((e) => eventMatches(e, state)) : null;
+      const boxRow = a >= 0 && event ? boxMapOf(img, a, event) : null;
+      const row = a >= 0 && !boxRow ? findMap(img, a, label) : null;
+      let map = row && { src: mapSrc(task, img, a, row[1]), peak: row[3] || null };
+      let what = row ? `${task.algorithms[a]} · ${className(task, row[0])}` : null;
+      if (boxRow) {
+        map = { src: mapSrc(task, img, a, boxRow[8]), peak: null };
+        what = `${task.algorithms[a]} · map of the ${boxRow[0] === 1 ? 'missed' : 'predicted'} ` +
+          `${className(task, boxRow[2])} box`;
+      }
       const caption = h('figcaption', {}, [h('div', { text: img.p }),
-        row ? h('div', { className: 'muted', text: `${task.algorithms[a]} · ${className(task, row[0])}` }) : null,
+        what ? h('div', { className: 'muted', text: what }) : null,
         ...badges(task, img, state)]);
       const link = h('a', { href: hashOf(Object.assign({}, state, { view: 'image', img: img.p })) },
         [stack(task, img, map, boxesFor(task, img, state, row ? row[0] : label), true), caption]);
-      grid.append(h('figure', { className: 'tile', 'data-path': img.p, 'data-index': String(index) }, [link]));
+      grid.append(h('figure', { className: 'tile', 'data-path': img.p, 'data-index': String(index),
+        'data-map': boxRow ? 'box' : row ? 'class' : 'none' }, [link]));
     }
     view.replaceChildren(pager(page, pages, list.length), grid, pager(page, pages, list.length));
   }
@@ -223,7 +240,7 @@
       .filter((label) => label >= 0 && (state.cls === '' || label === +state.cls)).sort((x, y) => x - y);
     const labels = classRows.length ? classRows : [-1];
     const cell = (a, row, label) => {
-      const map = { src: mapSrc(task, img, a, row), peak: row[3] || null };
+      const map = { src: mapSrc(task, img, a, row[1]), peak: row[3] || null };
       const facts = [row[2] !== null ? `score ${fmt(row[2], 3)}` : ''];
       for (const [cls, mass] of Object.entries(row[4] || {})) {
         facts.push(`${row[0] < 0 ? className(task, +cls) + ' ' : ''}mass in GT ${fmt(mass, 2)}`);
@@ -249,7 +266,55 @@
       table.append(h('tr', {}, [h('th', { text: className(task, label) }), ...cells]));
     });
     view.replaceChildren(h('div', { className: 'single', 'data-path': img.p }, [head, original,
-      algs.some((a) => (img.m[a] || []).length) ? table : h('p', { text: 'No map of the selected class and algorithm.' })]));
+      algs.some((a) => (img.m[a] || []).length) ? table : h('p', { text: 'No map of the selected class and algorithm.' }),
+      boxMaps(task, img, state, algs)]));
+  }
+
+  /** Whether a ground-truth or given box was found: on an annotated run, as the report's
+   * matching says (not a false negative); a given box, as the run said (a box of its class
+   * scoring at least the run's --score-thr with IoU >= 0.5). */
+  function boxFound(img, row) {
+    if (row[0] === 1 && img.e) return !img.e.some((e) => KINDS[e[0]] === 'fn' && e[3] === row[1]);
+    return Boolean(row[12]);
+  }
+  /** What a per-box map explains: the box, its class and, for a ground-truth or given box,
+   * whether the model found it. */
+  function describeBox(task, img, row) {
+    const [source, index, label] = row;
+    const name = className(task, label);
+    if (source === 0) {
+      const b = index >= 0 ? img.b[index] : null;
+      return `predicted ${name}` + (b ? ` ${fmt(b[1], 3)}` : ' (below the report\'s score threshold)');
+    }
+    const best = row[10] === null ? `no ${name} box overlaps it`
+      : `best ${name} box IoU ${fmt(row[10], 2)}, score ${fmt(row[11], 3)}`;
+    return `${source === 1 ? 'ground truth' : 'given box'} ${name}: ` +
+      `${boxFound(img, row) ? 'detected' : 'missed'} (${best})`;
+  }
+  function boxKind(img, row) {
+    if (row[0] === 0) {
+      const event = (img.e || []).find((e) => e[2] === row[1] && row[1] >= 0);
+      return event ? (KINDS[event[0]] === 'fp' ? 'fp' : 'tp') : 'pred';
+    }
+    if (row[0] === 2) return 'target';
+    return boxFound(img, row) ? 'gt' : 'fn';
+  }
+  /** Per-box maps (--per-box, --explain-gt, --target-boxes): one row per algorithm. */
+  function boxMaps(task, img, state, algs) {
+    const rows = algs.map((a) => [a, ((img.x || [])[a] || [])
+      .filter((r) => state.cls === '' || r[2] === +state.cls)]).filter(([, list]) => list.length);
+    if (!rows.length) return null;
+    const table = h('table', { className: 'maps box-maps' });
+    for (const [a, list] of rows) {
+      table.append(h('tr', {}, [h('th', { text: task.algorithms[a] }), ...list.map((r) => {
+        const box = { kind: boxKind(img, r), box: r.slice(3, 7), text: className(task, r[2]) };
+        return h('td', {}, [h('figure', { className: 'cell', 'data-source': BOX_SOURCES[r[0]], 'data-index': String(r[1]) }, [
+          stack(task, img, { src: mapSrc(task, img, a, r[8]), peak: null }, [box], false),
+          h('figcaption', { text: describeBox(task, img, r) }),
+          h('figcaption', { className: 'muted', text: `evidence ${fmt(r[7], 2)}` })])]);
+      })]));
+    }
+    return h('section', { className: 'box-section' }, [h('h3', { text: 'Maps per box' }), table]);
   }
 
   function renderSummary(task, state, view) {
@@ -279,6 +344,47 @@
     view.replaceChildren(h('div', { className: 'scroll' }, [table]));
   }
 
+  function renderSanity(task, view) {
+    const sanity = task.sanity;
+    if (!sanity) {
+      view.replaceChildren(h('p', { text: 'This task has no sanity checks: run tools/sanity_check.py ' +
+        'and give its output folder to the report (tools/report.py --sanity, or write_report(sanity=...)).' }));
+      return;
+    }
+    const cell = (values) => {
+      if (!values) return h('td', { text: '–' });
+      const [rho, kept, ssim, flagged] = values;
+      return h('td', { className: flagged ? 'flag' : 'pass',
+        text: `${fmt(rho, 2)} · ${Math.round(100 * kept)}% ≥ thr · SSIM ${fmt(ssim, 2)}${flagged ? ' FLAG' : ''}` });
+    };
+    const table = h('table', { className: 'summary sanity-table' }, [h('tr', {}, [
+      h('th', { text: 'algorithm' }), h('th', { text: 'verdict' }),
+      ...sanity.steps.map((step) => h('th', { text: step })), h('th', { text: 'random label' })])]);
+    const sections = [];
+    for (const alg of sanity.algorithms) {
+      const id = 'sanity-' + alg.name;
+      table.append(h('tr', { 'data-algorithm': alg.name }, [
+        h('th', {}, [h('a', { href: hashOf(Object.assign(readState(), { view: 'sanity' })), text: alg.name,
+          onclick: (e) => { e.preventDefault(); document.getElementById(id).scrollIntoView(); } })]),
+        h('td', { className: 'verdict ' + alg.verdict.replace(/ /g, '-'), text: alg.verdict }),
+        ...alg.cascade.map(cell), cell(alg.random_label)]));
+      const cascade = h('table', { className: 'maps cascade' }, [h('tr', {}, alg.header.map((text) => h('th', { text })))]);
+      for (const cells of alg.rows) {
+        cascade.append(h('tr', {}, cells.map((c) => h('td', {}, [c.file
+          ? h('figure', { className: 'cell' }, [picture(url(sanity.root + c.file), 'sanity-tile', false),
+            h('figcaption', { text: c.caption })])
+          : h('span', { className: 'muted', text: c.text })]))));
+      }
+      sections.push(h('section', { id, className: 'sanity-algorithm', 'data-algorithm': alg.name }, [
+        h('h3', {}, [`${alg.name}: `, h('span', { className: 'verdict ' + alg.verdict.replace(/ /g, '-'), text: alg.verdict })]),
+        ...alg.reasons.map((text) => h('p', { text })), h('div', { className: 'scroll' }, [cascade])]));
+    }
+    view.replaceChildren(h('p', { text: `${sanity.num_images} images. ${sanity.text} ` +
+      `${sanity.thresholds.rule} (Spearman ${sanity.thresholds.spearman}). Below, per algorithm, ` +
+      'the maps of a few images: trained, after each step, and of a class not predicted.' }),
+    h('div', { className: 'scroll' }, [table]), ...sections);
+  }
+
   // ------------------------------------------------------------ controls, help, status
   function options(select, items, value) {
     select.replaceChildren(...items.map(([v, text]) => h('option', { value: v, text })));
@@ -286,6 +392,7 @@
   }
   function renderControls(task, state) {
     options($('task'), DATA.tasks.map((t) => [t.name, t.name.replace(/_/g, ' ')]), task.name);
+    $('mode').querySelector('option[value="sanity"]').disabled = !task.sanity;
     $('mode').value = state.view;
     options($('alg'), [['', 'all algorithms'], ...task.algorithms.map((a) => [a, a])], state.alg);
     options($('cls'), [['', 'all classes'], ...task.classes.map((c, i) => [String(i), c])], state.cls);
@@ -321,6 +428,17 @@
       'Arras et al.). Class-agnostic maps count for every class. A missing class map (the class was not explained) ' +
       'is left out; explain all classes to see maps of missed objects.');
     }
+    if (task.sanity) {
+      parts.push('Sanity checks (Adebayo et al., NeurIPS 2018): a method whose maps stay the same when the ' +
+        'model\'s weights are re-initialised from the top down, or whose map of a class the model does not ' +
+        'predict looks like the predicted class\'s, shows the input more than the model; it is flagged.');
+    }
+    if ((task.images || []).some((img) => img.x)) {
+      parts.push('Maps per box: the evidence for one box (a prediction, a ground-truth object or a given box): ' +
+        'for class maps, the class map restricted to the cells whose predictions overlap the box. ' +
+        'Evidence = the map\'s maximum before normalisation. With a group filter, a tile shows the map of ' +
+        'its event\'s box when the run has one (a false negative: its ground-truth box).');
+    }
     $('help-text').replaceChildren(...parts.map((text) => h('p', { text })));
   }
   function showCounts() {
@@ -355,13 +473,16 @@
     if (!DATA || !DATA.tasks.length) { view.textContent = 'This report has no runs.'; return; }
     const state = readState();
     const task = taskOf(state);
-    renderControls(task, state);
+    // A task with sanity checks and no run opens on them.
+    const shown = !task.images.length && task.sanity && state.view === 'grid' ? 'sanity' : state.view;
+    renderControls(task, Object.assign({}, state, { view: shown }));
     renderHelp(task);
     const list = filtered(task, state);
-    if (state.view === 'image') renderImage(task, state, list, view);
-    else if (state.view === 'summary') renderSummary(task, state, view);
+    if (shown === 'image') renderImage(task, state, list, view);
+    else if (shown === 'summary') renderSummary(task, state, view);
+    else if (shown === 'sanity') renderSanity(task, view);
     else renderGrid(task, state, list, view);
-    view.dataset.view = state.view;
+    view.dataset.view = shown;
     view.dataset.matches = String(list.length);
     showCounts();
   }
