@@ -8,8 +8,11 @@ headless Chromium (``tests/browser.py``): the time from navigation start
 until the first page is rendered (``window.mmxaiReadyMs``), and the time one
 filter change takes to render. Only the first page's files are written (the
 report reads manifests only; the other pages are never shown here).
+``--per-box`` gives the class-map run per-box maps too (``--per-box`` and
+``--explain-gt``: a map per prediction scoring at least 0.3 and per
+ground-truth box), and the filter change shows the missed objects' maps.
 
-    python benchmarks/report_viewer.py [--counts 1000 10000 30000] [--json results.json]
+    python benchmarks/report_viewer.py [--counts 1000 10000 30000] [--per-box] [--json results.json]
 
 Goal (issue 16): a 10,000-image run opens within 2 s. Exits non-zero if not.
 """
@@ -41,7 +44,27 @@ def _write(path: str, data: bytes) -> None:
         file.write(data)
 
 
-def make_runs(root: str, count: int, seed: int = 0) -> list:
+def _box_maps(entry: dict, folder: str) -> list:
+    """Per-box records as ``tools/explain.py --per-box --explain-gt`` writes them."""
+    predictions, truth = entry['predictions'], entry['ground_truth']
+    boxes = [('predictions', i, b, lab) for i, (b, lab, s) in enumerate(zip(
+        predictions['bboxes'], predictions['labels'], predictions['scores'])) if s >= 0.3]
+    boxes += [('ground_truth', g, b, lab)
+              for g, (b, lab) in enumerate(zip(truth['bboxes'], truth['labels']))]
+    records = []
+    for k, (source, index, bbox, label) in enumerate(boxes):
+        stem = f'box_{k}_{label}_{CLASSES[label]}_saliency'
+        record = dict(source=source, index=index, bbox=bbox, label=label,
+                      class_name=CLASSES[label], evidence=0.5,
+                      saliency_map=osp.join(folder, stem + '.png'),
+                      overlay=osp.join(folder, stem.replace('saliency', 'overlay') + '.png'))
+        if source == 'ground_truth':
+            record.update(match=dict(prediction=0, iou=0.4, score=0.2), detected=False)
+        records.append(record)
+    return records
+
+
+def make_runs(root: str, count: int, seed: int = 0, per_box: bool = False) -> list:
     rng = np.random.default_rng(seed)
     png = cv2.imencode('.png', rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))[1].tobytes()
     entries = []
@@ -82,7 +105,13 @@ def make_runs(root: str, count: int, seed: int = 0) -> list:
                     class_index=c, class_name=None if c is None else CLASSES[c], **files,
                     peak=rng.integers(0, 480, 2).tolist(),
                     relevance_mass={str(k): float(rng.random()) for k in about}))
-            images.append(dict(entry, algorithm=algorithm, explanations=explanations))
+            image = dict(entry, algorithm=algorithm, explanations=explanations)
+            if per_box and algorithm == 'classwisesaliencymap':
+                image['boxes'] = _box_maps(entry, folder)
+                if i < PAGE:
+                    for record in image['boxes']:
+                        _write(osp.join(out, record['saliency_map']), png)
+            images.append(image)
         manifest = dict(command='benchmark', algorithm=algorithm, classes=CLASSES,
                         score_thr=0.3, num_images=count, num_skipped=0, images=images,
                         skipped=[])
@@ -94,14 +123,14 @@ def make_runs(root: str, count: int, seed: int = 0) -> list:
 FILTER_CHANGE = '''new Promise(resolve => {
   const start = performance.now();
   addEventListener('hashchange', () => resolve(performance.now() - start), {once: true});
-  location.hash = '#alg=gradcam&cls=1&grp=fn';
+  location.hash = '#alg=ALGORITHM&cls=1&grp=fn';
 })'''
 
 
-def measure(count: int, browser: Browser) -> dict:
+def measure(count: int, browser: Browser, per_box: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix='mmxai-report-bench-') as root:
         start = time.perf_counter()
-        runs = make_runs(root, count)
+        runs = make_runs(root, count, per_box=per_box)
         made = time.perf_counter() - start
         start = time.perf_counter()
         index = write_report(osp.join(root, 'report'), runs, title=f'{count} images')
@@ -113,9 +142,11 @@ def measure(count: int, browser: Browser) -> dict:
         browser.wait_for("document.body.dataset.ready === '1'", timeout=120)
         wall = time.perf_counter() - start
         ready = browser.evaluate('window.mmxaiReadyMs')
-        filter_ms = browser.evaluate(FILTER_CHANGE)
+        filter_ms = browser.evaluate(FILTER_CHANGE.replace(
+            'ALGORITHM', 'classwisesaliencymap' if per_box else 'gradcam'))
         matches = int(browser.evaluate("document.getElementById('view').dataset.matches"))
-    return dict(images=count, runs_made_s=round(made, 1), report_written_s=round(written, 2),
+    return dict(images=count, per_box=per_box, runs_made_s=round(made, 1),
+                report_written_s=round(written, 2),
                 data_js_mb=round(size / 1e6, 2), viewer_ready_ms=round(ready),
                 load_wall_s=round(wall, 2), filter_change_ms=round(filter_ms),
                 filter_matches=matches)
@@ -124,12 +155,14 @@ def measure(count: int, browser: Browser) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--counts', type=int, nargs='+', default=[1000, 10000, 30000])
+    parser.add_argument('--per-box', action='store_true',
+                        help='the class-map run has per-box maps too')
     parser.add_argument('--json', help='write the results here too')
     args = parser.parse_args()
     results = []
     with Browser() as browser:
         for count in args.counts:
-            results.append(measure(count, browser))
+            results.append(measure(count, browser, args.per_box))
             print(json.dumps(results[-1]), flush=True)
     if args.json:
         with open(args.json, 'w') as file:
