@@ -60,6 +60,11 @@ def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = '
 
     Returns:
         str: Path of ``index.html``.
+
+    Raises:
+        ValueError: For an unreadable manifest or ``sanity.json``, two runs
+            of one algorithm in a task, or runs of a task that hold different
+            images under one relative path.
     """
     by_task: Dict[str, List[Tuple[str, str, dict]]] = {}
     for run in runs:

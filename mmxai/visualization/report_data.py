@@ -29,6 +29,7 @@ opened from disk). Per task it holds:
   -1), its IoU, its score, detected (1 / 0 / null for predictions)].
 - ``sanity`` (tasks with sanity checks): see :func:`sanity_data`.
 """
+import filecmp
 import os.path as osp
 import posixpath
 import re
@@ -45,6 +46,16 @@ _STEM = re.compile(r'\.[^./]*$')
 
 def _relative(path: str, start: str) -> str:
     return osp.relpath(osp.abspath(path), osp.abspath(start)).replace(osp.sep, '/')
+
+
+def _same_file(path: str, other: str) -> bool:
+    """Whether two image paths of manifests name the same image (or a copy of it)."""
+    if osp.normpath(path) == osp.normpath(other):
+        return True
+    try:
+        return osp.samefile(path, other) or filecmp.cmp(path, other, shallow=False)
+    except OSError:  # one is gone: only the names can say
+        return False
 
 
 def _round(values: Sequence[float], digits: int) -> List[float]:
@@ -175,10 +186,21 @@ def task_data(name: str, runs: Sequence[Tuple[str, str, dict]], report_dir: str,
     if high_score_thr is None:
         high_score_thr = round((score_thr + 1) / 2, 4)
     algorithms = [algorithm for algorithm, _, _ in runs]
+    twice = sorted({a for a in algorithms if algorithms.count(a) > 1})
+    if twice:
+        raise ValueError(f'task {name!r} has two runs of {", ".join(twice)}: the viewer could '
+                         'show only one; give the runs different tasks')
     entries: Dict[str, List[Optional[dict]]] = {}
-    for a, (_, _, manifest) in enumerate(runs):
+    for a, (_, output_dir, manifest) in enumerate(runs):
         for entry in manifest['images']:
-            entries.setdefault(entry['rel_path'], [None] * len(runs))[a] = entry
+            per_run = entries.setdefault(entry['rel_path'], [None] * len(runs))
+            first = next((e for e in per_run if e is not None), None)
+            if first is not None and not _same_file(first['image'], entry['image']):
+                raise ValueError(
+                    f"task {name!r}: {entry['rel_path']} is {first['image']} in one run and "
+                    f"{entry['image']} in {output_dir}: maps of one image would lie over the "
+                    'other; give the runs different tasks')
+            per_run[a] = entry
     firsts = [next(e for e in per_run if e is not None) for per_run in entries.values()]
     annotated = bool(firsts) and all('ground_truth' in e for e in firsts)
     classes = next((m.get('classes') for _, _, m in runs if m.get('classes')), None)

@@ -477,3 +477,20 @@ def test_maps_per_box_and_of_missed_objects(browser, annotated_detection_runs, t
             assert src in [source(r) for r in entry['boxes']
                            if r['source'] == 'ground_truth' and is_missed(entry, r)]
     no_errors(browser)
+
+
+def test_runs_that_cannot_share_a_viewer_are_refused(tmp_path):
+    """Two runs of one algorithm in a task, or two different images under one relative
+    path, would show a map that is not the image's: refused, saying which."""
+    runs, _ = make_runs(str(tmp_path / 'a'), 3, algorithms=('classmap',))
+    with pytest.raises(ValueError, match="task 'detection' has two runs of classmap"):
+        write_report(str(tmp_path / 'r1'), runs + runs)
+    others, _ = make_runs(str(tmp_path / 'b'), 3, algorithms=('agnostic',), seed=5)
+    with pytest.raises(ValueError, match=r"task 'detection': sub0/img 00000.png is .*a/images/"
+                       r"sub0/img 00000.png in one run and .*b/images/sub0/img 00000.png in "):
+        write_report(str(tmp_path / 'r2'), runs + others)
+    assert not osp.exists(tmp_path / 'r2' / 'index.html')
+    # A copy of the same images is the same image.
+    copies, _ = make_runs(str(tmp_path / 'c'), 3, algorithms=('agnostic',))
+    write_report(str(tmp_path / 'r3'), runs + copies)
+    assert osp.isfile(tmp_path / 'r3' / 'index.html')
