@@ -67,9 +67,13 @@ class DetClassProbabilityMap(BaseExplainer):
                 # (h * w * A, N): each prior's probability of each box's class, kept
                 # where the prior's own box matches that box.
                 class_probs = probs[image][:, image_labels.to(probs.device)]  # (A, N, h, w)
-                class_probs = class_probs.permute(2, 3, 0, 1).reshape(-1, len(image_labels))
+                # Explicit sizes: an image without a box has N = 0.
+                num_boxes = len(image_labels)
+                class_probs = class_probs.permute(2, 3, 0, 1).reshape(
+                    height * width * anchors, num_boxes)
                 evidence = bbox_overlaps(decoded, image_boxes.to(decoded)) >= self.box_iou_thr
-                kept = (class_probs * evidence).reshape(height, width, anchors, -1).amax(2)
+                kept = (class_probs * evidence).reshape(height, width, anchors,
+                                                        num_boxes).amax(2)
                 per_level.append(kept.permute(2, 0, 1)[None])  # (1, N, h, w)
             maps.append(merge_levels(per_level, grids, reduce='max')[0][0])
         return maps

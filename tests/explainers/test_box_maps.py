@@ -22,10 +22,10 @@ def _two_of_a_kind(seed=0):
     return image, boxes
 
 
-def _batch(cfg, image):
+def _batch(cfg, *images):
     steps = inference_pipeline(pipeline_of(cfg))
-    return pseudo_collate([Compose([dict(type='mmxai.LoadImageFromArray'), *steps[1:]])(
-        dict(img=image))])
+    pipeline = Compose([dict(type='mmxai.LoadImageFromArray'), *steps[1:]])
+    return pseudo_collate([pipeline(dict(img=image)) for image in images])
 
 
 def _peak(maps, meta):
@@ -74,6 +74,25 @@ def test_each_box_map_shows_its_own_object(trained_detector):
             assert record['source'] == 'predictions' and record['class_name'] == 'red_square'
     assert boxes_seen >= 6  # the detector finds most of the eight squares
     assert hits / boxes_seen >= 0.9
+
+
+def test_an_image_without_a_box_has_no_box_maps(trained_detector):
+    # A batch of an empty scene (nothing scores 0.3) and a scene with objects: the
+    # empty image gets no box map, the other its own.
+    config, checkpoint = trained_detector
+    cfg = Config.fromfile(config)
+    explain = ExplainModel(build_trained(cfg, checkpoint), score_thr=0.3,
+                           box_targets=['predictions'])
+    empty, _ = scene(np.random.default_rng(7), 256, [], 40, 90)
+    full, _ = _two_of_a_kind(1)
+    with torch.no_grad():
+        empty_sample, full_sample = explain.test_step(_batch(cfg, empty, full))
+    assert (empty_sample.pred_instances.scores < 0.3).all()
+    assert empty_sample.metainfo['explained_boxes'] == []
+    assert empty_sample.box_saliency_map.shape[0] == 0
+    records = full_sample.metainfo['explained_boxes']
+    assert len(records) == int((full_sample.pred_instances.scores >= 0.3).sum()) >= 1
+    assert full_sample.box_saliency_map.shape[0] == len(records)
 
 
 def test_gradient_maps_have_no_per_box_maps():
