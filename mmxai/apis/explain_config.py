@@ -169,11 +169,18 @@ def explain_config(cfg: Config,
     return cfg
 
 
+#: Pipeline steps that may follow ``LoadAnnotations``: they do not move boxes.
+_KEEP_BOXES = ('Pack', 'FilterAnnotations', 'LoadAnnotations')
+
+
 def _check_boxes_in_original_pixels(pipeline: Sequence[dict]) -> None:
     """Refuse test pipelines whose ground-truth boxes are not in original pixels.
 
-    Annotations must be loaded after every transform that would move them, as
-    MMDetection's test pipelines do.
+    Annotations must be loaded after every transform that could move them, as
+    MMDetection's test pipelines do: after ``LoadAnnotations`` only steps that
+    keep boxes where they are (packing, filtering) may follow. An allow-list,
+    not a list of known movers: ``RandomResize``, ``Expand``, ``RandomAffine``,
+    ``LetterResize`` and every custom transform would otherwise slip through.
     """
     steps = list(pipeline)
     loads = [index for index, step in enumerate(steps) if _is(step, 'LoadAnnotations')]
@@ -181,10 +188,11 @@ def _check_boxes_in_original_pixels(pipeline: Sequence[dict]) -> None:
         raise UserInputError('--explain-gt needs the annotations: the config\'s test pipeline '
                              'has no LoadAnnotations')
     moving = [step['type'] for step in steps[loads[0] + 1:]
-              if _is(step, 'Resize', 'RandomFlip', 'RandomCrop', 'FixShapeResize')]
+              if not _is(step, *_KEEP_BOXES)]
     if moving:
         raise UserInputError(f'--explain-gt: the test pipeline loads annotations before '
-                             f'{moving[0]}, which moves the boxes; load them after it')
+                             f'{moving[0]}, which may move the boxes; load them after every '
+                             'transform, just before packing')
 
 
 def _use_checked_loader(cfg: Config) -> None:

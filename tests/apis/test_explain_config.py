@@ -41,3 +41,15 @@ def test_ground_truth_boxes_must_be_loaded_after_the_resize(tmp_path):
     steps.insert(1, load)  # right after loading the image, before Resize
     with pytest.raises(UserInputError, match='loads annotations before Resize'):
         explain_config(cfg, 'x.pth', str(tmp_path / 'bad'), box_targets=['ground_truth'])
+    # Any transform after the annotations is refused, not only the resizes mmxai knows of.
+    steps.remove(load)
+    steps.insert(-1, load)  # back in place, before packing
+    steps.insert(-1, dict(type='RandomResize', scale=(192, 192), keep_ratio=True))
+    with pytest.raises(UserInputError, match='loads annotations before RandomResize'):
+        explain_config(cfg, 'x.pth', str(tmp_path / 'bad2'), box_targets=['ground_truth'])
+    steps.pop(-2)
+    steps.insert(-1, dict(type='mmdet.Expand', mean=(0, 0, 0)))
+    with pytest.raises(UserInputError, match='loads annotations before mmdet.Expand'):
+        explain_config(cfg, 'x.pth', str(tmp_path / 'bad3'), box_targets=['ground_truth'])
+    steps.pop(-2)
+    explain_config(cfg, 'x.pth', str(tmp_path / 'ok2'), box_targets=['ground_truth'])
