@@ -185,8 +185,11 @@ class SanityChecker:
 
     @staticmethod
     def _random_label_applies(explainer: BaseExplainer) -> bool:
-        """Class-wise methods, but D-RISE: it explains boxes, a class without one has no map."""
-        return explainer.class_wise and not isinstance(explainer, DRISE)
+        """Class-wise methods, but those whose map of an undetected class is zero by design.
+
+        D-RISE and mask class maps: a zero map would pass the check, saying nothing.
+        """
+        return explainer.class_wise and not explainer.maps_detections_only
 
     def _rows(self, label: str, targets: list) -> List[Tuple[int, int]]:
         if self.explainers[label].class_wise:
@@ -313,7 +316,8 @@ class SanityChecker:
             model's map is constant, class-wise methods' ``spearman_per_class``
             (by predicted class), ``flagged``),
             ``random_label`` (the same numbers, None for class-agnostic
-            methods and D-RISE), ``verdict`` (``'pass'``, ``'flag'`` or ``'no maps'``) and
+            methods and methods whose maps need detections: D-RISE, mask class maps),
+            ``verdict`` (``'pass'``, ``'flag'`` or ``'no maps'``) and
             ``reasons``.
         """
         results = {}

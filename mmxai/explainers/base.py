@@ -30,6 +30,9 @@ class BaseExplainer:
     class_wise: bool = False
     #: Whether the model runs once per random mask (hundreds of passes per image).
     black_box: bool = False
+    #: Whether a class maps only through the model's detections of it (D-RISE, mask
+    #: class maps): a class the model did not detect has an all-zero map.
+    maps_detections_only: bool = False
     #: The fixed range of the method's values (class probabilities: (0, 1)), or
     #: None when the scale depends on the model and image (no absolute scale).
     value_range: Optional[Tuple[float, float]] = None

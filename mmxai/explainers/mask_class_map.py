@@ -59,6 +59,7 @@ class MaskClassMap(BaseExplainer):
     class_wise = True
     value_range = (0.0, 1.0)
     families = ('instance_segmentation',)
+    maps_detections_only = True
 
     def __init__(self, score_thr: float = 0.3, box_iou_thr: float = 0.5) -> None:
         self.score_thr = score_thr

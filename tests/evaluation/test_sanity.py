@@ -164,3 +164,14 @@ def test_no_predicted_class_means_no_maps_said_so(trained_detector):
         assert result['verdict'] == 'no maps' and result['cascade'][0]['maps'] == 0
         assert result['reasons'] == ['no map to compare: the trained model predicted no class '
                                      'on these images (no box scoring at least 1.01)']
+
+
+def test_mask_class_maps_have_no_random_label_check(trained_mask_rcnn):
+    """A mask class map of a class the model did not detect is zero by design: compared
+    with the predicted class's it would always pass, so the check is not made."""
+    model, loader = _model_and_loader(*trained_mask_rcnn, num_images=2)
+    _, report = _check(model, loader, ['classwisesaliencymap', 'activationmap'],
+                       cascade=['roi_head'])
+    class_maps = report['results']['classwisesaliencymap']
+    assert class_maps['cascade'][0]['maps'] >= 2 and class_maps['random_label'] is None
+    assert report['results']['activationmap']['random_label'] is None  # class-agnostic
