@@ -291,15 +291,22 @@ def load_target_boxes(path: str, images: Sequence[Dict[str, str]]) -> List[List[
         raise UserInputError(f'target boxes {path} cannot be read: {error}') from error
     if not isinstance(given, dict):
         raise UserInputError(f'target boxes {path}: expected an object mapping images to boxes')
-    by_key: Dict[str, int] = {}
+    by_path: Dict[str, int] = {}
+    by_name: Dict[str, List[int]] = {}
     for index, image in enumerate(images):
-        for key in (image['img_path'], osp.abspath(image['img_path']), image['rel_path'],
-                    osp.basename(image['img_path'])):
-            by_key.setdefault(key, index)
+        for key in (image['img_path'], osp.abspath(image['img_path']), image['rel_path']):
+            by_path.setdefault(key, index)
+        by_name.setdefault(osp.basename(image['img_path']), []).append(index)
     boxes: List[List[dict]] = [[] for _ in images]
     for key, entries in given.items():
-        if key not in by_key:
+        found = [by_path[key]] if key in by_path else by_name.get(key, [])
+        if not found:
             raise UserInputError(f'target boxes {path}: {key!r} is none of the input images')
+        if len(found) > 1:  # a file name shared by images in different folders
+            raise UserInputError(
+                f'target boxes {path}: {key!r} names {len(found)} input images ('
+                f'{", ".join(images[i]["rel_path"] for i in found)}); key them by relative path')
+        image_index = found[0]
         for box in entries if isinstance(entries, list) else [entries]:
             bbox = box.get('bbox') if isinstance(box, dict) else None
             if not (isinstance(bbox, list) and len(bbox) == 4 and
@@ -307,5 +314,5 @@ def load_target_boxes(path: str, images: Sequence[Dict[str, str]]) -> List[List[
                     bbox[0] < bbox[2] and bbox[1] < bbox[3] and 'label' in box):
                 raise UserInputError(f'target boxes {path}: {key!r} has {box!r}; expected '
                                      '{"bbox": [x1, y1, x2, y2], "label": name or index}')
-            boxes[by_key[key]].append(dict(bbox=[float(v) for v in bbox], label=box['label']))
+            boxes[image_index].append(dict(bbox=[float(v) for v in bbox], label=box['label']))
     return boxes

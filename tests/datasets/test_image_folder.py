@@ -1,3 +1,4 @@
+import json
 import os
 import os.path as osp
 
@@ -117,3 +118,24 @@ def test_resume_leaves_out_images_finished_with_the_same_settings(tmp_path):
     assert len(ImageFolderDataset(str(tmp_path / 'in'), resume_dir=out, run_id='run1')) == 3
     # Without a run id nothing counts as finished.
     assert len(ImageFolderDataset(str(tmp_path / 'in'), resume_dir=out)) == 3
+
+
+def test_target_boxes_keyed_by_a_shared_file_name_are_refused(tmp_path):
+    """Boxes keyed 'cat.png' when a/cat.png and b/cat.png are inputs: which image they are
+    on is unknown, so they are refused; the relative path says it."""
+    from mmxai.datasets.image_folder import load_target_boxes
+    from mmxai.utils import UserInputError
+    for name in ('a/cat.png', 'b/cat.png', 'c/dog.png'):
+        _touch_image(str(tmp_path / 'in' / name))
+    images, _ = find_images(str(tmp_path / 'in'))
+    box = dict(bbox=[1, 2, 5, 6], label=0)
+    path = tmp_path / 'boxes.json'
+    path.write_text(json.dumps({'cat.png': [box]}))
+    with pytest.raises(UserInputError, match=r"'cat.png' names 2 input images \(a/cat.png, "
+                                             r'b/cat.png\); key them by relative path'):
+        load_target_boxes(str(path), images)
+    path.write_text(json.dumps({'b/cat.png': [box], 'dog.png': [box]}))
+    found = load_target_boxes(str(path), images)
+    expected = dict(bbox=[1.0, 2.0, 5.0, 6.0], label=0)
+    assert {image['rel_path']: boxes for image, boxes in zip(images, found)} == {
+        'a/cat.png': [], 'b/cat.png': [expected], 'c/dog.png': [expected]}
