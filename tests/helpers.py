@@ -1,4 +1,5 @@
 """Shared helpers: real configs, real models, real data, no downloads."""
+import json
 import os
 import os.path as osp
 from typing import Any, List, Optional, Sequence
@@ -110,3 +111,12 @@ def relevance_mass(saliency, boxes):
     for x1, y1, x2, y2 in boxes:
         inside |= (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
     return saliency[inside].sum() / saliency.sum()
+
+
+def report_data(report_dir: str) -> dict:
+    """The object a report's data.js gives the viewer; asserts the script's exact form."""
+    with open(osp.join(report_dir, 'data.js'), encoding='utf-8') as file:
+        text = file.read()
+    prefix, suffix = 'window.MMXAI_REPORT = JSON.parse(', ');\n'
+    assert text.startswith(prefix) and text.endswith(suffix)
+    return json.loads(json.loads(text[len(prefix):-len(suffix)]))

@@ -12,15 +12,13 @@ task of the same config.
 Writes ``report/index.html`` (static files; open it from disk).
 """
 import argparse
-import json
 import os.path as osp
 import shlex
 import sys
-from typing import Dict, Tuple
+from typing import Tuple
 
 from mmxai.apis import check_output_dir, exit_on_user_error
-from mmxai.utils import UserInputError
-from mmxai.visualization import write_report
+from mmxai.visualization import explain_run, sanity_run, write_report
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,48 +42,23 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def read_folder(argument: str, result_file: str) -> Tuple[str, str, Dict]:
-    """The task given (``''`` if none), the folder and the JSON result of ``[TASK=]FOLDER``."""
-    task, _, folder = argument.rpartition('=') if not osp.isdir(argument) else ('', '', argument)
-    path = osp.join(folder, result_file)
-    try:
-        with open(path, encoding='utf-8') as file:
-            return task, folder, json.load(file)
-    except (OSError, ValueError) as error:
-        raise UserInputError(f'{path}: cannot be read ({getattr(error, "strerror", None) or error})'
-                             ) from error
-
-
-def config_name(result: Dict) -> str:
-    """The stem of the config a run or check was made with, ``''`` if it does not say."""
-    return osp.splitext(osp.basename(result['config']))[0] if result.get('config') else ''
+def task_and_folder(argument: str) -> Tuple[str, str]:
+    """``[TASK=]FOLDER`` as (task or ``''``, folder); a folder whose name holds '=' is one."""
+    if osp.isdir(argument):
+        return '', argument
+    task, _, folder = argument.rpartition('=')
+    return task, folder
 
 
 def report(args: argparse.Namespace) -> str:
-    runs = []
-    for argument in args.runs:
-        task, folder, manifest = read_folder(argument, 'manifest.json')
-        detection = any('bboxes' in e['predictions'] for e in manifest.get('images', []))
-        runs.append(dict(task=task or config_name(manifest) or
-                         ('detection' if detection else 'classification'),
-                         algorithm=manifest.get('algorithm') or osp.basename(osp.normpath(folder)),
-                         output_dir=folder))
-    tasks = {run['task'] for run in runs}
-    sanity = []
-    for argument in args.sanity:
-        task, folder, result = read_folder(argument, 'sanity.json')
-        task = task or config_name(result) or (next(iter(tasks)) if len(tasks) == 1 else '')
-        if not task:
-            raise UserInputError(f'{folder}: which task are these sanity checks of? '
-                                 f'Write TASK={folder} with TASK one of {", ".join(sorted(tasks))}')
-        sanity.append(dict(task=task, output_dir=folder))
-    try:
-        return write_report(args.output, runs, title=args.title,
-                            command=shlex.join([sys.executable, *sys.argv]),
-                            score_thr=args.score_thr, high_score_thr=args.high_score_thr,
-                            sanity=sanity)
-    except ValueError as error:
-        raise UserInputError(str(error)) from error
+    runs = [explain_run(folder, task) for task, folder in map(task_and_folder, args.runs)]
+    tasks = [run['task'] for run in runs]
+    sanity = [sanity_run(folder, task, tasks)
+              for task, folder in map(task_and_folder, args.sanity)]
+    return write_report(args.output, runs, title=args.title,
+                        command=shlex.join([sys.executable, *sys.argv]),
+                        score_thr=args.score_thr, high_score_thr=args.high_score_thr,
+                        sanity=sanity)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 from .errors import (
     CheckpointMismatchError,
     InputInsideOutputError,
+    ReportInputError,
     TargetClassError,
     UnknownAlgorithmError,
     UnsafeCheckpointError,
@@ -18,7 +19,8 @@ from .io import (
 )
 from .records import RECORD_NAME, finished_entry, record_path, write_record
 
-__all__ = ['CheckpointMismatchError', 'InputInsideOutputError', 'TargetClassError',
+__all__ = ['CheckpointMismatchError', 'InputInsideOutputError', 'ReportInputError',
+           'TargetClassError',
            'UnknownAlgorithmError', 'UnsafeCheckpointError', 'UnsupportedModelError',
            'UserInputError', 'TEMPORARY_PREFIX', 'atomic_write_bytes', 'atomic_write_json',
            'is_temporary_name', 'safe_filename', 'sync_folder', 'RECORD_NAME', 'finished_entry',

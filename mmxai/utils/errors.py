@@ -30,5 +30,9 @@ class CheckpointMismatchError(UserInputError, RuntimeError):
     """A checkpoint's weights do not fit the model they are loaded into."""
 
 
+class ReportInputError(UserInputError, ValueError):
+    """Explain runs or sanity checks that cannot be read or cannot share one report."""
+
+
 class InputInsideOutputError(UserInputError, ValueError):
     """An input folder is the output folder or inside it (its maps would become inputs)."""

@@ -1,7 +1,7 @@
 """Saliency maps for people: colour maps, overlays, the files of a run, the report."""
 from .colormap import colorize, overlay, to_uint8
-from .report import write_report
+from .report import explain_run, sanity_run, write_report
 from .writer import SaliencyWriter, predictions_of
 
-__all__ = ['colorize', 'overlay', 'to_uint8', 'write_report', 'SaliencyWriter',
-           'predictions_of']
+__all__ = ['colorize', 'overlay', 'to_uint8', 'explain_run', 'sanity_run', 'write_report',
+           'SaliencyWriter', 'predictions_of']

@@ -5,7 +5,7 @@ import os.path as osp
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..utils import atomic_write_bytes
+from ..utils import ReportInputError, atomic_write_bytes
 from .report_data import sanity_data, task_data
 
 #: The viewer's page, script and style, copied next to ``data.js``.
@@ -13,12 +13,63 @@ ASSETS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'report_assets')
 ASSETS = ('viewer.js', 'viewer.css', 'index.html')  # index.html last: the rest is there
 
 
-def _read_json(path: str, what: str) -> dict:
+def _read_json(path: str) -> dict:
     try:
         with open(path, encoding='utf-8') as file:
             return json.load(file)
     except (OSError, ValueError) as error:
-        raise ValueError(f'{path}: not a readable {what} ({error})') from error
+        reason = getattr(error, 'strerror', None) or error
+        raise ReportInputError(f'{path}: cannot be read ({reason})') from error
+
+
+def _config_name(result: Dict[str, Any]) -> str:
+    """The stem of the config a run or check says it was made with, else ``''``."""
+    return osp.splitext(osp.basename(result['config']))[0] if result.get('config') else ''
+
+
+def explain_run(output_dir: str, task: str = '') -> Dict[str, Any]:
+    """A run of :func:`write_report` from an explain output folder (its manifest read once).
+
+    Args:
+        output_dir (str): The ``--output`` of a ``tools/explain.py`` run.
+        task (str): The task it belongs to; default the stem of the run's config
+            (runs of one config are one task), else ``'detection'`` or
+            ``'classification'`` by its predictions.
+
+    Returns:
+        dict: ``task``, ``algorithm`` (the manifest's, else the folder name),
+        ``output_dir`` and ``manifest``.
+    """
+    manifest = _read_json(osp.join(output_dir, 'manifest.json'))
+    detection = any('bboxes' in e['predictions'] for e in manifest.get('images', []))
+    return dict(task=task or _config_name(manifest) or
+                ('detection' if detection else 'classification'),
+                algorithm=manifest.get('algorithm') or osp.basename(osp.normpath(output_dir)),
+                output_dir=output_dir, manifest=manifest)
+
+
+def sanity_run(output_dir: str, task: str = '', tasks: Sequence[str] = ()) -> Dict[str, Any]:
+    """Sanity checks for :func:`write_report` from a ``tools/sanity_check.py`` folder.
+
+    Args:
+        output_dir (str): The folder holding ``sanity.json``.
+        task (str): The task they belong to; default the stem of their config,
+            else the only one of ``tasks``.
+        tasks (Sequence[str]): The report's tasks.
+
+    Returns:
+        dict: ``task``, ``output_dir`` and ``results`` (``sanity.json``).
+
+    Raises:
+        ReportInputError: The file is unreadable or the task cannot be told.
+    """
+    results = _read_json(osp.join(output_dir, 'sanity.json'))
+    task = task or _config_name(results) or (next(iter(set(tasks))) if len(set(tasks)) == 1
+                                             else '')
+    if not task:
+        raise ReportInputError(f'{output_dir}: which task are these sanity checks of? Name it: '
+                               f'TASK={output_dir}, TASK one of {", ".join(sorted(set(tasks)))}')
+    return dict(task=task, output_dir=output_dir, results=results)
 
 
 def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = 'mmxai',
@@ -58,26 +109,30 @@ def write_report(report_dir: str, runs: Sequence[Dict[str, str]], title: str = '
             ``sanity.json``) of each task's sanity checks; a task may have
             sanity checks and no run.
 
+    A run or check may hold what its folder's JSON file holds (``manifest``,
+    ``results``: :func:`explain_run`, :func:`sanity_run`); else it is read.
+
     Returns:
         str: Path of ``index.html``.
 
     Raises:
-        ValueError: For an unreadable manifest or ``sanity.json``, two runs
+        ReportInputError: For an unreadable manifest or ``sanity.json``, two runs
             of one algorithm in a task, or runs of a task that hold different
             images under one relative path.
     """
     by_task: Dict[str, List[Tuple[str, str, dict]]] = {}
     for run in runs:
-        manifest = _read_json(osp.join(run['output_dir'], 'manifest.json'), 'explain manifest')
+        manifest = run.get('manifest') or _read_json(
+            osp.join(run['output_dir'], 'manifest.json'))
         by_task.setdefault(run['task'], []).append((run['algorithm'], run['output_dir'],
                                                     manifest))
     checks: Dict[str, Tuple[str, dict]] = {}
     for check in sanity:
         if check['task'] in checks:
-            raise ValueError(f"two sanity checks for task {check['task']!r}: "
-                             f"{checks[check['task']][0]} and {check['output_dir']}")
-        checks[check['task']] = (check['output_dir'], _read_json(
-            osp.join(check['output_dir'], 'sanity.json'), 'sanity-check result'))
+            raise ReportInputError(f"two sanity checks for task {check['task']!r}: "
+                                   f"{checks[check['task']][0]} and {check['output_dir']}")
+        checks[check['task']] = (check['output_dir'], check.get('results') or _read_json(
+            osp.join(check['output_dir'], 'sanity.json')))
     tasks = []
     for task in list(by_task) + [t for t in checks if t not in by_task]:
         entry = task_data(task, by_task.get(task, []), report_dir, score_thr, high_score_thr)

@@ -36,10 +36,10 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..evaluation.error_analysis import IOU_THR, KINDS, class_summary, error_events
+from ..models.saliency_targets import BOX_SOURCES
+from ..utils import ReportInputError
 from .sanity_page import TABLE_TEXT
 
-#: Where the box of a per-box map comes from (``source`` in the manifest's ``boxes``).
-BOX_SOURCES = ('predictions', 'ground_truth', 'given')
 #: The path without its extension, as ``viewer.js`` takes it.
 _STEM = re.compile(r'\.[^./]*$')
 
@@ -138,10 +138,10 @@ def sanity_data(output_dir: str, results: Dict[str, Any], report_dir: str) -> Di
         ``rows`` (cells ``{file, caption}`` or ``{text}``, files under ``root``).
 
     Raises:
-        ValueError: ``sanity.json`` has no page layout (an older mmxai made it).
+        ReportInputError: ``sanity.json`` has no page layout (an older mmxai made it).
     """
     if 'page' not in results:
-        raise ValueError(f'{osp.join(output_dir, "sanity.json")}: no cascade of maps in it '
+        raise ReportInputError(f'{osp.join(output_dir, "sanity.json")}: no cascade of maps in it '
                          '(made by an older mmxai): run tools/sanity_check.py again')
 
     def numbers(values: Optional[Dict[str, Any]]) -> Optional[list]:
@@ -188,15 +188,15 @@ def task_data(name: str, runs: Sequence[Tuple[str, str, dict]], report_dir: str,
     algorithms = [algorithm for algorithm, _, _ in runs]
     twice = sorted({a for a in algorithms if algorithms.count(a) > 1})
     if twice:
-        raise ValueError(f'task {name!r} has two runs of {", ".join(twice)}: the viewer could '
-                         'show only one; give the runs different tasks')
+        raise ReportInputError(f'task {name!r} has two runs of {", ".join(twice)}: the viewer '
+                               'could show only one; give the runs different tasks')
     entries: Dict[str, List[Optional[dict]]] = {}
     for a, (_, output_dir, manifest) in enumerate(runs):
         for entry in manifest['images']:
             per_run = entries.setdefault(entry['rel_path'], [None] * len(runs))
             first = next((e for e in per_run if e is not None), None)
             if first is not None and not _same_file(first['image'], entry['image']):
-                raise ValueError(
+                raise ReportInputError(
                     f"task {name!r}: {entry['rel_path']} is {first['image']} in one run and "
                     f"{entry['image']} in {output_dir}: maps of one image would lie over the "
                     'other; give the runs different tasks')

@@ -13,7 +13,7 @@ import pytest
 
 from mmxai.explainers import algorithms_for
 from tests.browser import Browser
-from tests.helpers import REPO
+from tests.helpers import REPO, report_data
 
 TASKS = ['detection', 'instance_segmentation', 'classification']
 
@@ -38,10 +38,7 @@ def test_demo_writes_a_viewer_of_every_run(demo_output):
     report = osp.join(demo_output, 'explain')
     for name in ('index.html', 'viewer.js', 'viewer.css', 'data.js'):
         assert osp.isfile(osp.join(report, name))
-    text = open(osp.join(report, 'data.js'), encoding='utf-8').read()
-    prefix, suffix = 'window.MMXAI_REPORT = JSON.parse(', ');\n'
-    assert text.startswith(prefix) and text.endswith(suffix)
-    data = json.loads(json.loads(text[len(prefix):-len(suffix)]))
+    data = report_data(report)
     assert 'demo.py' in data['command']  # the command that made it
     assert [t['name'] for t in data['tasks']] == TASKS
     for task in data['tasks']:

@@ -5,7 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from tests.helpers import REPO
+from tests.helpers import REPO, report_data
 from tests.visualization.test_report import make_runs
 
 TOOL = osp.join(REPO, 'tools', 'report.py')
@@ -14,12 +14,6 @@ TOOL = osp.join(REPO, 'tools', 'report.py')
 def _run(*args):
     return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
-
-
-def _data(report_dir):
-    """The object data.js gives the viewer."""
-    text = open(osp.join(report_dir, 'data.js'), encoding='utf-8').read()
-    return json.loads(json.loads(text[text.index('JSON.parse(') + 11:text.rindex(')')]))
 
 
 def test_runs_of_one_config_are_one_task(tmp_path):
@@ -31,13 +25,13 @@ def test_runs_of_one_config_are_one_task(tmp_path):
     folders = [run['output_dir'] for run in runs]
     result = _run(*folders, '--output', str(tmp_path / 'report'))
     assert result.returncode == 0, result.stderr[-3000:]
-    tasks = _data(tmp_path / 'report')['tasks']
+    tasks = report_data(tmp_path / 'report')['tasks']
     assert [(t['name'], t['algorithms'], len(t['images'])) for t in tasks] == [
         ('atss_small', ['classmap', 'agnostic'], 5)]
     # A task named on the command line.
     result = _run(folders[0], f'mine={folders[1]}', '--output', str(tmp_path / 'named'))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [(t['name'], t['algorithms']) for t in _data(tmp_path / 'named')['tasks']] == [
+    assert [(t['name'], t['algorithms']) for t in report_data(tmp_path / 'named')['tasks']] == [
         ('atss_small', ['classmap']), ('mine', ['agnostic'])]
 
 

@@ -33,7 +33,7 @@ def _coco_truth(ann_file):
     return truth
 
 
-def test_detection_ground_truth_peaks_andrelevance_mass(annotated_detection_runs):
+def test_detection_ground_truth_peaks_and_relevance_mass(annotated_detection_runs):
     runs, ann_file = annotated_detection_runs
     truth = _coco_truth(ann_file)
     checked = 0
