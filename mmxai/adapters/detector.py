@@ -1,5 +1,5 @@
 """The adapter of MMDetection detectors: feature maps and a dense head."""
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -70,15 +70,22 @@ class DetectorAdapter(ModelAdapter):
         """Per-level class probabilities of every anchor (B, A, K, h_l, w_l)."""
         return anchor_class_probabilities(self.dense_head, self.captured('bbox_head'))
 
-    def prior_boxes(self, image: int) -> List[Tensor]:
+    def prior_boxes(self, image: int, img_shape: Optional[Tuple[int, int]] = None
+                    ) -> List[Tensor]:
         """Per level, the (h * w * A, 4) boxes the priors of one image regress to.
 
         Decoded from the captured head outputs as the head's own prediction
         decodes them (see :func:`~mmxai.adapters.dense_heads.decoded_prior_boxes`),
         in network-input pixels; the network does not run again.
+
+        Args:
+            image (int): Index of the image in the batch.
+            img_shape (tuple, optional): The image's own (H, W) before batch
+                padding (metainfo ``img_shape``), which the head clips its boxes
+                to; default the batch's input shape.
         """
         return decoded_prior_boxes(self.dense_head, self.captured('bbox_head'), image,
-                                   self.input_shape)
+                                   tuple(img_shape[:2]) if img_shape else self.input_shape)
 
     def detections_of_inputs(self, inputs: Tensor, sample: Any,
                              rescale: bool = True) -> List[Any]:

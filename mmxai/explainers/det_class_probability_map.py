@@ -62,7 +62,8 @@ class DetClassProbabilityMap(BaseExplainer):
         maps = []
         for image, (image_boxes, image_labels) in enumerate(zip(boxes, labels)):
             per_level = []
-            for probs, decoded in zip(levels, adapter.prior_boxes(image)):
+            for probs, decoded in zip(levels, adapter.prior_boxes(
+                    image, samples[image].metainfo.get('img_shape'))):
                 anchors, _, height, width = probs[image].shape
                 # (h * w * A, N): each prior's probability of each box's class, kept
                 # where the prior's own box matches that box.

@@ -128,3 +128,12 @@ def test_prior_boxes_are_the_boxes_the_head_itself_decodes(detector):
     assert len(theirs) == len(ours) * per_prior
     distance = torch.cdist(theirs.double(), ours.double(), p=float('inf'))
     assert distance.amin(1).max() < 1e-3
+    # An image smaller than its padded batch: the head clips to the image's own shape.
+    small = (SIZE // 2, SIZE * 3 // 4)
+    with torch.no_grad():
+        theirs = detector.bbox_head.predict_by_feat(
+            *outputs, batch_img_metas=[dict(meta, img_shape=small)], cfg=cfg, rescale=False,
+            with_nms=False)[0].bboxes
+    ours = torch.cat(adapter.prior_boxes(0, small))
+    distance = torch.cdist(theirs.double(), ours.double(), p=float('inf'))
+    assert distance.amin(1).max() < 1e-3
