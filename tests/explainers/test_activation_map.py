@@ -61,10 +61,13 @@ def test_the_rule_is_read_from_the_layer_that_made_the_features(build, batch, no
     model = build()
     adapter, maps = _explained(model, batch(random_images(2, SIZE, SIZE)))
     assert adapter.features_non_negative is non_negative
-    features = adapter.feature_maps()[-1]
-    expected = features.mean(1) if non_negative else features.norm(dim=1)
-    if len(adapter.feature_maps()) == 1:
-        torch.testing.assert_close(maps[:, 0], expected)
+    # The published rule per level (mean of non-negative features, else the L2 norm over
+    # channels), levels merged as every pyramid method's are.
+    levels = [f.mean(1, keepdim=True) if non_negative else f.norm(dim=1, keepdim=True)
+              for f in adapter.feature_maps()]
+    expected = levels[0] if len(levels) == 1 else \
+        merge_levels(levels, adapter.level_grids())[0]
+    torch.testing.assert_close(maps, expected)
 
 
 def _atss_with_raised_fpn_biases(calm_image):
