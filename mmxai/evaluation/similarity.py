@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..geometry import normalize_per_map
+from .functional import pearson
 
 #: SSIM of Wang et al. 2004 (IEEE TIP 13(4)): an 11x11 Gaussian window of
 #: standard deviation 1.5, K1 = 0.01, K2 = 0.03, dynamic range L = 1 (maps in [0, 1]).
@@ -47,13 +48,10 @@ def spearman(first: Tensor, second: Tensor) -> Tensor:
     if first.shape != second.shape:
         raise ValueError(f'maps to compare differ in shape: {tuple(first.shape)} and '
                          f'{tuple(second.shape)}')
-    ranks = [average_ranks(maps.flatten(1)) for maps in (first, second)]
-    centred = [r - r.mean(dim=1, keepdim=True) for r in ranks]
-    variances = [(c * c).sum(dim=1) for c in centred]
-    covariance = (centred[0] * centred[1]).sum(dim=1)
-    denominator = (variances[0] * variances[1]).sqrt()
-    correlation = (covariance / denominator.clamp_min(torch.finfo(torch.float64).tiny))
-    return torch.where(denominator > 0, correlation.clamp(-1, 1), torch.nan)
+    flat = [maps.flatten(1) for maps in (first, second)]
+    constant = [(f.amax(dim=1) == f.amin(dim=1)) for f in flat]
+    correlation = pearson(*(average_ranks(f) for f in flat)).clamp(-1, 1)
+    return torch.where(constant[0] | constant[1], torch.nan, correlation)
 
 
 def gaussian_line(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> Tensor:
