@@ -82,10 +82,19 @@ class BaseExplainer:
         Raises:
             UnsupportedModelError: For methods without per-box maps.
         """
-        raise UnsupportedModelError(
-            f'{self.algorithm} ({type(self).__name__}) has no per-box maps; per-box and '
-            'ground-truth explanations need classwisesaliencymap (single-stage detectors, '
-            'mask class maps) or drise')
+        self.check_box_maps_supported()
+        raise NotImplementedError
+
+    def check_box_maps_supported(self) -> None:
+        """Raise ``UnsupportedModelError`` if this method has no per-box maps.
+
+        A method has them when it overrides :meth:`explain_boxes`.
+        """
+        if type(self).explain_boxes is BaseExplainer.explain_boxes:
+            raise UnsupportedModelError(
+                f'{self.algorithm} ({type(self).__name__}) has no per-box maps; per-box and '
+                'ground-truth explanations need classwisesaliencymap (single-stage detectors, '
+                'mask class maps) or drise')
 
     def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
         """Where the cells of this method's (h, w) maps sit on the network input.

@@ -92,8 +92,8 @@ class ExplainModel(BaseModel):
         if box_targets and self.adapter.task != 'detection':
             raise UnsupportedModelError('box explanations are for detectors; '
                                         f'{type(module).__name__} is a classifier')
-        if box_targets and type(self.explainer).explain_boxes is BaseExplainer.explain_boxes:
-            self.explainer.explain_boxes(self.adapter, [], [], [])  # its one-line refusal
+        if box_targets:
+            self.explainer.check_box_maps_supported()
         self.box_targets = tuple(box_targets)
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
