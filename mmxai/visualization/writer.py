@@ -66,21 +66,24 @@ class SaliencyWriter:
         self.save_raw = save_raw
         self.normalize = normalize
 
-    def render(self, sample: BaseDataElement,
-               image_bgr: Optional[np.ndarray] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    def render(self, sample: BaseDataElement, image_bgr: Optional[np.ndarray] = None,
+               saliency: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """Maps at the original resolution, their colour maps and overlays.
 
         Args:
             sample (BaseDataElement): A sample returned by ``ExplainModel``.
             image_bgr (np.ndarray, optional): The original image; read from
                 ``img_path`` (as ``mmxai.LoadImageChecked`` reads it) when not given.
+            saliency (Tensor, optional): (T, h, w) maps of the sample to render;
+                default its ``saliency_map`` (``box_saliency_map``: per-box maps).
 
         Returns:
             tuple: (T, H, W) float maps in [0, 1], (T, H, W, 3) uint8 BGR
             colour maps and (T, H, W, 3) uint8 BGR overlays, on the maps' device.
         """
         meta = sample.metainfo
-        maps = to_original_image(sample.saliency_map, meta, self.normalize)
+        maps = to_original_image(sample.saliency_map if saliency is None else saliency, meta,
+                                 self.normalize)
         if image_bgr is None:
             image_bgr = read_image(meta['img_path'])
         image = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(maps.device)
@@ -128,7 +131,11 @@ class SaliencyWriter:
             of every file: ``.png`` arrays are BGR images, ``.npy`` raw maps.
         """
         meta = sample.metainfo
-        maps, colored, blended = rendered or self.render(sample)
+        image_bgr = None
+        if rendered is None:
+            image_bgr = read_image(meta['img_path'])  # once, for the class and box maps
+            rendered = self.render(sample, image_bgr)
+        maps, colored, blended = rendered
         folder = output_stem or meta.get('output_stem') or osp.splitext(rel_path)[0]
         explanations: List[Dict[str, Any]] = []
         pending: List[Tuple[str, np.ndarray]] = []
@@ -148,7 +155,7 @@ class SaliencyWriter:
                      ori_shape=list(meta['ori_shape'][:2]), algorithm=meta['explain_algorithm'],
                      predictions=predictions_of(sample), explanations=explanations)
         if 'explained_boxes' in meta:
-            entry['boxes'] = self._prepare_boxes(sample, folder, pending)
+            entry['boxes'] = self._prepare_boxes(sample, folder, pending, image_bgr)
         ground_truth = ground_truth_of(sample)
         if ground_truth is not None:  # annotated test set: what the error analysis reads
             entry['ground_truth'] = ground_truth
@@ -171,7 +178,8 @@ class SaliencyWriter:
         return files
 
     def _prepare_boxes(self, sample: BaseDataElement, folder: str,
-                       pending: List[Tuple[str, np.ndarray]]) -> List[Dict[str, Any]]:
+                       pending: List[Tuple[str, np.ndarray]],
+                       image_bgr: Optional[np.ndarray] = None) -> List[Dict[str, Any]]:
         """The per-box maps' files (the box drawn on the overlay) and manifest records.
 
         Box ``k`` of the manifest's ``boxes`` list is written as ``box_<k>_...``.
@@ -181,10 +189,8 @@ class SaliencyWriter:
         box_maps = sample.box_saliency_map
         if not records:
             return records
-        maps = to_original_image(box_maps, meta, self.normalize)
-        image = torch.from_numpy(np.ascontiguousarray(read_image(meta['img_path'])))
-        colored = colorize(maps)
-        blended = overlay(image.to(maps.device), colored, self.overlay_weight).cpu().numpy()
+        maps, colored, blended = (x.cpu().numpy() for x in self.render(sample, image_bgr,
+                                                                        box_maps))
         values = to_original_image(box_maps, meta, 'none').cpu().numpy() \
             if self.save_raw else None
         for k, record in enumerate(records):
@@ -192,10 +198,8 @@ class SaliencyWriter:
             picture = np.ascontiguousarray(blended[k])
             cv2.rectangle(picture, (x1, y1), (x2, y2), (255, 255, 255), 2)
             stem = f"box_{k}_{record['label']}_{safe_filename(record['class_name'])}_saliency"
-            raw = None if values is None else (maps[k].cpu().numpy().astype(np.float32),
-                                               values[k])
-            record.update(self._name_files(folder, stem, pending, colored[k].cpu().numpy(),
-                                           picture, raw))
+            raw = None if values is None else (maps[k].astype(np.float32), values[k])
+            record.update(self._name_files(folder, stem, pending, colored[k], picture, raw))
         return records
 
     def commit(self, files: List[Tuple[str, np.ndarray]]) -> None:
