@@ -145,13 +145,19 @@ class ExplainModel(BaseModel):
             overlaps = bbox_overlaps(boxes, predictions.bboxes.float().cpu()) * \
                 (labels[:, None] == predictions.labels.cpu()[None])  # (N, P), same class only
             scores = predictions.scores.cpu()
-            inside = cells_inside(on_input, grid, tuple(image_maps.shape[-2:]))  # (N, h, w)
+            # Per box, in one device call each: its map's peak and its class map's peak
+            # on the cells inside it (N, h, w).
+            evidence = maps.flatten(1).amax(1).tolist()
+            if self.explainer.value_range is not None:
+                inside = cells_inside(on_input, grid, tuple(image_maps.shape[-2:])).to(device)
+                in_box = image_maps[labels.to(device)].masked_fill(~inside, float('-inf')) \
+                    .flatten(1).amax(1).tolist()
             for row, record in enumerate(records):
                 label = int(labels[row])
                 record.update(label=label, class_name=self.targets.class_name(label),
-                              evidence=float(maps[row].max()) if maps[row].numel() else 0.0)
+                              evidence=evidence[row])
                 if self.explainer.value_range is not None:
-                    record['in_box'] = float(image_maps[label][inside[row].to(device)].max())
+                    record['in_box'] = in_box[row]
                 if record['source'] != 'predictions':
                     best = int(overlaps[row].argmax()) if overlaps.shape[1] else -1
                     record['match'] = None if best < 0 or overlaps[row, best] <= 0 else dict(
