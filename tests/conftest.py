@@ -39,9 +39,13 @@ def shapes_classification(tmp_path_factory) -> str:
 
 
 #: Development only: a folder where the session's trained models are kept and
-#: reused by later sessions (CI and a plain `make test` train them). The key
-#: covers the config, the schedule, the data generator, this file and versions.
+#: reused by later sessions (CI and a plain `make test` train them: `.ci/run` unsets
+#: it). The key covers the config, the schedule, the seed, the data generator, this
+#: file and versions.
 MODEL_CACHE = os.environ.get('MMXAI_TEST_MODEL_CACHE')
+#: The seed of every model the suite trains (0; ``benchmarks/quality_floors.py``
+#: sets others to measure the quality floors' spread).
+TRAINING_SEED = int(os.environ.get('MMXAI_TEST_SEED', '0'))
 
 
 def _cache_key(config: str, max_iters: Optional[int]) -> str:
@@ -51,7 +55,8 @@ def _cache_key(config: str, max_iters: Optional[int]) -> str:
 
     from mmxai.datasets import synthetic
     parts = [open(path).read() for path in (config, synthetic.__file__, __file__)]
-    parts += [str(max_iters), torch.__version__, mmdet.__version__, mmpretrain.__version__]
+    parts += [str(max_iters), str(TRAINING_SEED), torch.__version__, mmdet.__version__,
+              mmpretrain.__version__]
     return hashlib.sha256('\0'.join(parts).encode()).hexdigest()[:16]
 
 
@@ -64,7 +69,7 @@ def _train_demo_model(config: str, data_root: str, work_dir: str,
         checkpoint = osp.join(work_dir, name)
         shutil.copy(cached, checkpoint)
     else:
-        checkpoint = train(cfg, work_dir, data_root, max_iters)
+        checkpoint = train(cfg, work_dir, data_root, max_iters, seed=TRAINING_SEED)
         if cached:
             os.makedirs(MODEL_CACHE, exist_ok=True)
             shutil.copy(checkpoint, f'{cached}.{os.getpid()}.part')

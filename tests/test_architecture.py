@@ -14,7 +14,7 @@ PACKAGE = osp.join(REPO, 'mmxai')
 #: Lowest first. A module may import its own package and any lower layer.
 LAYERS = (
     ('version', 'registry', 'utils'),
-    ('checkpoint', 'geometry'),
+    ('boxes', 'checkpoint', 'geometry'),
     ('datasets', 'adapters'),
     ('explainers',),
     ('models',),
@@ -98,3 +98,21 @@ def test_the_checker_sees_relative_and_absolute_imports(tmp_path):
     names = set(_imports('mmxai.explainers.fake', str(path)))
     assert {'mmxai.visualization', 'mmxai.apis', 'mmxai.explainers'} <= names
     assert LAYER_OF[_part('mmxai.visualization.writer')] > LAYER_OF['explainers']
+
+
+def _error_classes(path: str) -> Iterator[str]:
+    """Names of the classes a module defines over an ``...Error`` or ``Exception`` base."""
+    for node in ast.walk(ast.parse(open(path, encoding='utf-8').read(), path)):
+        if isinstance(node, ast.ClassDef):
+            bases = [getattr(b, 'id', getattr(b, 'attr', '')) for b in node.bases]
+            if any(b.endswith(('Error', 'Exception')) for b in bases):
+                yield node.name
+
+
+def test_every_error_type_lives_in_utils_errors():
+    errors = osp.join(PACKAGE, 'utils', 'errors.py')
+    elsewhere = [f'{module}.{name}' for module, path in _modules() if path != errors
+                 for name in _error_classes(path)]
+    assert not elsewhere, elsewhere
+    assert {'UserInputError', 'CascadeError', 'UnreadableImageError',
+            'ExportedModelError'} <= set(_error_classes(errors))

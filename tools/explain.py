@@ -31,6 +31,7 @@ from mmxai.apis import (
 from mmxai.deploy import default_algorithm
 from mmxai.engine.hooks import ExplainHook
 from mmxai.explainers import ALGORITHMS
+from mmxai.utils.defaults import DEFAULT_SCORE_THR
 
 
 def parse_args() -> argparse.Namespace:
@@ -90,7 +91,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.checkpoint = args.checkpoint or args.load_weights
     if args.score_thr is None:  # one threshold: --score-thr, or the algorithm's option
-        args.score_thr = args.explainer_options.pop('score_thr', 0.3)
+        args.score_thr = args.explainer_options.pop('score_thr', DEFAULT_SCORE_THR)
     if not args.checkpoint:
         parser.error('give the checkpoint as CHECKPOINT or --load-weights')
     if not 0.0 <= args.overlay_weight <= 1.0:

@@ -29,6 +29,7 @@ from mmxai.apis import (
 from mmxai.evaluation import SPEARMAN_THRESHOLD, format_sanity_table
 from mmxai.explainers import ALGORITHMS, BLACK_BOX_ALGORITHMS
 from mmxai.utils import UnknownAlgorithmError
+from mmxai.utils.defaults import DEFAULT_SCORE_THR
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--page-images', type=int, default=4,
                         help='images whose cascade of maps sanity.html shows')
     parser.add_argument('--seed', type=int, default=0, help='seed of the randomisation')
-    parser.add_argument('--score-thr', type=float, default=0.3,
+    parser.add_argument('--score-thr', type=float, default=DEFAULT_SCORE_THR,
                         help='detection: explain classes with a box scoring at least this')
     parser.add_argument('--spearman-threshold', type=float, default=SPEARMAN_THRESHOLD,
                         help='flag a step whose mean Spearman correlation with the trained '

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from torch import Tensor, nn
 
 from ..geometry import CellGrid
+from ..utils.defaults import DEFAULT_SCORE_THR
 from ..utils.errors import UnsupportedModelError
 
 #: Activations whose outputs are never negative.
@@ -135,7 +136,7 @@ class ModelAdapter:
         raise NotImplementedError
 
     def differentiable_scores(self, target_layer: Optional[str] = None,
-                              score_thr: float = 0.3) -> Tuple[List[Tensor], Tensor]:
+                              score_thr: float = DEFAULT_SCORE_THR) -> Tuple[List[Tensor], Tensor]:
         """Target-layer activations and (B, K) class scores differentiable in them.
 
         Call under ``torch.enable_grad()``. With the default layer (None) the

@@ -11,6 +11,7 @@ from ..evaluation import SPEARMAN_THRESHOLD, SanityChecker
 from ..explainers import algorithms_for
 from ..models import build_model
 from ..utils import UnknownAlgorithmError, atomic_write_json
+from ..utils.defaults import DEFAULT_SCORE_THR
 from ..visualization.sanity_page import sanity_page_layout, write_sanity_page
 from .cli import process_batches
 
@@ -19,7 +20,8 @@ def run_sanity_checks(cfg: Config, checkpoint: str, output_dir: str,
                       algorithms: Optional[Sequence[str]] = None,
                       options: Optional[Dict[str, dict]] = None,
                       cascade: Optional[Sequence[str]] = None, seed: int = 0,
-                      score_thr: float = 0.3, spearman_threshold: float = SPEARMAN_THRESHOLD,
+                      score_thr: float = DEFAULT_SCORE_THR,
+                      spearman_threshold: float = SPEARMAN_THRESHOLD,
                       page_images: int = 4, device: Optional[str] = None,
                       command: Optional[str] = None) -> Dict[str, Any]:
     """Check each algorithm's maps on ``cfg``'s test set and write the results.

@@ -15,12 +15,7 @@ import mmcv
 import numpy as np
 from mmengine import fileio
 
-from ..utils.errors import UserInputError
-
-
-class UnreadableImageError(UserInputError, ValueError):
-    """An input file that cannot be explained; the message names file and reason."""
-
+from ..utils.errors import UnreadableImageError
 
 #: Leading bytes of the formats OpenCV decodes, and of a few it does not.
 _SIGNATURES = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'BM', 'BMP'),

@@ -3,7 +3,7 @@
 ONNX, ONNX Runtime and OpenVINO are optional (``pip install "mmxai[deploy]"``);
 they are imported only when a model is exported or run.
 """
-from .errors import ExportedModelError, UnsupportedExportError
+from ..utils.errors import ExportedModelError, UnsupportedExportError
 from .export_wrapper import EXPORTABLE_EXPLAINERS, ExplainExportWrapper
 from .exported_model import ExportedExplainModel
 from .exporter import FORMATS, default_input_shape, export_explain_model, export_model

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from ..adapters import build_adapter
 from ..explainers import BaseExplainer, BaseGradientCAM, build_explainer
-from .errors import UnsupportedExportError
+from ..utils.errors import UnsupportedExportError
 from .metadata import SALIENCY_OUTPUT, ExportMetadata
 
 #: Explainer types whose maps are plain tensor arithmetic on one forward pass.

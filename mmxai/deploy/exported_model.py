@@ -1,5 +1,5 @@
 """Run an exported model in MMEngine's Runner as explain mode runs the PyTorch one."""
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -10,16 +10,18 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ..geometry import CellGrid
+from ..models.saliency_model import SaliencyModel
 from ..models.saliency_targets import SaliencyTargets, resolve_classes
 from ..registry import MODELS
-from .errors import ExportedModelError
+from ..utils.defaults import DEFAULT_SCORE_THR
+from ..utils.errors import ExportedModelError
 from .metadata import SALIENCY_OUTPUT
 from .predictions import build_decoder
 from .runtime import open_session
 
 
 @MODELS.register_module()
-class ExportedExplainModel(BaseModel):
+class ExportedExplainModel(BaseModel, SaliencyModel):
     """An exported model (ONNX Runtime or OpenVINO) that predicts and explains like ExplainModel.
 
     The config's data preprocessor prepares the batch; the batch is padded
@@ -89,9 +91,17 @@ class ExportedExplainModel(BaseModel):
         names = meta.class_names or (list(class_names) if class_names else None)
         self.targets = SaliencyTargets(meta.task, meta.num_classes, explain_all_classes,
                                        resolve_classes(target_classes, names),
-                                       0.3 if score_thr is None else score_thr, names)
+                                       DEFAULT_SCORE_THR if score_thr is None else score_thr, names)
         with DefaultScope.overwrite_default_scope(scope):
             self.decoder = build_decoder(model_cfg, meta)
+
+    @property
+    def algorithm(self) -> str:
+        return self.metadata.algorithm
+
+    @property
+    def value_range(self) -> Optional[Tuple[float, float]]:
+        return self.metadata.value_range
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'predict') -> Any:

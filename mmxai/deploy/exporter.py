@@ -12,7 +12,7 @@ from mmengine.config import Config
 from ..models import build_model
 from ..utils import TEMPORARY_PREFIX
 from ..utils.config import test_pipeline_of
-from .errors import UnsupportedExportError
+from ..utils.errors import UnsupportedExportError
 from .export_wrapper import ExplainExportWrapper
 from .metadata import INPUT_NAME, METADATA_KEY, ExportMetadata
 from .runtime import open_session

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .errors import ExportedModelError
+from ..utils.errors import ExportedModelError
 from .metadata import INPUT_NAME, METADATA_KEY, ExportMetadata
 
 #: Runtimes by name; ``None`` picks by file: ``.onnx`` ONNX Runtime, ``.xml`` OpenVINO.

@@ -18,66 +18,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..boxes import match_detections
 from .evaluator import boxes_beside_image
 
-#: IoU at which a prediction matches a ground-truth box (COCO's AP50).
-IOU_THR = 0.5
 #: Event kinds, in the order the report lists them.
 KINDS = ('tp_high', 'tp_low', 'fp', 'fn')
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every pair of boxes, as COCO computes it (areas ``w * h``, no +1).
-
-    Args:
-        a (np.ndarray): (N, 4) boxes.
-        b (np.ndarray): (M, 4) boxes.
-
-    Returns:
-        np.ndarray: (N, M) IoU.
-    """
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = width.clip(min=0) * height.clip(min=0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def match_detections(pred_boxes: Sequence, pred_labels: Sequence[int], pred_scores: Sequence[float],
-                     gt_boxes: Sequence, gt_labels: Sequence[int],
-                     iou_thr: float = IOU_THR) -> Tuple[np.ndarray, np.ndarray]:
-    """Match predictions to ground-truth boxes, greedily by score, as COCO does.
-
-    Predictions are taken by descending score (stable for equal scores); each
-    is matched to the not yet matched ground-truth box of its class with the
-    highest IoU, if that IoU is at least ``iou_thr``.
-
-    Args:
-        pred_boxes (Sequence): (N, 4) predicted boxes.
-        pred_labels (Sequence[int]): (N,) their classes.
-        pred_scores (Sequence[float]): (N,) their scores.
-        gt_boxes (Sequence): (M, 4) ground-truth boxes.
-        gt_labels (Sequence[int]): (M,) their classes.
-        iou_thr (float): Smallest IoU of a match.
-
-    Returns:
-        tuple: ``(N,)`` index of the matched ground-truth box per prediction
-        (-1: none) and ``(N,)`` IoU with it (0 when unmatched).
-    """
-    pred_labels, gt_labels = np.asarray(pred_labels, int), np.asarray(gt_labels, int)
-    iou = box_iou(pred_boxes, gt_boxes)
-    matched = np.full(len(pred_labels), -1)
-    matched_iou = np.zeros(len(pred_labels))
-    free = np.ones(len(gt_labels), bool)
-    for p in np.argsort(-np.asarray(pred_scores, np.float64), kind='stable'):
-        candidates = np.where(free & (gt_labels == pred_labels[p]), iou[p], -1.0)
-        if len(candidates) and candidates.max() >= iou_thr:
-            g = int(candidates.argmax())
-            matched[p], matched_iou[p], free[g] = g, candidates[g], False
-    return matched, matched_iou
 
 
 def error_events(predictions: Dict[str, list], ground_truth: Dict[str, list], score_thr: float,

@@ -11,16 +11,12 @@ from typing import List, Sequence, Union
 import torch
 from torch import nn
 
-from ..utils.errors import UserInputError
+from ..utils.errors import CascadeError
 
 #: Standard deviation of the truncated normal that re-draws parameters no
 #: submodule's ``reset_parameters`` covers (a ViT's position embedding, mmcv's
 #: ``Scale``): the initialisation transformers use for such tensors.
 FALLBACK_STD = 0.02
-
-
-class CascadeError(UserInputError, ValueError):
-    """A cascade step names no module of the model, or one with nothing to randomise."""
 
 
 def _has_parameters(module: nn.Module) -> bool:

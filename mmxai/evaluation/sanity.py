@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..adapters import build_adapter
 from ..explainers import DRISE, BaseExplainer, build_explainer
+from ..utils.defaults import DEFAULT_SCORE_THR
 from .randomization import cascade_models, default_cascade, parse_cascade, step_name
 from .similarity import comparable_maps, spearman, ssim
 
@@ -90,7 +91,8 @@ class SanityChecker:
 
     def __init__(self, model: nn.Module, algorithms: Sequence[AlgorithmSpec],
                  cascade: Optional[Sequence[Union[str, Sequence[str]]]] = None, seed: int = 0,
-                 score_thr: float = 0.3, spearman_threshold: float = SPEARMAN_THRESHOLD,
+                 score_thr: float = DEFAULT_SCORE_THR,
+                 spearman_threshold: float = SPEARMAN_THRESHOLD,
                  ssim_size: int = SSIM_SIZE,
                  page_images: int = 4) -> None:
         self.model = model

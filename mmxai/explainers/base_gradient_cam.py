@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ..adapters.dense_heads import check_head_supported
 from ..geometry import merge_levels
+from ..utils.defaults import DEFAULT_SCORE_THR
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ class BaseGradientCAM(BaseExplainer):
     class_wise = True
     families = ('detection', 'classification')
 
-    def __init__(self, target_layer: Optional[str] = None, score_thr: float = 0.3) -> None:
+    def __init__(self, target_layer: Optional[str] = None,
+                 score_thr: float = DEFAULT_SCORE_THR) -> None:
         self.target_layer = target_layer
         self.score_thr = score_thr
 

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from ..registry import EXPLAINERS
+from ..utils.defaults import DEFAULT_SCORE_THR
 from .base import quarter_resolution_maps
 from .rise import RandomMaskExplainer
 
@@ -33,7 +34,7 @@ class DRISE(RandomMaskExplainer):
     families = ('detection', 'instance_segmentation')
     maps_detections_only = True
 
-    def __init__(self, score_thr: float = 0.3, **kwargs) -> None:
+    def __init__(self, score_thr: float = DEFAULT_SCORE_THR, **kwargs) -> None:
         super().__init__(**kwargs)
         self.score_thr = score_thr
 

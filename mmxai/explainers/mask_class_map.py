@@ -7,6 +7,7 @@ from torch import Tensor
 
 from ..geometry import CellGrid
 from ..registry import EXPLAINERS
+from ..utils.defaults import DEFAULT_SCORE_THR
 from ..utils.errors import UnsupportedModelError
 from .base import BaseExplainer, input_cell_grid, quarter_resolution_maps
 
@@ -61,7 +62,7 @@ class MaskClassMap(BaseExplainer):
     families = ('instance_segmentation',)
     maps_detections_only = True
 
-    def __init__(self, score_thr: float = 0.3, box_iou_thr: float = 0.5) -> None:
+    def __init__(self, score_thr: float = DEFAULT_SCORE_THR, box_iou_thr: float = 0.5) -> None:
         self.score_thr = score_thr
         self.box_iou_thr = box_iou_thr
 

@@ -1,5 +1,6 @@
 """The explain-mode wrapper model, and building the user's model as the Runner does."""
 from .builder import build_model, model_config
 from .explain_model import ExplainModel
+from .saliency_model import SaliencyModel
 
-__all__ = ['ExplainModel', 'build_model', 'model_config']
+__all__ = ['ExplainModel', 'SaliencyModel', 'build_model', 'model_config']

@@ -1,21 +1,25 @@
 """The explain-mode wrapper around a detector or classifier."""
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
 from ..adapters import build_adapter
+from ..boxes import match_detections
 from ..explainers import BaseExplainer, build_explainer
 from ..geometry import boxes_to_input, cells_inside
 from ..registry import MODELS
+from ..utils.defaults import DEFAULT_SCORE_THR
 from ..utils.errors import UnsupportedModelError
+from .saliency_model import SaliencyModel
 from .saliency_targets import BOX_SOURCES, SaliencyTargets
 
 
 @MODELS.register_module()
-class ExplainModel(BaseModel):
+class ExplainModel(BaseModel, SaliencyModel):
     """Predicts as the wrapped model does and attaches saliency maps.
 
     The wrapped model runs once; its feature maps and head outputs are
@@ -33,8 +37,8 @@ class ExplainModel(BaseModel):
       largest value of its class map inside it) and, for boxes that are not
       predictions, ``match`` (the prediction of its class that overlaps it
       most: ``prediction`` index, ``iou``, ``score``; None if none does) and
-      ``detected`` (a prediction of its class with IoU >= 0.5 scores at least
-      ``score_thr``);
+      ``detected`` (the COCO-style match of :func:`mmxai.boxes.match_detections`
+      pairs it with a prediction of its class scoring at least ``score_thr``);
     * metainfo ``explain_algorithm``, ``explain_input_shape``,
       ``explain_cell_grid`` (where the map cells sit on the input, see
       :class:`mmxai.geometry.CellGrid`), ``explain_value_range`` (the
@@ -81,7 +85,7 @@ class ExplainModel(BaseModel):
         self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
         self.explainer.check_supported(self.adapter)
         if score_thr is None:
-            score_thr = getattr(self.explainer, 'score_thr', 0.3)
+            score_thr = getattr(self.explainer, 'score_thr', DEFAULT_SCORE_THR)
         if class_names is None:
             class_names = (getattr(module, 'dataset_meta', None) or {}).get('classes')
         self.targets = SaliencyTargets(self.adapter.task, self.adapter.num_classes,
@@ -152,6 +156,7 @@ class ExplainModel(BaseModel):
                 inside = cells_inside(on_input, grid, tuple(image_maps.shape[-2:])).to(device)
                 in_box = image_maps[labels.to(device)].masked_fill(~inside, float('-inf')) \
                     .flatten(1).amax(1).tolist()
+            detected = self._detected(boxes, labels, records, predictions)
             for row, record in enumerate(records):
                 label = int(labels[row])
                 record.update(label=label, class_name=self.targets.class_name(label),
@@ -163,21 +168,34 @@ class ExplainModel(BaseModel):
                     record['match'] = None if best < 0 or overlaps[row, best] <= 0 else dict(
                         prediction=best, iou=float(overlaps[row, best]),
                         score=float(scores[best]))
-                    record['detected'] = bool(((overlaps[row] >= 0.5) &
-                                               (scores >= self.score_thr)).any())
+                    record['detected'] = bool(detected[row])
             sample.box_saliency_map = maps
             sample.set_metainfo(dict(explained_boxes=records))
 
-    @property
-    def class_names(self) -> Optional[List[str]]:
-        """The model's class names, if known."""
-        return self.targets.class_names
+    def _detected(self, boxes: Tensor, labels: Tensor, records: List[dict],
+                  predictions: Any) -> np.ndarray:
+        """Per target box, whether it is detected: :func:`mmxai.boxes.match_detections`.
+
+        The COCO-style match pairs it with a prediction of its class scoring at
+        least the threshold. Each source is matched on its own: one prediction
+        detects one ground-truth box and one given box at most.
+        """
+        detected = np.zeros(len(records), bool)
+        kept = predictions.scores >= self.score_thr
+        pred_boxes, pred_labels = predictions.bboxes[kept].cpu(), predictions.labels[kept].cpu()
+        pred_scores = predictions.scores[kept].cpu()
+        for source in {r['source'] for r in records} - {'predictions'}:
+            rows = [i for i, r in enumerate(records) if r['source'] == source]
+            matched, _ = match_detections(pred_boxes.numpy(), pred_labels.numpy(),
+                                          pred_scores.numpy(), boxes[rows].numpy(),
+                                          labels[rows].numpy())
+            detected[[rows[g] for g in matched[matched >= 0]]] = True
+        return detected
 
     @property
-    def score_thr(self) -> float:
-        """The run's detection score threshold."""
-        return self.targets.score_thr
+    def algorithm(self) -> str:
+        return self.explainer.algorithm
 
-    def class_name(self, index: int) -> str:
-        """Name of a class, or its index as text when names are unknown."""
-        return self.targets.class_name(index)
+    @property
+    def value_range(self) -> Optional[Tuple[float, float]]:
+        return self.explainer.value_range

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..geometry import CellGrid
 from ..utils import TargetClassError
+from ..utils.defaults import DEFAULT_SCORE_THR
 
 #: Where target boxes come from (see :meth:`SaliencyTargets.boxes_of`).
 BOX_SOURCES = ('predictions', 'ground_truth', 'given')
@@ -34,7 +35,8 @@ class SaliencyTargets:
     """
 
     def __init__(self, task: str, num_classes: int, explain_all_classes: bool = False,
-                 target_classes: Optional[Sequence[int]] = None, score_thr: float = 0.3,
+                 target_classes: Optional[Sequence[int]] = None,
+                 score_thr: float = DEFAULT_SCORE_THR,
                  class_names: Optional[Sequence[str]] = None) -> None:
         if target_classes is not None:
             bad = [c for c in target_classes if not 0 <= int(c) < num_classes]

@@ -1,11 +1,15 @@
 """Small helpers shared across mmxai: errors, atomic files, completion records."""
 from .errors import (
+    CascadeError,
     CheckpointMismatchError,
+    ExportedModelError,
     InputInsideOutputError,
     ReportInputError,
     TargetClassError,
     UnknownAlgorithmError,
+    UnreadableImageError,
     UnsafeCheckpointError,
+    UnsupportedExportError,
     UnsupportedModelError,
     UserInputError,
 )
@@ -19,9 +23,10 @@ from .io import (
 )
 from .records import RECORD_NAME, finished_entry, record_path, write_record
 
-__all__ = ['CheckpointMismatchError', 'InputInsideOutputError', 'ReportInputError',
-           'TargetClassError',
-           'UnknownAlgorithmError', 'UnsafeCheckpointError', 'UnsupportedModelError',
+__all__ = ['CascadeError', 'CheckpointMismatchError', 'ExportedModelError',
+           'InputInsideOutputError', 'ReportInputError', 'TargetClassError',
+           'UnknownAlgorithmError', 'UnreadableImageError', 'UnsupportedExportError',
+           'UnsafeCheckpointError', 'UnsupportedModelError',
            'UserInputError', 'TEMPORARY_PREFIX', 'atomic_write_bytes', 'atomic_write_json',
            'is_temporary_name', 'safe_filename', 'sync_folder', 'RECORD_NAME', 'finished_entry',
            'record_path', 'write_record']

@@ -36,3 +36,19 @@ class ReportInputError(UserInputError, ValueError):
 
 class InputInsideOutputError(UserInputError, ValueError):
     """An input folder is the output folder or inside it (its maps would become inputs)."""
+
+
+class UnreadableImageError(UserInputError, ValueError):
+    """An input file that cannot be explained; the message names file and reason."""
+
+
+class CascadeError(UserInputError, ValueError):
+    """A cascade step names no module of the model, or one with nothing to randomise."""
+
+
+class UnsupportedExportError(UserInputError, ValueError):
+    """The model and algorithm pair cannot be exported with a saliency output."""
+
+
+class ExportedModelError(UserInputError, ValueError):
+    """An exported model file that cannot be run (missing, not mmxai's, wrong input)."""

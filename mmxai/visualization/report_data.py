@@ -35,9 +35,11 @@ import posixpath
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..evaluation.error_analysis import IOU_THR, KINDS, class_summary, error_events
+from ..boxes import IOU_THR
+from ..evaluation.error_analysis import KINDS, class_summary, error_events
 from ..models.saliency_targets import BOX_SOURCES
 from ..utils import ReportInputError
+from ..utils.defaults import DEFAULT_SCORE_THR
 from .sanity_page import TABLE_TEXT
 
 #: The path without its extension, as ``viewer.js`` takes it.
@@ -182,7 +184,7 @@ def task_data(name: str, runs: Sequence[Tuple[str, str, dict]], report_dir: str,
     run_score_thr = next((m['score_thr'] for _, _, m in runs if m.get('score_thr') is not None),
                          None)
     if score_thr is None:
-        score_thr = 0.3 if run_score_thr is None else run_score_thr
+        score_thr = DEFAULT_SCORE_THR if run_score_thr is None else run_score_thr
     if high_score_thr is None:
         high_score_thr = round((score_thr + 1) / 2, 4)
     algorithms = [algorithm for algorithm, _, _ in runs]

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from mmxai.boxes import match_detections
 from mmxai.evaluation.error_analysis import (
     class_summary,
     describe_maps,
     error_events,
-    match_detections,
     peak_positions,
     relevance_mass,
 )

@@ -11,6 +11,7 @@ from mmxai.evaluation import SanityChecker, format_sanity_table
 from mmxai.explainers import BaseExplainer
 from mmxai.models import build_model
 from tests.evaluation.plain_similarity import plain_ssim
+from tests.helpers import check_ceiling
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +142,9 @@ def test_detector_cascade_random_label_and_drise_targets(trained_detector):
     # head's convolutions: a random head changes both.
     for label in ('classwisesaliencymap', 'gradcam'):
         head = results[label]['cascade'][0]
-        assert head['spearman'] < 0.5 and head['kept'] < 0.5 and not head['flagged'], label
+        check_ceiling(f'sanity: {label} Spearman with the head random', head['spearman'], 0.5)
+        check_ceiling(f'sanity: {label} share kept with the head random', head['kept'], 0.5)
+        assert head['flagged'] == (head['spearman'] >= 0.5), label
     assert class_maps['random_label']['maps'] > 0
     # The activation map reads the FPN outputs: unchanged until the neck is random.
     assert activation['cascade'][0]['spearman'] == pytest.approx(1.0)

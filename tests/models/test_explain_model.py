@@ -131,3 +131,24 @@ def test_score_threshold_changes_what_gradient_maps_are_made_of(trained_detector
         with torch.no_grad():
             maps[score_thr] = explain.test_step(data)[0].saliency_map
     assert not torch.allclose(maps[0.1], maps[0.6])
+
+
+def test_a_prediction_detects_one_box_only():
+    # One definition of "detected" (mmxai.boxes.match_detections, COCO's greedy match, as the
+    # error analysis): one prediction overlapping two boxes of its class detects one of them.
+    cfg = load_config(DET_DEMO_CONFIG)
+    cfg.model.test_cfg.score_thr = 0.0  # a random model's boxes score ~0.01
+    atss = build_model(cfg)
+    images = random_images(1, 256, 256, seed=3)
+    with torch.no_grad():
+        plain = atss.test_step(det_batch(images))[0].pred_instances
+    top = int(plain.scores.argmax())
+    assert int((plain.scores >= plain.scores[top]).sum()) == 1
+    box, label = plain.bboxes[top].tolist(), int(plain.labels[top])
+    batch = det_batch(images)
+    batch['data_samples'][0].set_metainfo(dict(target_boxes=[dict(bbox=box, label=label)] * 2))
+    explain = ExplainModel(atss, score_thr=float(plain.scores[top]), box_targets=['given'])
+    with torch.no_grad():
+        records = explain.test_step(batch)[0].metainfo['explained_boxes']
+    assert [r['match']['iou'] for r in records] == pytest.approx([1.0, 1.0])
+    assert [r['detected'] for r in records] == [True, False]

@@ -45,6 +45,12 @@ def _explain_both(config, checkpoint, exported, inputs, tmp_path, *options):
 
 def _assert_same_files(torch_run, exported_run, task):
     (torch_out, torch_manifest), (exported_out, exported_manifest) = torch_run, exported_run
+    # One model contract (mmxai.models.SaliencyModel): the same manifest header, class
+    # names and score threshold included, but for the model file and the command naming it.
+    def header(manifest):
+        return {k: v for k, v in manifest.items() if k not in ('images', 'checkpoint', 'command')}
+    assert header(exported_manifest) == header(torch_manifest)
+    assert torch_manifest['classes'] and torch_manifest['score_thr'] is not None
     assert exported_manifest['num_images'] == torch_manifest['num_images'] > 0
     explanations = 0
     for expected, got in zip(torch_manifest['images'], exported_manifest['images']):

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Se
 
 from mmengine.dist import all_gather_object, barrier, get_rank, is_main_process
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 
 from ...datasets.image_folder import SKIPPED, ImageFolderDataset
 from ...datasets.image_io import stat_signature
 from ...datasets.output_names import output_stems, relative_names
+from ...models import SaliencyModel
 from ...registry import HOOKS
 from ...utils import (
     UnsupportedModelError,
@@ -104,11 +106,10 @@ class ExplainHook(Hook):
         self._validations = 0
 
     def _begin(self, runner: 'Runner', dataloader: Any, output_dir: str) -> None:
-        explainer = getattr(runner.model, 'explainer', None)
-        if self.normalize == 'absolute' and explainer is not None and \
-                explainer.value_range is None:
+        model = saliency_model(runner)
+        if self.normalize == 'absolute' and model.value_range is None:
             raise UnsupportedModelError(
-                f'{explainer.algorithm} maps have no absolute scale (their values depend on '
+                f'{model.algorithm} maps have no absolute scale (their values depend on '
                 'the model and image); use --normalize per_map')
         os.makedirs(output_dir, exist_ok=True)
         self._writer = SaliencyWriter(output_dir, self.overlay_weight, self.save_raw,
@@ -221,9 +222,9 @@ class ExplainHook(Hook):
         skipped.sort(key=lambda item: item['image'])
         self.summary = dict(explained=len(entries), resumed=len(finished), skipped=len(skipped))
         if is_main_process():
-            classes = getattr(runner.model, 'class_names', None)
-            manifest = dict(self.manifest_meta, classes=classes,
-                            score_thr=getattr(runner.model, 'score_thr', None),
+            model = saliency_model(runner)
+            manifest = dict(self.manifest_meta, classes=model.class_names,
+                            score_thr=model.score_thr,
                             num_images=len(entries),
                             num_skipped=len(skipped), images=entries, skipped=skipped)
             atomic_write_json(osp.join(self._writer.output_dir, 'manifest.json'), manifest,
@@ -286,6 +287,16 @@ class ExplainHook(Hook):
         if named and 'rel_path' not in meta:
             return named[1]
         return osp.splitext(self.relative_path(sample))[0]
+
+
+def saliency_model(runner: 'Runner') -> SaliencyModel:
+    """The runner's explain-mode model; a one-line error when it has none."""
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if not isinstance(model, SaliencyModel):
+        raise UnsupportedModelError(
+            f'ExplainHook needs an explain-mode model, not {type(model).__name__}: add '
+            "dict(type='mmxai.PrepareExplainHook') to custom_hooks")
+    return model
 
 
 def remove_temporary_files(output_dir: str) -> None:
