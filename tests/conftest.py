@@ -93,3 +93,36 @@ def trained_mask_rcnn(shapes_detection, tmp_path_factory):
     its schedule (100 iterations, ~55 s: held-out segm mAP 0.82)."""
     return _train_demo_model(MASK_DEMO_CONFIG, shapes_detection,
                              str(tmp_path_factory.mktemp('mask_rcnn')), max_iters=100)
+
+
+# Test tiers (tests/tiers.py): `make test-fast` runs `pytest -m "not slow"`.
+# (Imported here to keep this section apart from the fixtures above.)
+from tests.tiers import FastTierGuard, HeavyUseFinder  # noqa: E402
+
+_HEAVY_USES = HeavyUseFinder()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    """Mark slow every test that trains, runs a program or opens Chromium (tests/tiers.py)."""
+    for item in items:
+        fixtures = [definition.func
+                    for definitions in item._fixtureinfo.name2fixturedefs.values()
+                    for definition in definitions]
+        reason = _HEAVY_USES.of_item(item.function, getattr(item, 'cls', None), fixtures)
+        if reason:
+            item.add_marker(pytest.mark.slow(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_guard(request):
+    """Fail a test of the fast tier that trains or starts Python or a browser anyway."""
+    if request.node.get_closest_marker('slow'):
+        yield
+        return
+    with FastTierGuard() as guard:
+        yield
+    if guard.uses:
+        pytest.fail(f'{request.node.nodeid} is in the fast tier but {"; ".join(guard.uses)}: '
+                    'reach it through a fixture or function of tests/ (see tests/tiers.py)',
+                    pytrace=False)

@@ -6,8 +6,6 @@ from mmengine.runner import Runner, load_checkpoint
 from mmxai.evaluation import BASELINES, ExplanationEvaluator, format_table
 from mmxai.explainers import algorithms_for
 
-pytestmark = pytest.mark.slow
-
 
 def _evaluate(config_path, checkpoint, tmp_path, task):
     cfg = Config.fromfile(config_path)

@@ -12,8 +12,6 @@ from mmxai.explainers import BaseExplainer
 from mmxai.models import build_model
 from tests.evaluation.plain_similarity import plain_ssim
 
-pytestmark = pytest.mark.slow
-
 
 class GradientMagnitude(BaseExplainer):
     """The input image's own gradient magnitude: a map that ignores the model."""
