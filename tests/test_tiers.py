@@ -42,6 +42,9 @@ def runs_a_browser():
 def light():
     return sorted([3, 1, 2])
 
+def by_name(request):
+    return request.getfixturevalue('trained_detector')
+
 def calls_light_in_a_lambda():
     return (lambda: light())()
 '''
@@ -54,7 +57,7 @@ def _samples() -> dict:
     return namespace
 
 
-def test_finder_follows_helpers_classes_and_function_imports():
+def test_finder_follows_helpers_classes_function_imports_and_fixtures_by_name():
     samples, finder = _samples(), HeavyUseFinder()
     assert finder.of_function(samples['calls_the_helper']) == 'runs a program'
     assert finder.of_function(samples['sandbox_fixture']) == 'runs a program'
@@ -64,6 +67,11 @@ def test_finder_follows_helpers_classes_and_function_imports():
     assert finder.of_function(samples['calls_light_in_a_lambda']) is None
     assert finder.of_item(samples['light'], None, [samples['sandbox_fixture']]) == \
         'runs a program (sandbox_fixture)'
+    assert finder.of_function(samples['by_name']) is None  # no fixture of that name yet
+    finder = HeavyUseFinder()
+    finder.fixtures = lambda name: [samples['imports_train_inside']] \
+        if name == 'trained_detector' else []
+    assert finder.of_function(samples['by_name']) == 'trains a model'
 
 
 def test_every_test_of_a_trained_model_is_slow(request):

@@ -22,7 +22,7 @@ import os.path as osp
 import shutil
 import sys
 import types
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from torch.optim.optimizer import Optimizer, register_optimizer_step_pre_hook
 
@@ -61,9 +61,15 @@ class HeavyUseFinder:
     """Finds why a test is slow from its code and its fixtures' code.
 
     Results are cached per code object and class: one finder serves a session.
+
+    Attributes:
+        fixtures (Callable[[str], Sequence[Callable]]): The functions of a
+            fixture by name, for ``request.getfixturevalue('name')``; set per
+            test (fixtures are looked up from a test's place in the tree).
     """
 
     def __init__(self) -> None:
+        self.fixtures: Callable[[str], Sequence[Any]] = lambda name: ()
         self._known: Dict[Any, Optional[str]] = {}
 
     def of_item(self, function: Any, cls: Optional[type],
@@ -111,6 +117,9 @@ class HeavyUseFinder:
                 if name in HEAVY_MODULES:  # `import subprocess` in the function
                     return HEAVY_MODULES[name]
             used = [namespace.get(name) for name in code.co_names]
+            if 'getfixturevalue' in code.co_names:  # fixtures requested by name
+                used += [fixture for const in code.co_consts if isinstance(const, str)
+                         for fixture in self.fixtures(const)]
             for value in used + list(_imported_names(code)):
                 reason = self.of_value(value)
                 if reason:
