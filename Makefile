@@ -11,7 +11,7 @@ SHELL_SCRIPTS = git ls-files -z --cached --others --exclude-standard \
 	| while IFS= read -r -d '' f; do [ -f "$$f" ] && printf '%s\0' "$$f"; done \
 	| xargs -0 awk 'FNR == 1 && /^\#!.*[\/ ](ba)?sh([ \t]|$$)/ { printf "%s%c", FILENAME, 0 } { nextfile }'
 
-.PHONY: setup test lint unit demo shell-scripts
+.PHONY: setup test test-fast lint unit demo shell-scripts
 
 setup:
 	@MMXAI_VENV="$(VENV)" tools/setup_env.sh
@@ -29,6 +29,11 @@ unit: setup
 	"$(PY)" -m pytest $(PYTEST_ARGS)
 
 test: lint unit
+
+# The edit-run loop (a few minutes): the tests that train nothing and start no
+# program or browser; tests/tiers.py finds the others and marks them slow.
+test-fast: setup
+	"$(PY)" -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
 	"$(PY)" tools/demo.py --output work_dirs/demo

@@ -98,3 +98,59 @@ def trained_mask_rcnn(shapes_detection, tmp_path_factory):
     its schedule (100 iterations, ~55 s: held-out segm mAP 0.82)."""
     return _train_demo_model(MASK_DEMO_CONFIG, shapes_detection,
                              str(tmp_path_factory.mktemp('mask_rcnn')), max_iters=100)
+
+
+# Test tiers (tests/tiers.py): `make test-fast` runs `pytest -m "not slow"`.
+# (Imported here to keep this section apart from the fixtures above.)
+from tests.tiers import FastTierGuard, HeavyUseFinder  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(session, config, items):
+    """Mark slow every test that trains, runs a program or opens Chromium (tests/tiers.py)."""
+    finder = HeavyUseFinder()
+    for item in items:
+        def functions(name, item=item):
+            definitions = session._fixturemanager.getfixturedefs(name, item)
+            return [definition.func for definition in definitions or ()]
+
+        finder.fixtures = functions  # for `request.getfixturevalue('name')`
+        fixtures = [definition.func
+                    for definitions in item._fixtureinfo.name2fixturedefs.values()
+                    for definition in definitions]
+        # Parameters that name a fixture, for `request.getfixturevalue(param)`.
+        callspec = getattr(item, 'callspec', None)
+        fixtures += [function for value in (callspec.params.values() if callspec else ())
+                     if isinstance(value, str) for function in functions(value)]
+        reason = finder.of_item(item.function, getattr(item, 'cls', None), fixtures)
+        if reason:
+            item.add_marker(pytest.mark.slow(reason=reason))
+
+
+def _fast_tier_guarded(item):
+    """Run a test phase (its fixtures' set-up and tear-down included, whatever their
+    scope) under tests/tiers.py's guard unless the test is slow."""
+    if item.get_closest_marker('slow'):
+        return (yield)
+    with FastTierGuard() as guard:
+        result = yield
+    if guard.uses:
+        pytest.fail(f'{item.nodeid} is in the fast tier but {"; ".join(guard.uses)}: '
+                    'reach it through a fixture or function of tests/ (see tests/tiers.py)',
+                    pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _fast_tier_guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _fast_tier_guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    return (yield from _fast_tier_guarded(item))

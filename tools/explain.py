@@ -8,8 +8,11 @@ Example::
 Broken input files are reported and skipped; the exit status is 1 only if
 nothing could be explained (or, with ``--strict``, if anything was skipped).
 Running the same command again after an interruption finishes the job.
+The console shows a progress bar and a summary; MMEngine's full log is in the
+work dir (``--verbose`` shows it on the console too).
 """
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -29,7 +32,7 @@ from mmxai.apis import (
     teardown_distributed,
 )
 from mmxai.deploy import default_algorithm
-from mmxai.engine.hooks import ExplainHook
+from mmxai.engine import ExplainHook, QuietRunner
 from mmxai.explainers import ALGORITHMS
 from mmxai.utils.defaults import DEFAULT_SCORE_THR
 
@@ -84,6 +87,9 @@ def parse_args() -> argparse.Namespace:
                         'inferred (0: write in the main thread)')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if any)")
     parser.add_argument('--work-dir', help='folder for logs (default: OUTPUT/logs)')
+    parser.add_argument('--verbose', action='store_true',
+                        help='show MMEngine\'s full log (config, progress every 50 batches) on '
+                        'the console instead of a progress bar; the log file has it anyway')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in mmdet tools/test.py')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -110,7 +116,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def explain(args: argparse.Namespace) -> dict:
+#: Skipped inputs the summary names; the manifest lists them all.
+SKIPPED_SHOWN = 10
+
+
+def explain(args: argparse.Namespace) -> Runner:
     cfg = explain_config(
         load_tool_config(args.config, args.cfg_options, args.device), args.checkpoint,
         args.output, inputs=args.input,
@@ -128,16 +138,33 @@ def explain(args: argparse.Namespace) -> dict:
                            algorithm=args.explain_algorithm))
     cfg.work_dir = args.work_dir or os.path.join(args.output, 'logs')
     setup_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
+    runner = (Runner if args.verbose else QuietRunner).from_cfg(cfg)
     log_every_rank(runner)
     runner.test()
     teardown_distributed()
-    return next(hook for hook in runner.hooks if isinstance(hook, ExplainHook)).summary
+    return runner
+
+
+def print_summary(output: str, summary: dict, log_file: str) -> None:
+    """What was explained, what was skipped and why, and where the files are."""
+    with open(os.path.join(output, 'manifest.json'), encoding='utf-8') as file:
+        skipped = json.load(file)['skipped']
+    explained, resumed = summary['explained'], summary['resumed']
+    print(f'saliency maps of {explained} images in {output} ({explained - resumed} explained '
+          f'now, {resumed} before); {len(skipped)} inputs skipped')
+    for item in skipped[:SKIPPED_SHOWN]:
+        print(f'  skipped {item["image"]}: {item["reason"]}')
+    if len(skipped) > SKIPPED_SHOWN:
+        print(f'  ... and {len(skipped) - SKIPPED_SHOWN} more (manifest.json lists them)')
+    print(f'full log: {log_file}')
 
 
 def main() -> None:
     args = parse_args()
-    summary = exit_on_user_error(args.parser, lambda: explain(args))
+    runner = exit_on_user_error(args.parser, lambda: explain(args))
+    summary = next(hook for hook in runner.hooks if isinstance(hook, ExplainHook)).summary
+    if runner.rank == 0:
+        print_summary(args.output, summary, runner.logger.log_file)
     if summary['explained'] == 0:
         args.parser.exit(1, f'{args.parser.prog}: error: no image could be explained '
                          f'({summary["skipped"]} skipped; see {args.output}/manifest.json)\n')

@@ -1,5 +1,6 @@
-"""Engine components: hooks and the explain test loop."""
-from .hooks import ExplainHook, PrepareExplainHook
+"""Engine components: hooks, the explain test loop and a Runner with a quiet console."""
+from .hooks import ExplainHook, PrepareExplainHook, ProgressBarHook
 from .loops import ExplainTestLoop
+from .runner import QuietRunner
 
-__all__ = ['ExplainHook', 'ExplainTestLoop', 'PrepareExplainHook']
+__all__ = ['ExplainHook', 'ExplainTestLoop', 'PrepareExplainHook', 'ProgressBarHook', 'QuietRunner']

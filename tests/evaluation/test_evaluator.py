@@ -7,8 +7,6 @@ from mmxai.evaluation import BASELINES, ExplanationEvaluator, format_table
 from mmxai.explainers import algorithms_for
 from tests.helpers import check_floor
 
-pytestmark = pytest.mark.slow
-
 
 def _evaluate(config_path, checkpoint, tmp_path, task):
     cfg = Config.fromfile(config_path)

@@ -12,8 +12,6 @@ from mmxai.apis import set_data_root
 from mmxai.datasets import make_classification_split, make_detection_split
 from mmxai.evaluation import ExplanationEvaluator
 
-pytestmark = pytest.mark.slow
-
 ALGORITHMS = ('classwisesaliencymap', 'activationmap')
 # (height, width) per image; None keeps the generated 256 x 256. Detection: the demo
 # pipeline's Resize keeps the ratio within 256 x 256 (the 128 x 192 image is enlarged

@@ -13,8 +13,6 @@ from mmxai.models import build_model
 from tests.evaluation.plain_similarity import plain_ssim
 from tests.helpers import check_ceiling
 
-pytestmark = pytest.mark.slow
-
 
 class GradientMagnitude(BaseExplainer):
     """The input image's own gradient magnitude: a map that ignores the model."""

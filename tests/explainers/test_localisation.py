@@ -16,8 +16,6 @@ from mmengine.runner import Runner
 from mmxai.apis import explain_config
 from tests.helpers import check_ceiling, check_floor
 
-pytestmark = pytest.mark.slow
-
 
 def _hit_rate(config_path, checkpoint, out_dir, algorithm, boxes_of, target_classes):
     cfg = explain_config(Config.fromfile(config_path), checkpoint, out_dir, algorithm=algorithm,

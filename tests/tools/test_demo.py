@@ -1,9 +1,11 @@
 """`make demo`'s script at reduced size: data, training, every algorithm, maps of
 ground-truth boxes, sanity checks, report."""
 import base64
+import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -19,14 +21,42 @@ TASKS = ['detection', 'instance_segmentation', 'classification']
 
 
 @pytest.fixture(scope='module')
-def demo_output(tmp_path_factory):
+def demo_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('demo'))
     result = subprocess.run(
         [sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--output', out,
          '--train-images', '12', '--val-images', '3', '--max-iters', '2'],
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return out, result
+
+
+@pytest.fixture(scope='module')
+def demo_output(demo_run):
+    return demo_run[0]
+
+
+def test_console_is_a_line_per_stage_the_metrics_and_the_report_last(demo_run):
+    out, result = demo_run
+    lines = result.stdout.rstrip('\n').split('\n')  # a bar redraws its line with \r
+    # Per task: its line, training and its bar, each algorithm and its bar, the sanity
+    # checks and their count; then the table (a header, a row per model) and the report.
+    stages = sum(3 + 2 * len(algorithms_for(task, black_box=False)) + 2 for task in TASKS)
+    assert len(lines) == 1 + stages + 1 + len(TASKS) + 1, result.stdout
+    assert len(lines) + len(result.stderr.splitlines()) <= 100, result.stderr[-3000:]
+    assert lines[-1] == f'demo report: {osp.join(out, "explain", "index.html")}'
+    bars = [line for line in lines if re.match(r'\[[ >]*\] \d+/\d+, ', line)]
+    assert len(bars) == sum(1 + len(algorithms_for(task, black_box=False)) for task in TASKS)
+    assert all(bar.split('\r')[-1].startswith(f'[{">" * 10}') for bar in bars), bars
+    assert ' - INFO - ' not in result.stdout + result.stderr
+    for task in TASKS:  # the full logs are in the work dirs
+        training_log, = glob.glob(osp.join(out, task, '*', '*.log'))
+        log = open(training_log).read()
+        assert 'Config:' in log and 'Saving checkpoint at 2 iterations' in log
+        for algorithm in algorithms_for(task, black_box=False):
+            explain_log, = glob.glob(osp.join(out, 'explain', task, algorithm, 'logs', '*',
+                                              '*.log'))
+            assert 'rank 0: explaining 3 of 3 images' in open(explain_log).read()
 
 
 def _manifests(out, task):

@@ -8,7 +8,7 @@ import shutil
 import signal
 
 from mmxai.utils.io import temporary_path
-from tests.tools.test_explain_tool import _run
+from tests.tools.test_explain_tool import _full_log, _run
 
 KILLER = '''
 import os
@@ -76,7 +76,7 @@ def test_rerun_after_sigkill_finishes_the_job_byte_for_byte(trained_classifier,
 
     resumed = _run(config, checkpoint, *args, '--work-dir', logs)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    log = resumed.stdout + resumed.stderr
+    log = resumed.stdout + resumed.stderr + _full_log(resumed)
     assert f'{total - killed_after} explained now, {killed_after} before' in log
     assert re.search(rf'rank 0: explaining {total - killed_after} of {total - killed_after} ', log)
     assert {f: os.stat(osp.join(out, f)).st_mtime_ns for f in records} == times  # not redone

@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,13 @@ def _run(*args, cwd=None, env=None, umask=-1):
     env = dict(os.environ, **extra, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=600, umask=umask)
+
+
+def _full_log(result) -> str:
+    """The log file a run names on its last line (``full log: PATH``)."""
+    last = result.stdout.rstrip('\n').split('\n')[-1]
+    assert last.startswith('full log: '), result.stdout[-2000:]
+    return open(last[len('full log: '):], encoding='utf-8').read()
 
 
 def _nested_inputs(source_images, root):
@@ -154,3 +162,33 @@ def test_absolute_scale_is_refused_for_maps_without_one(trained_detector, shapes
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(
         'explain.py: error: activationmap maps have no absolute scale')
+
+
+def test_console_shows_a_bar_and_a_summary_and_the_log_file_the_rest(
+        trained_classifier, shapes_classification, tmp_path):
+    config, checkpoint = trained_classifier
+    images = tmp_path / 'in'
+    shutil.copytree(osp.join(shapes_classification, 'val', 'green_circle'), images)
+    count = len(os.listdir(images))
+    (images / 'broken.png').write_text('not a picture')
+    out = str(tmp_path / 'out')
+    args = [config, checkpoint, '--input', str(images), '--output', out, '--batch-size', '1']
+    result = _run(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The bar redraws its line with carriage returns; lines end with newlines.
+    bar, *summary = result.stdout.rstrip('\n').split('\n')
+    assert re.fullmatch(r'(\r?\[[ >]*\] (\d+)/\d+, [^\r]*)+', bar), bar
+    assert bar.split('\r')[-1].startswith(f'[{">" * 10}')  # a full bar at the end
+    assert summary[:-1] == [
+        f'saliency maps of {count} images in {out} ({count} explained now, 0 before); '
+        '1 inputs skipped',
+        f'  skipped {images / "broken.png"}: not an image (cannot be decoded)']
+    assert ' - INFO - ' not in result.stdout + result.stderr
+    log = _full_log(result)
+    assert 'Config:' in log and f'rank 0: explaining {count + 1} of {count + 1} images' in log
+    assert f'skipped {images / "broken.png"}' in log and f'explained {count}/' in log
+
+    verbose = _run(*args, '--verbose')  # every image resumed: a quick run
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert 'Config:' in verbose.stdout and ' - INFO - rank 0: explaining' in verbose.stdout
+    assert f'({0} explained now, {count} before)' in verbose.stdout

@@ -358,7 +358,6 @@ def _check_summary(browser, index, groups, runs, manifests):
             assert cells[8 + 3 * a] == f'{np.mean(masses):.3f} ({len(masses)})'
 
 
-@pytest.mark.slow
 def test_error_analysis_groups_and_numbers(browser, annotated_detection_runs, tmp_path):
     runs, ann_file = annotated_detection_runs
     manifests = [json.load(open(osp.join(r['output_dir'], 'manifest.json'))) for r in runs]
@@ -390,7 +389,6 @@ def test_error_analysis_groups_and_numbers(browser, annotated_detection_runs, tm
     no_errors(browser)
 
 
-@pytest.mark.slow
 def test_classification_error_analysis(browser, annotated_classification_run, tmp_path):
     run, data_root = annotated_classification_run
     labels = dict(line.split() for line in open(osp.join(data_root, 'val.txt')))
@@ -423,7 +421,6 @@ def _map_sources(browser, selector):
         "decodeURIComponent(f.querySelector('img.map').getAttribute('src')))")
 
 
-@pytest.mark.slow
 def test_maps_per_box_and_of_missed_objects(browser, annotated_detection_runs, tmp_path):
     """One image: a map per box of the run, in the manifest's order, missed ground truth
     said so; the false-negative grid: each tile is the map of a missed object's box."""

@@ -12,8 +12,6 @@ from mmengine.runner import Runner
 from mmxai.apis import explain_config
 from tests.helpers import relevance_mass
 
-pytestmark = pytest.mark.slow
-
 
 def _manifest(out):
     with open(osp.join(out, 'manifest.json')) as file:

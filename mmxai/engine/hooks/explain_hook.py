@@ -154,13 +154,13 @@ class ExplainHook(Hook):
             runner.logger.info(f'resuming: {finished} images were explained into {output_dir} '
                                f'with the same settings; {len(dataset)} left')
         for skipped in getattr(dataset, 'skipped', ()) if is_main_process() else ():
-            runner.logger.warning(f"skipped {skipped['image']}: {skipped['reason']}")
+            runner.logger.info(f"skipped {skipped['image']}: {skipped['reason']}")
         runner.logger.info(f'rank {get_rank()}: explaining '
                            f'{len(runner.test_dataloader.sampler)} of {len(dataset)} images')
 
     def before_test_iter(self, runner: 'Runner', batch_idx: int, data_batch: Any = None) -> None:
         for skipped in data_batch.pop(SKIPPED, ()) if isinstance(data_batch, dict) else ():
-            runner.logger.warning(f"skipped {skipped['image']}: {skipped['reason']}")
+            runner.logger.info(f"skipped {skipped['image']}: {skipped['reason']}")
             self._skipped.append(skipped)
 
     def after_test_iter(self, runner: 'Runner', batch_idx: int,

@@ -1,0 +1,36 @@
+"""MMEngine's Runner with a quiet console: progress bars, warnings and errors."""
+import logging
+from typing import Any, Dict, List, Optional, Union
+
+from mmengine.hooks import Hook
+from mmengine.logging import MMLogger
+from mmengine.runner import Runner
+
+from .hooks import ProgressBarHook
+
+
+class QuietRunner(Runner):
+    """:class:`~mmengine.runner.Runner` whose console shows progress bars and warnings.
+
+    The log file (``<work_dir>/<timestamp>/<timestamp>.log``) is the
+    Runner's as usual: the environment, the config and every logged
+    iteration at ``log_level``. The console shows only records of level
+    ``WARNING`` and above, and a :class:`~mmxai.engine.hooks.ProgressBarHook`
+    bar for training and testing. Build it as the Runner:
+    ``QuietRunner.from_cfg(cfg)``.
+    """
+
+    def build_logger(self, log_level: Union[int, str] = 'INFO', log_file: Optional[str] = None,
+                     **kwargs: Any) -> MMLogger:
+        """The Runner's logger, its console handler raised to ``WARNING``."""
+        logger = super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler):  # the console
+                handler.setLevel(max(handler.level, logging.WARNING))
+        return logger
+
+    def register_hooks(self, default_hooks: Optional[Dict[str, Union[Hook, Dict]]] = None,
+                       custom_hooks: Optional[List[Union[Hook, Dict]]] = None) -> None:
+        """The config's hooks and a progress bar."""
+        super().register_hooks(default_hooks, custom_hooks)
+        self.register_hook(ProgressBarHook())
