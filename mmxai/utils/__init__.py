@@ -1,5 +1,6 @@
 """Small helpers shared across mmxai: errors, atomic files, completion records."""
 from .errors import (
+    CheckpointDownloadError,
     CheckpointMismatchError,
     InputInsideOutputError,
     ReportInputError,
@@ -19,7 +20,8 @@ from .io import (
 )
 from .records import RECORD_NAME, finished_entry, record_path, write_record
 
-__all__ = ['CheckpointMismatchError', 'InputInsideOutputError', 'ReportInputError',
+__all__ = ['CheckpointDownloadError', 'CheckpointMismatchError', 'InputInsideOutputError',
+           'ReportInputError',
            'TargetClassError',
            'UnknownAlgorithmError', 'UnsafeCheckpointError', 'UnsupportedModelError',
            'UserInputError', 'TEMPORARY_PREFIX', 'atomic_write_bytes', 'atomic_write_json',

@@ -1,5 +1,6 @@
 """mmxai's hooks, one per file."""
 from .explain_hook import ExplainHook
 from .prepare_explain_hook import PrepareExplainHook
+from .safe_checkpoint_loading_hook import SafeCheckpointLoadingHook
 
-__all__ = ['ExplainHook', 'PrepareExplainHook']
+__all__ = ['ExplainHook', 'PrepareExplainHook', 'SafeCheckpointLoadingHook']
