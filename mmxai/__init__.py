@@ -4,10 +4,6 @@ from .version import __version__, check_mmcv, check_torch
 check_torch()
 check_mmcv()
 
-from .checkpoint import register_safe_checkpoint_loading  # noqa: E402
-
-register_safe_checkpoint_loading()
-
 from . import apis, datasets, deploy, engine, evaluation, explainers, models  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -5,21 +5,31 @@ default is ``True`` and its own checkpoints fail to load because they pickle a
 few non-tensor types (the message hub's ``HistoryBuffer``, numpy arrays and
 scalars). Its URL loader goes through ``torch.hub.load_state_dict_from_url``,
 whose default is ``weights_only=False``: any pickle runs. This module
-allow-lists exactly the types checkpoints need and replaces the loader of
-every scheme MMEngine registers (local files, ``http(s)://``, ``open-mmlab://``,
+allow-lists exactly the types checkpoints need and has a loader for every
+scheme MMEngine registers (local files, ``http(s)://``, ``open-mmlab://``,
 ``torchvision://``, ``mmcls://``, ``pavi://``, ``s3://``/``petrel://``): each
 fetches the bytes as MMEngine does and loads them with one function,
 :func:`safe_torch_load`, which keeps ``weights_only=True`` and names the
 checkpoint when it refuses one. Nothing here ever falls back to
 ``weights_only=False``.
+
+mmxai's own loading (:func:`safe_load_checkpoint`) uses these loaders
+directly. Importing mmxai changes nothing in MMEngine: the Runner's loading
+(``load_from``, ``load_checkpoint``) goes through them only after
+:func:`register_safe_loaders`, which mmxai's tools and hooks call.
 """
+import http.client
 import io
 import os
 import os.path as osp
 import pickle
+import re
+import socket
 import tempfile
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple, Union
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
+from urllib.request import Request, urlopen
 
 import numpy as np
 import torch
@@ -28,7 +38,11 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .utils.errors import CheckpointMismatchError, UnsafeCheckpointError
+from .utils.errors import (
+    CheckpointDownloadError,
+    CheckpointMismatchError,
+    UnsafeCheckpointError,
+)
 
 #: Attributes that ``HistoryBuffer`` pickles as ``getattr(HistoryBuffer, name)``.
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -134,17 +148,84 @@ def load_from_local(filename: str, map_location: Optional[Any] = None) -> Any:
     return load_checkpoint_file(filename, map_location)
 
 
+#: Seconds a download may wait for the server (to connect, or for the next bytes).
+DOWNLOAD_TIMEOUT_S = 60.0
+
+
+def _download_failure(url: str, error: BaseException) -> str:
+    """Why ``url`` could not be fetched, in a few words."""
+    host = urlparse(url).netloc
+    if isinstance(error, HTTPError):
+        return f'HTTP {error.code} {error.reason}'
+    reason = error.reason if isinstance(error, URLError) else error
+    if isinstance(reason, socket.gaierror):
+        return f'host {urlparse(url).hostname} not found ({reason.strerror or reason})'
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f'no answer from {host} within {DOWNLOAD_TIMEOUT_S:g} s'
+    if isinstance(reason, ConnectionRefusedError):
+        return f'connection refused by {host}'
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
+
+
+def download_checkpoint(url: str, destination: str, progress: bool = False) -> None:
+    """Download ``url`` to ``destination`` (written whole or not at all).
+
+    Args:
+        url (str): An ``http://`` or ``https://`` URL.
+        destination (str): The file to write.
+        progress (bool): Show a progress bar (torch.hub's).
+
+    Raises:
+        CheckpointDownloadError: If the server cannot be reached, answers
+            with an HTTP error, stops answering for :data:`DOWNLOAD_TIMEOUT_S`
+            or closes the connection early; the message names the URL and why.
+    """
+    from torch.hub import tqdm
+    partial = None
+    try:
+        with urlopen(Request(url, headers={'User-Agent': 'mmxai'}),
+                     timeout=DOWNLOAD_TIMEOUT_S) as response:
+            length = response.headers.get('Content-Length')
+            total = int(length) if length and length.isdigit() else None
+            handle, partial = tempfile.mkstemp(prefix=f'.{osp.basename(destination)}.',
+                                               suffix='.partial', dir=osp.dirname(destination))
+            received = 0
+            with os.fdopen(handle, 'wb') as file, tqdm(total=total, disable=not progress,
+                                                      unit='B', unit_scale=True,
+                                                      unit_divisor=1024) as bar:
+                while chunk := response.read(1 << 16):
+                    file.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        if total is not None and received != total:
+            raise CheckpointDownloadError(f'cannot download checkpoint {url}: the connection '
+                                          f'closed after {received} of {total} bytes')
+        os.replace(partial, destination)
+        partial = None
+    except (OSError, http.client.HTTPException) as error:
+        if isinstance(error, CheckpointDownloadError):
+            raise
+        raise CheckpointDownloadError(
+            f'cannot download checkpoint {url}: {_download_failure(url, error)}') from error
+    finally:
+        if partial is not None and osp.exists(partial):
+            os.remove(partial)
+
+
 def _download(url: str, model_dir: Optional[str], progress: bool) -> str:
     """The cached copy of ``url``, downloaded first if needed.
 
-    The cache is ``torch.hub``'s (``<hub dir>/checkpoints/<file name>``), as
-    MMEngine's ``load_url`` (``torch.hub.load_state_dict_from_url``) uses it.
+    The cache is ``torch.hub``'s (``<hub dir>/checkpoints/<file name>``, under
+    ``$TORCH_HOME``), as MMEngine's ``load_url``
+    (``torch.hub.load_state_dict_from_url``) uses it.
     """
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     cached_file = osp.join(model_dir, osp.basename(urlparse(url).path))
     if not osp.exists(cached_file):
-        torch.hub.download_url_to_file(url, cached_file, None, progress=progress)
+        download_checkpoint(url, cached_file, progress)
     return cached_file
 
 
@@ -248,21 +329,77 @@ def _refusing_loader(prefix: str) -> Callable[..., Any]:
     return load_from_unknown_scheme
 
 
-def register_safe_checkpoint_loading() -> None:
-    """Allow-list checkpoint types and route every checkpoint scheme to the safe load.
+def _ordered(loaders: Dict[str, Callable[..., Any]]) -> Dict[str, Callable[..., Any]]:
+    """Prefixes in the order ``CheckpointLoader`` tries them (reverse sorted)."""
+    return dict(sorted(loaders.items(), key=lambda item: item[0], reverse=True))
 
-    Called when ``mmxai`` is imported, so a config's ``custom_imports`` makes
-    ``runner.test()`` (and MMDetection's ``tools/test.py``) load checkpoints
-    safely, whatever their scheme. A scheme registered before this that
-    mmxai does not know (none in MMEngine 0.10) is refused rather than left
-    to load pickles.
+
+def safe_loader_for(source: str) -> Callable[..., Any]:
+    """The weights-only loader of a checkpoint path or URL, chosen as ``CheckpointLoader`` does.
+
+    Args:
+        source (str): A local path or anything MMEngine's ``CheckpointLoader``
+            takes (``https://...``, ``open-mmlab://...``, ...).
+
+    Returns:
+        Callable: One of :data:`SAFE_SCHEME_LOADERS` (``load_from_local`` for
+        a plain path).
+    """
+    for prefix, loader in _ordered(SAFE_SCHEME_LOADERS).items():
+        if re.match(prefix, source) is not None:
+            return loader
+    return load_from_local  # pragma: no cover - the '' prefix matches everything
+
+
+def is_local_checkpoint(source: str) -> bool:
+    """Whether ``source`` names a local file (not a URL or another scheme)."""
+    return safe_loader_for(source) is load_from_local
+
+
+def safe_load_checkpoint(source: str, map_location: Optional[Any] = None) -> Any:
+    """Load a checkpoint by path or URL with mmxai's weights-only loaders.
+
+    Needs no :func:`register_safe_loaders`: MMEngine's ``CheckpointLoader``
+    is not consulted.
+
+    Args:
+        source (str): A local path, or any URL or scheme MMEngine's
+            ``CheckpointLoader`` takes; URLs are downloaded to torch.hub's
+            cache (``$TORCH_HOME/hub/checkpoints``) first, as MMEngine does.
+        map_location: As for ``torch.load``.
+
+    Returns:
+        The unpickled checkpoint (usually a dict).
+
+    Raises:
+        FileNotFoundError: For a local path that is not a file.
+        CheckpointDownloadError: For a URL that cannot be fetched.
+        UnsafeCheckpointError: If the pickle would run code.
+    """
+    return safe_loader_for(source)(source, map_location=map_location)
+
+
+def register_safe_loaders() -> None:
+    """Make MMEngine load every checkpoint with mmxai's weights-only loaders.
+
+    A host-wide change, made only when called: it adds the checkpoint types
+    to torch's weights-only allow-list and registers, with ``force=True``,
+    mmxai's loader for every scheme of MMEngine's ``CheckpointLoader``, so
+    ``Runner`` ``load_from``/``resume`` and ``mmengine.runner.load_checkpoint``
+    load safely, by path or URL. A scheme registered by someone else that
+    mmxai does not know (none in MMEngine 0.10) is refused rather than left to
+    load pickles. mmxai's tools, :class:`~mmxai.engine.hooks.PrepareExplainHook`
+    and :class:`~mmxai.engine.hooks.SafeCheckpointLoadingHook` call it;
+    importing mmxai does not. Calling it again changes nothing.
     """
     torch.serialization.add_safe_globals(checkpoint_safe_globals())
-    for prefix in list(CheckpointLoader._schemes):
-        if prefix not in SAFE_SCHEME_LOADERS:
+    for prefix, loader in list(CheckpointLoader._schemes.items()):
+        if prefix not in SAFE_SCHEME_LOADERS and \
+                getattr(loader, '__name__', '') != 'load_from_unknown_scheme':
             CheckpointLoader.register_scheme(prefix, _refusing_loader(prefix), force=True)
     for prefix, loader in SAFE_SCHEME_LOADERS.items():
-        CheckpointLoader.register_scheme(prefix, loader, force=True)
+        if CheckpointLoader._schemes.get(prefix) is not loader:
+            CheckpointLoader.register_scheme(prefix, loader, force=True)
 
 
 def state_dict_of(checkpoint: Any) -> Dict[str, Any]:

@@ -1,16 +1,27 @@
 """Shared helpers: real configs, real models, real data, no downloads."""
+import contextlib
+import functools
+import http.server
 import json
 import os
 import os.path as osp
-from typing import Any, List, Optional, Sequence
+import socket
+import threading
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.config import Config
 
-import mmxai  # noqa: F401  (registers modules, safe checkpoint loading)
+import mmxai  # noqa: F401  (registers modules)
 from mmxai.apis import set_data_root
+from mmxai.checkpoint import SAFE_SCHEME_LOADERS, register_safe_loaders
 from mmxai.models import build_model as mmxai_build_model
+
+# Tests load Runner checkpoints with MMEngine's load_checkpoint too, as a host
+# that called register_safe_loaders() does. Tests of who registers them put
+# MMEngine's own loaders back first (mmengine_own_loaders).
+register_safe_loaders()
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
@@ -170,3 +181,62 @@ def report_data(report_dir: str) -> dict:
     prefix, suffix = 'window.MMXAI_REPORT = JSON.parse(', ');\n'
     assert text.startswith(prefix) and text.endswith(suffix)
     return json.loads(json.loads(text[len(prefix):-len(suffix)]))
+
+
+# ------------------------------------------------------------ checkpoints by URL
+class Call:
+    """Pickles as ``func(*args)``: nests to chain calls inside one pickle."""
+
+    def __init__(self, func: Callable, *args: Any) -> None:
+        self.func, self.args = func, args
+
+    def __call__(self) -> None:  # pickle requires the reduce callable to be callable
+        raise AssertionError
+
+    def __reduce__(self) -> tuple:
+        return self.func, self.args
+
+
+def code_running_checkpoint(path: str, marker: str) -> str:
+    """A checkpoint whose pickle runs ``touch marker`` when loaded with weights_only=False."""
+    torch.save({'meta': {}, 'state_dict': {}, 'message_hub': Call(os.system, f'touch {marker}')},
+               path)
+    return path
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder: str) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05),
+                              daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def mmengine_own_loaders() -> Dict[str, Callable]:
+    """MMEngine's own loader of every scheme, as ``CheckpointLoader._schemes`` holds them
+    before :func:`register_safe_loaders` (mmxai's loaders have MMEngine's names)."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    loaders = {prefix: getattr(mmengine_checkpoint, loader.__name__)
+               for prefix, loader in SAFE_SCHEME_LOADERS.items()}
+    return dict(sorted(loaders.items(), key=lambda item: item[0], reverse=True))

@@ -1,9 +1,9 @@
-import functools
 import http.server
 import os
 import os.path as osp
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -16,22 +16,25 @@ from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmxai.checkpoint import load_checkpoint_file, register_safe_checkpoint_loading
-from mmxai.utils import UnsafeCheckpointError
-from tests.helpers import DET_DEMO_CONFIG, load_config, set_data_root, train
-
-
-class Call:
-    """Pickles as ``func(*args)``: nests to chain calls inside one pickle."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __call__(self):  # pickle requires the reduce callable to be callable
-        raise AssertionError
-
-    def __reduce__(self):
-        return self.func, self.args
+from mmxai import checkpoint as mmxai_checkpoint
+from mmxai.checkpoint import (
+    is_local_checkpoint,
+    load_checkpoint_file,
+    register_safe_loaders,
+    safe_load_checkpoint,
+)
+from mmxai.utils import CheckpointDownloadError, UnsafeCheckpointError, UserInputError
+from tests.helpers import (
+    DET_DEMO_CONFIG,
+    REPO,
+    Call,
+    closed_port,
+    load_config,
+    mmengine_own_loaders,
+    serve_folder,
+    set_data_root,
+    train,
+)
 
 
 def _getattr_chain_payload(marker: str) -> Call:
@@ -87,11 +90,15 @@ def _runner_test(checkpoint: str, data_root: str, work_dir: str):
     cfg.load_from = checkpoint
     cfg.work_dir = work_dir
     cfg.custom_imports = dict(imports=['mmxai'], allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type='mmxai.SafeCheckpointLoadingHook')]
     Runner.from_cfg(cfg).test()
 
 
 @pytest.mark.parametrize('payload', ['os.system', 'getattr-to-eval'])
-def test_code_running_checkpoint_is_refused_through_runner(payload, shapes_detection, tmp_path):
+def test_code_running_checkpoint_is_refused_through_runner(payload, shapes_detection, tmp_path,
+                                                           monkeypatch):
+    """SafeCheckpointLoadingHook registers mmxai's loaders before the Runner loads."""
+    monkeypatch.setattr(CheckpointLoader, '_schemes', mmengine_own_loaders())
     marker = str(tmp_path / 'marker')
     if payload == 'os.system':
         evil = Call(os.system, f'touch {marker}')
@@ -127,25 +134,10 @@ def served(tmp_path, monkeypatch):
     download cache in a temporary folder."""
     folder = tmp_path / 'served'
     folder.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05),
-                              daemon=True)
-    thread.start()
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     monkeypatch.setenv('MMENGINE_HOME', str(tmp_path / 'mmengine_home'))
-    try:
-        yield folder, f'http://127.0.0.1:{server.server_address[1]}'
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-
-    def log_message(self, *args):
-        pass
+    with serve_folder(str(folder)) as base:
+        yield folder, base
 
 
 def _evil(kind: str, marker: str) -> Call:
@@ -252,6 +244,7 @@ def test_every_registered_scheme_loads_weights_only():
     import mmpretrain  # noqa: F401
 
     from mmxai.checkpoint import SAFE_SCHEME_LOADERS
+    register_safe_loaders()  # after the task packages: they could add schemes
     assert set(SAFE_SCHEME_LOADERS) <= set(CheckpointLoader._schemes)
     for prefix, loader in CheckpointLoader._schemes.items():
         assert loader.__module__ == 'mmxai.checkpoint', (prefix, loader)
@@ -261,8 +254,113 @@ def test_a_scheme_mmxai_does_not_know_is_refused():
     CheckpointLoader.register_scheme('unknown-store://', lambda name, map_location: {},
                                      force=True)
     try:
-        register_safe_checkpoint_loading()
+        register_safe_loaders()
         with pytest.raises(UnsafeCheckpointError, match="'unknown-store://'"):
             CheckpointLoader.load_checkpoint('unknown-store://x.pth')
     finally:
         CheckpointLoader._schemes.pop('unknown-store://')
+
+
+# ------------------------------------------------------ registration is explicit
+def test_importing_mmxai_leaves_mmengine_loaders_alone():
+    """Only register_safe_loaders() (tools, hooks) changes MMEngine; it is idempotent."""
+    code = f'''
+import importlib.util, sys
+import mmdet, mmpretrain, torch
+from mmengine.runner.checkpoint import CheckpointLoader
+schemes = dict(CheckpointLoader._schemes)
+allowed = list(torch.serialization.get_safe_globals())
+assert all(f.__module__ == 'mmengine.runner.checkpoint' for f in schemes.values()), schemes
+import mmxai, mmxai.apis, mmxai.checkpoint, mmxai.engine
+for tool in ('explain', 'export', 'sanity_check', 'evaluate_explanations'):
+    spec = importlib.util.spec_from_file_location(tool, {REPO!r} + f'/tools/{{tool}}.py')
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+assert dict(CheckpointLoader._schemes) == schemes, 'import changed the loaders'
+assert list(torch.serialization.get_safe_globals()) == allowed, 'import changed the allow-list'
+mmxai.checkpoint.register_safe_loaders()
+after = dict(CheckpointLoader._schemes)
+assert set(after) == set(schemes)
+assert all(f.__module__ == 'mmxai.checkpoint' for f in after.values()), after
+mmxai.checkpoint.register_safe_loaders()
+assert dict(CheckpointLoader._schemes) == after, 'a second call changed the loaders'
+print('checked')
+'''
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+    assert result.returncode == 0 and 'checked' in result.stdout, result.stderr[-3000:]
+
+
+# ------------------------------------------------------------- URLs, mmxai's own load
+def test_safe_load_checkpoint_by_url_equals_the_local_file(served):
+    folder, base = served
+    reference = _good_checkpoint(str(folder / 'good.pth'))
+    checkpoint = safe_load_checkpoint(f'{base}/good.pth', map_location='cpu')
+    for key, value in reference.state_dict().items():
+        assert torch.equal(checkpoint['state_dict'][key], value), key
+    assert checkpoint['meta'] == load_checkpoint_file(str(folder / 'good.pth'))['meta']
+    assert osp.isfile(osp.join(os.environ['TORCH_HOME'], 'hub', 'checkpoints', 'good.pth'))
+
+
+def test_only_plain_paths_are_local():
+    for source in ('model.pth', '/abs/model.pth', 'dir/http:/x.pth', 'unknown-store://x.pth'):
+        assert is_local_checkpoint(source), source
+    for source in ('http://h/x.pth', 'https://h/x.pth', 'open-mmlab://resnet50',
+                   'torchvision://resnet18', 's3://b/x.pth', 'cluster:s3://b/x.pth'):
+        assert not is_local_checkpoint(source), source
+
+
+def _download_error(url: str) -> str:
+    with pytest.raises(CheckpointDownloadError) as error:
+        safe_load_checkpoint(url)
+    assert isinstance(error.value, UserInputError)
+    message = str(error.value)
+    assert '\n' not in message and url in message, message
+    cache = osp.join(os.environ['TORCH_HOME'], 'hub', 'checkpoints')
+    assert not osp.isdir(cache) or os.listdir(cache) == []  # nothing half-written is cached
+    return message
+
+
+def test_http_error_is_named(served):
+    _, base = served
+    assert _download_error(f'{base}/missing.pth').endswith(': HTTP 404 File not found')
+
+
+def test_refused_connection_is_named(served):
+    port = closed_port()
+    message = _download_error(f'http://127.0.0.1:{port}/model.pth')
+    assert message.endswith(f'connection refused by 127.0.0.1:{port}'), message
+
+
+def test_silent_server_times_out(served, monkeypatch):
+    monkeypatch.setattr(mmxai_checkpoint, 'DOWNLOAD_TIMEOUT_S', 0.3)
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        message = _download_error(f'http://127.0.0.1:{port}/model.pth')
+    assert message.endswith(f'no answer from 127.0.0.1:{port} within 0.3 s'), message
+
+
+class _TruncatingHandler(http.server.BaseHTTPRequestHandler):
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Length', '1000')
+        self.end_headers()
+        self.wfile.write(b'x' * 10)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_truncated_download_is_not_cached(served):
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _TruncatingHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.05),
+                              daemon=True)
+    thread.start()
+    try:
+        message = _download_error(f'http://127.0.0.1:{server.server_address[1]}/model.pth')
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert message.endswith('the connection closed after 10 of 1000 bytes'), message

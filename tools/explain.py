@@ -21,6 +21,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmxai.apis import (
+    check_checkpoint,
     check_files_exist,
     check_inputs,
     check_output_dir,
@@ -31,6 +32,7 @@ from mmxai.apis import (
     setup_distributed,
     teardown_distributed,
 )
+from mmxai.checkpoint import register_safe_loaders
 from mmxai.deploy import default_algorithm
 from mmxai.engine import ExplainHook, QuietRunner
 from mmxai.explainers import ALGORITHMS
@@ -40,9 +42,10 @@ from mmxai.utils.defaults import DEFAULT_SCORE_THR
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training or test config file')
-    parser.add_argument('checkpoint', nargs='?', help='checkpoint file, or a model exported by '
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file or URL (https://, '
+                        'open-mmlab://, ...; loaded weights-only), or a model exported by '
                         'tools/export.py (.onnx: ONNX Runtime, .xml: OpenVINO)')
-    parser.add_argument('--load-weights', help='checkpoint file (name used by OTX)')
+    parser.add_argument('--load-weights', help='checkpoint file or URL (name used by OTX)')
     parser.add_argument('--input', nargs='+', help='image folders (searched recursively) or '
                         'files; without it, the config\'s test set')
     parser.add_argument('--output', required=True, help='output folder')
@@ -102,7 +105,8 @@ def parse_args() -> argparse.Namespace:
         parser.error('give the checkpoint as CHECKPOINT or --load-weights')
     if not 0.0 <= args.overlay_weight <= 1.0:
         parser.error(f'--overlay-weight must be in [0, 1], got {args.overlay_weight}')
-    check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
+    check_files_exist(parser, config=args.config)
+    check_checkpoint(parser, args.checkpoint)
     if args.target_boxes:
         check_files_exist(parser, **{'target boxes': args.target_boxes})
     if args.input:
@@ -161,6 +165,7 @@ def print_summary(output: str, summary: dict, log_file: str) -> None:
 
 def main() -> None:
     args = parse_args()
+    register_safe_loaders()
     runner = exit_on_user_error(args.parser, lambda: explain(args))
     summary = next(hook for hook in runner.hooks if isinstance(hook, ExplainHook)).summary
     if runner.rank == 0:

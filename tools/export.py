@@ -13,7 +13,8 @@ feature resolution, the method's raw values). Explain with it::
 """
 import argparse
 
-from mmxai.apis import check_files_exist, exit_on_user_error, load_tool_config
+from mmxai.apis import check_checkpoint, check_files_exist, exit_on_user_error, load_tool_config
+from mmxai.checkpoint import register_safe_loaders
 from mmxai.deploy import FORMATS, export_model, read_metadata
 from mmxai.explainers import ALGORITHMS
 
@@ -21,7 +22,8 @@ from mmxai.explainers import ALGORITHMS
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training or test config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL (https://, '
+                        'open-mmlab://, ...; loaded weights-only)')
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--format', default='onnx', choices=FORMATS,
                         help='onnx (ONNX Runtime, OpenVINO) or openvino (IR .xml + .bin)')
@@ -31,7 +33,8 @@ def parse_args() -> argparse.Namespace:
                         help='network input size (default: from the test pipeline); the '
                         'batch size stays dynamic')
     args = parser.parse_args()
-    check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
+    check_files_exist(parser, config=args.config)
+    check_checkpoint(parser, args.checkpoint)
     if args.input_shape and min(args.input_shape) < 1:
         parser.error(f'--input-shape must be positive, got {args.input_shape}')
     args.parser = parser
@@ -40,6 +43,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    register_safe_loaders()
     cfg = load_tool_config(args.config, device='cpu')
     path = exit_on_user_error(args.parser, lambda: export_model(
         cfg, args.checkpoint, args.output, args.format, args.explain_algorithm,

@@ -20,12 +20,14 @@ from typing import Dict
 from mmengine.config import DictAction
 
 from mmxai.apis import (
+    check_checkpoint,
     check_files_exist,
     check_output_dir,
     exit_on_user_error,
     load_tool_config,
     run_sanity_checks,
 )
+from mmxai.checkpoint import register_safe_loaders
 from mmxai.evaluation import SPEARMAN_THRESHOLD, format_sanity_table
 from mmxai.explainers import ALGORITHMS, BLACK_BOX_ALGORITHMS
 from mmxai.utils import UnknownAlgorithmError
@@ -35,7 +37,8 @@ from mmxai.utils.defaults import DEFAULT_SCORE_THR
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training or test config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL (https://, '
+                        'open-mmlab://, ...; loaded weights-only)')
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--explain-algorithm', nargs='+', choices=list(ALGORITHMS),
                         help='algorithms to check (default: every one the model supports that '
@@ -61,7 +64,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in mmdet tools/test.py')
     args = parser.parse_args()
-    check_files_exist(parser, config=args.config, checkpoint=args.checkpoint)
+    check_files_exist(parser, config=args.config)
+    check_checkpoint(parser, args.checkpoint)
     if args.num_images is not None and args.num_images < 1:
         parser.error(f'--num-images must be at least 1, got {args.num_images}')
     check_output_dir(parser, args.output)
@@ -100,6 +104,7 @@ def check(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
+    register_safe_loaders()
     exit_on_user_error(args.parser, lambda: check(args))
 
 

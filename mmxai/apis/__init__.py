@@ -1,5 +1,6 @@
 """Functions that set mmxai up from a config and checkpoint."""
 from .cli import (
+    check_checkpoint,
     check_files_exist,
     check_inputs,
     check_output_dir,
@@ -14,7 +15,8 @@ from .explain_config import explain_config, inference_pipeline, set_data_root, u
 from .inference import ExportedSaliencyExplainer, SaliencyExplainer
 from .sanity import run_sanity_checks
 
-__all__ = ['ExportedSaliencyExplainer', 'SaliencyExplainer', 'check_files_exist', 'check_inputs',
+__all__ = ['ExportedSaliencyExplainer', 'SaliencyExplainer', 'check_checkpoint',
+           'check_files_exist', 'check_inputs',
            'check_output_dir', 'exit_on_user_error', 'explain_config', 'inference_pipeline',
            'load_tool_config', 'log_every_rank', 'process_batches', 'run_sanity_checks',
            'set_data_root', 'setup_distributed',

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, T
 import torch
 from mmengine.config import Config
 
+from ..checkpoint import is_local_checkpoint
 from ..datasets import find_images
+from ..deploy import is_exported_model
 from ..utils import UserInputError
 
 if TYPE_CHECKING:
@@ -28,6 +30,27 @@ def check_files_exist(parser: argparse.ArgumentParser, **paths: Optional[str]) -
     for what, path in paths.items():
         if not path or not os.path.isfile(path):
             parser.error(f'{what} {path} does not exist')
+
+
+def check_checkpoint(parser: argparse.ArgumentParser, checkpoint: Optional[str]) -> None:
+    """Exit with one line if a local checkpoint is missing; URLs are checked when fetched.
+
+    A checkpoint may be anything MMEngine's ``CheckpointLoader`` takes
+    (``https://...``, ``open-mmlab://...``, ...); only a local path can "not
+    exist". A URL that cannot be fetched is a
+    :class:`~mmxai.utils.CheckpointDownloadError` when it is loaded. An
+    exported model (``.onnx``, ``.xml``) must be a local file.
+
+    Args:
+        parser: The tool's argument parser.
+        checkpoint: The checkpoint the user gave.
+    """
+    if checkpoint and not is_local_checkpoint(checkpoint):
+        if is_exported_model(checkpoint):
+            parser.error(f'exported model {checkpoint} must be a local file (download it and '
+                         'its .bin, if any, first)')
+        return
+    check_files_exist(parser, checkpoint=checkpoint)
 
 
 def check_inputs(parser: argparse.ArgumentParser, inputs: Sequence[str],

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from mmengine.config import Config, ConfigDict
 
 from .. import version
+from ..checkpoint import is_local_checkpoint
 from ..deploy import is_exported_model
 from ..models import model_config
 from ..utils import UserInputError
@@ -73,9 +74,12 @@ def explain_config(cfg: Config,
 
     Args:
         cfg (Config): A training or test config.
-        checkpoint (str): Weights to explain, or a model exported by
-            ``tools/export.py`` (``.onnx`` / ``.xml``: run with ONNX Runtime /
-            OpenVINO, see :func:`use_exported_model`).
+        checkpoint (str): Weights to explain, by path or URL (anything
+            MMEngine's ``CheckpointLoader`` takes; the config's
+            :class:`~mmxai.engine.hooks.PrepareExplainHook` makes the Runner
+            load it weights-only), or a model exported by ``tools/export.py``
+            (``.onnx`` / ``.xml``: run with ONNX Runtime / OpenVINO, see
+            :func:`use_exported_model`).
         output_dir (str): Output root.
         algorithm (str | dict): Explain algorithm.
         inputs (Sequence[str], optional): Image folders or files.
@@ -216,7 +220,7 @@ def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings
     Args:
         cfg (Config): The config (its ``model`` counts).
         checkpoint (str): Counted by path, size and modification time (so
-            are the class names it holds).
+            are the class names it holds); a URL by itself.
         pipeline (list[dict]): The inference pipeline.
         *settings: Further settings (algorithm, targets, overlay, ...).
         classes (Sequence[str], optional): The config's class names, used
@@ -234,9 +238,14 @@ def explain_run_id(cfg: Config, checkpoint: str, pipeline: List[dict], *settings
 
 
 def file_signature(path: Optional[str]) -> Any:
-    """A file's absolute path, size and modification time (just the path if it is none)."""
+    """A file's absolute path, size and modification time (just the path if it is none).
+
+    A URL (or another ``CheckpointLoader`` scheme) is its own signature.
+    """
     if path is None:
         return None
+    if not is_local_checkpoint(path):
+        return path
     if not osp.isfile(path):
         return osp.abspath(path)
     info = os.stat(path)

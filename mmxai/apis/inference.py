@@ -31,7 +31,9 @@ class SaliencyExplainer:
 
     Args:
         config (str | Config): The model's config.
-        checkpoint (str): Its weights (must fit the model exactly).
+        checkpoint (str): Its weights, by path or URL (any scheme MMEngine's
+            ``CheckpointLoader`` takes; loaded weights-only, URLs cached in
+            torch.hub's folder); they must fit the model exactly.
         algorithm (str | dict): Explain algorithm.
         device (str): Where the model runs.
         explain_all_classes (bool): Explain every class.

@@ -36,7 +36,7 @@ def run_sanity_checks(cfg: Config, checkpoint: str, output_dir: str,
 
     Args:
         cfg (Config): The model's config (its ``test_dataloader`` is read).
-        checkpoint (str): Checkpoint file.
+        checkpoint (str): Checkpoint file or URL (loaded weights-only).
         output_dir (str): Folder of the results.
         algorithms (Sequence[str], optional): Algorithm names; default every
             algorithm the model supports that is not black-box.

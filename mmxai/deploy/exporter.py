@@ -65,7 +65,7 @@ def export_model(config: Union[str, Config], checkpoint: str, output_dir: str,
 
     Args:
         config (str | Config): The model's config.
-        checkpoint (str): Its weights.
+        checkpoint (str): Its weights, by path or URL (loaded weights-only).
         output_dir (str): Output folder.
         fmt (str): ``'onnx'`` or ``'openvino'``.
         algorithm (str | dict): Explain algorithm of the saliency output.

@@ -9,7 +9,7 @@ from torch import nn
 from ..checkpoint import (
     check_checkpoint_fits,
     checkpoint_class_names,
-    load_checkpoint_file,
+    safe_load_checkpoint,
     state_dict_of,
 )
 
@@ -42,8 +42,10 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
 
     Args:
         cfg (Config): A training or test config.
-        checkpoint (str, optional): Weights; they must fit the model exactly
-            (see :func:`mmxai.checkpoint.check_checkpoint_fits`).
+        checkpoint (str, optional): Weights, by path or URL (any scheme
+            MMEngine's ``CheckpointLoader`` takes, loaded weights-only by
+            :func:`mmxai.checkpoint.safe_load_checkpoint`); they must fit the
+            model exactly (see :func:`mmxai.checkpoint.check_checkpoint_fits`).
         device (str): Where the model goes.
 
     Returns:
@@ -53,7 +55,7 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
     model = MODELS.build(model_config(cfg))
     classes = None
     if checkpoint is not None:
-        weights = load_checkpoint_file(checkpoint, map_location='cpu')
+        weights = safe_load_checkpoint(checkpoint, map_location='cpu')
         check_checkpoint_fits(model, weights, checkpoint)
         model.load_state_dict(state_dict_of(weights))
         classes = checkpoint_class_names(weights)

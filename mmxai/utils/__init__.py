@@ -1,6 +1,7 @@
 """Small helpers shared across mmxai: errors, atomic files, completion records."""
 from .errors import (
     CascadeError,
+    CheckpointDownloadError,
     CheckpointMismatchError,
     ExportedModelError,
     InputInsideOutputError,
@@ -23,7 +24,8 @@ from .io import (
 )
 from .records import RECORD_NAME, finished_entry, record_path, write_record
 
-__all__ = ['CascadeError', 'CheckpointMismatchError', 'ExportedModelError',
+__all__ = ['CascadeError', 'CheckpointDownloadError', 'CheckpointMismatchError',
+           'ExportedModelError',
            'InputInsideOutputError', 'ReportInputError', 'TargetClassError',
            'UnknownAlgorithmError', 'UnreadableImageError', 'UnsupportedExportError',
            'UnsafeCheckpointError', 'UnsupportedModelError',

@@ -26,6 +26,10 @@ class UnsafeCheckpointError(UserInputError, pickle.UnpicklingError):
     """A checkpoint's pickle references something outside the allow-list."""
 
 
+class CheckpointDownloadError(UserInputError, OSError):
+    """A checkpoint URL that cannot be fetched; the message gives the reason (HTTP status, ...)."""
+
+
 class CheckpointMismatchError(UserInputError, RuntimeError):
     """A checkpoint's weights do not fit the model they are loaded into."""
 

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ...checkpoint import check_checkpoint_fits, checkpoint_class_names
+from ...checkpoint import check_checkpoint_fits, checkpoint_class_names, register_safe_loaders
 from ...models import ExplainModel
 from ...models.saliency_targets import resolve_classes
 from ...registry import HOOKS
@@ -20,7 +20,10 @@ class PrepareExplainHook(Hook):
     Like MMEngine's ``PrepareTTAHook``, the wrapper is installed in
     ``before_test`` (and ``before_val_epoch``), after the checkpoint was
     loaded into the plain model, so checkpoint keys still match. A checkpoint
-    that does not fit the model exactly is an error, not a warning.
+    that does not fit the model exactly is an error, not a warning. Before the
+    run (so before the Runner loads ``load_from``, by path or URL) it calls
+    :func:`~mmxai.checkpoint.register_safe_loaders`: the checkpoint loads
+    weights-only, as with :class:`SafeCheckpointLoadingHook`.
 
     Args:
         explainer (str | dict): Algorithm name or explainer config.
@@ -52,6 +55,9 @@ class PrepareExplainHook(Hook):
         self.box_targets = tuple(box_targets)
         self.checkpoint_classes: Optional[Sequence[str]] = None
         self._plain_model: Any = None
+
+    def before_run(self, runner: 'Runner') -> None:
+        register_safe_loaders()
 
     def after_load_checkpoint(self, runner: 'Runner', checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
