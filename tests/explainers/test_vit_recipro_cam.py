@@ -193,7 +193,7 @@ def test_swin_uses_spatial_recipro_cam_on_its_final_feature_map():
     model = build_model(cfg)
     explain, maps = _explain(model, random_images(2, 256, 256))
     assert type(explain.explainer).__name__ == 'ReciproCAM'
-    assert explain.adapter.neck_is_global_average_pooling
+    assert explain.adapter.pools_to_vectors
     assert maps.shape == (2, 3, 8, 8)
     torch.testing.assert_close(maps.sum(1), torch.ones(2, 8, 8))
     assert explain.adapter.cell_anchor == 'center'
