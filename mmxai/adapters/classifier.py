@@ -84,8 +84,9 @@ class ClassifierAdapter(ModelAdapter):
     or, for backbones that pool before their final norm (see
     :func:`pooling_stage`) or end in their own classifier (see
     :func:`inner_classifier`), the map inside them, read with a forward hook.
-    Scores always come from the model's own modules after that map (the backbone's pooling and final norm where it has them, the neck,
-    the head's forward), with the head's activation: a softmax for
+    Scores always come from the model's own modules after that map (the
+    backbone's pooling and final norm or classifier where it has them, the
+    neck, the head's forward), with the head's activation: a softmax for
     single-label heads, a sigmoid for multi-label heads
     (``MultiLabelClsHead`` and subclasses).
     """
