@@ -134,10 +134,16 @@ def write_random_checkpoint(cfg: Config, path: str, seed: int = 0) -> List[str]:
     return classes
 
 
+def _half(size: int) -> int:
+    """Half a size, rounded up to a multiple of 32 (HRNet's fusion needs it)."""
+    return max(32, -(-size // 64) * 32)
+
+
 def prepared_config(path: str) -> Config:
     """The family's config without pretrained weights, at half its test size where it can be.
 
-    The test pipeline's sizes (``scale``, ``crop_size``) are halved unless
+    The test pipeline's sizes (``scale``, ``crop_size``) are halved (up to a
+    multiple of 32) unless
     the backbone is built for one input size (its class takes ``img_size``:
     position embeddings, token-mixing MLPs, fixed attention grids).
     """
@@ -155,9 +161,9 @@ def prepared_config(path: str) -> Config:
         for key in ('scale', 'crop_size'):
             value = step.get(key)
             if isinstance(value, int):
-                step[key] = max(32, value // 2)
+                step[key] = _half(value)
             elif isinstance(value, (tuple, list)):
-                step[key] = type(value)(max(32, v // 2) for v in value)
+                step[key] = type(value)(_half(v) for v in value)
     return cfg
 
 

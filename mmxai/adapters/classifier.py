@@ -81,6 +81,7 @@ class ClassifierAdapter(ModelAdapter):
     """Adapter for MMPretrain ``ImageClassifier`` models (backbone, neck, head).
 
     The feature map is the backbone's last (B, C, h, w) output (CNNs, Swin),
+    the output of a neck that fuses all of them (HRNet's ``HRFuseScales``),
     or, for backbones that pool before their final norm (see
     :func:`pooling_stage`) or end in their own classifier (see
     :func:`inner_classifier`), the map inside them, read with a forward hook.
@@ -108,11 +109,23 @@ class ClassifierAdapter(ModelAdapter):
             self.inner_map = InnerMap(stage[0], True, self._final_norm_of_pooled)
         if self.inner_map is not None:
             self.feature_source = 'inner_map'
+        necks = getattr(model, 'neck', None)
+        necks = list(necks) if isinstance(necks, nn.Sequential) else \
+            [] if necks is None else [necks]
+        from mmpretrain.models.necks import HRFuseScales
+        #: A neck that fuses every backbone output into the map to explain (HRNet).
+        self.fusing_neck = necks[0] if necks and isinstance(necks[0], HRFuseScales) else None
+        #: The neck modules that run after the feature map.
+        self.necks_after_map = necks[1:] if self.fusing_neck is not None else necks
+        if self.fusing_neck is not None:
+            self.feature_source = 'fused'
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
         modules = {'backbone': self.model.backbone}
         if self.inner_map is not None:
             modules['inner_map'] = self.inner_map.source
+        if self.fusing_neck is not None:
+            modules['fused'] = self.fusing_neck
         return modules
 
     def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
@@ -128,6 +141,8 @@ class ClassifierAdapter(ModelAdapter):
                                ).flatten(1)
 
     def feature_maps(self) -> List[Tensor]:
+        if self.fusing_neck is not None:
+            return [self.captured('fused')[-1]]
         if self.inner_map is not None:
             inner = self.captured('inner_map')
             if inner.dim() == 3:  # TinyViT: (B, h*w, C) tokens of the stage's grid
@@ -162,17 +177,19 @@ class ClassifierAdapter(ModelAdapter):
         if self.inner_map is not None:
             return self.inner_map.pools
         from mmpretrain.models.necks import GlobalAveragePooling
-        neck = getattr(self.model, 'neck', None)
-        return isinstance(neck, GlobalAveragePooling) and isinstance(neck.gap, nn.AdaptiveAvgPool2d)
+        necks = self.necks_after_map
+        return len(necks) == 1 and isinstance(necks[0], GlobalAveragePooling) \
+            and isinstance(necks[0].gap, nn.AdaptiveAvgPool2d)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Class probabilities of (n, K) logits: softmax, or sigmoid for multi-label heads."""
         return logits.sigmoid() if self.multi_label else F.softmax(logits, dim=1)
 
     def head_logits(self, features: Sequence[Tensor]) -> Tensor:
-        """(n, K) logits of the neck (if any) and head on backbone outputs ``features``."""
-        if getattr(self.model, 'neck', None) is not None:
-            features = self.model.neck(tuple(features))
+        """(n, K) logits of the necks after the map (if any) and head on ``features``."""
+        features = tuple(features)
+        for neck in self.necks_after_map:
+            features = neck(features)
         return combined_logits(self.model.head(tuple(features)))
 
     def pooled_logits(self, pooled: Tensor) -> Tensor:
