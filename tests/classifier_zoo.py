@@ -190,7 +190,8 @@ def unmasked_logits_error(adapter: object) -> Optional[float]:
     path (vision transformers score their tokens differently).
     """
     from mmxai.adapters.classifier import ClassifierAdapter, combined_logits
-    if type(adapter) is not ClassifierAdapter:
+    exact_type = type(adapter) is ClassifierAdapter
+    if not (exact_type or adapter.pools_to_vectors):
         return None
     features = adapter.feature_maps()[-1]
     with torch.no_grad():

@@ -195,7 +195,10 @@ class ViTReciproCAM(BaseExplainer):
     For every patch position, a mosaic replaces the output of the target
     block's first LayerNorm (see the module docstring); the rest of the
     network (the block, later blocks, the final norm and the head) scores the
-    classes (softmax; sigmoid for multi-label heads). With the last block as
+    classes (softmax; sigmoid for multi-label heads). A backbone that averages
+    its final patch tokens (``out_type='avg_featmap'``) has no CLS token to
+    score: it gets Recipro-CAM on its final token map, whose pooled mosaics go
+    through its own ``ln2`` and head. With the last block as
     target (the default) all mosaics of all images run as one batch and only
     the block's CLS output is computed (:func:`last_block_extra_tokens`);
     with an earlier one, the full mosaics run through the remaining blocks in
@@ -240,6 +243,9 @@ class ViTReciproCAM(BaseExplainer):
                 f'ViT Recipro-CAM needs MMPretrain TransformerEncoderLayer blocks (ViT, DeiT, '
                 f'DeiT3); {name} has {type(block).__name__}; activationmap and eigencam work '
                 'on its final patch tokens')
+        if adapter.pools_to_vectors and len(backbone.out_indices) == 1 \
+                and backbone.out_indices[0] % num_layers == num_layers - 1:
+            return  # the averaged final tokens: Recipro-CAM's pooled mosaics (see explain)
         if not backbone.with_cls_token:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
@@ -253,6 +259,11 @@ class ViTReciproCAM(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
+        if adapter.pools_to_vectors:
+            # No CLS token decides: the backbone averages its final patch tokens,
+            # so this is Recipro-CAM on that token map (Byun & Lee 2022).
+            from .recipro_cam import ReciproCAM
+            return ReciproCAM().explain(adapter, samples, targets)
         blocks = adapter.model.backbone.layers
         target = self.target_layer % len(blocks)
         tokens = adapter.block_input(target)
