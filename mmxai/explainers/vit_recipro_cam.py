@@ -246,7 +246,7 @@ class ViTReciproCAM(BaseExplainer):
         if adapter.pools_to_vectors and len(backbone.out_indices) == 1 \
                 and backbone.out_indices[0] % num_layers == num_layers - 1:
             return  # the averaged final tokens: Recipro-CAM's pooled mosaics (see explain)
-        if not backbone.with_cls_token:
+        if getattr(backbone, 'cls_token', None) is None:  # DeiT3 keeps no with_cls_token
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
                 'none. Use activationmap or eigencam, or Recipro-CAM for CNN-like backbones')
