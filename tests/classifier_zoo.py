@@ -139,11 +139,11 @@ def _half(size: int) -> int:
     return max(32, -(-size // 64) * 32)
 
 
-def prepared_config(path: str) -> Config:
+def prepared_config(path: str, shrink: bool = True) -> Config:
     """The family's config without pretrained weights, at half its test size where it can be.
 
-    The test pipeline's sizes (``scale``, ``crop_size``) are halved (up to a
-    multiple of 32) unless
+    With ``shrink``, the test pipeline's sizes (``scale``, ``crop_size``) are
+    halved (up to a multiple of 32) unless
     the backbone is built for one input size (its class takes ``img_size``:
     position embeddings, token-mixing MLPs, fixed attention grids).
     """
@@ -155,7 +155,8 @@ def prepared_config(path: str) -> Config:
     cfg = Config.fromfile(path)
     _drop_pretrained(cfg.model)
     backbone = MODELS.get(cfg.model.backbone.type)
-    if backbone is not None and 'img_size' in inspect.signature(backbone.__init__).parameters:
+    if not shrink or backbone is not None and \
+            'img_size' in inspect.signature(backbone.__init__).parameters:
         return cfg
     for step in test_pipeline_of(cfg):
         for key in ('scale', 'crop_size'):
@@ -214,7 +215,9 @@ def explain_family(path: str, work_dir: Optional[str] = None,
     that the model accepts runs the whole user path (pipeline, forward,
     maps at the original image size, class 0); the other methods explain
     the forward pass that run captured, as one more ``ExplainModel`` would
-    (one forward per family keeps the zoo within the suite's time).
+    (one forward per family keeps the zoo within the suite's time). A model
+    that fails at half its input size (fixed attention grids, windows larger
+    than the map) is explained at the config's size.
 
     Returns:
         dict: Per method, ``{'maps': [per image (T, H, W) or (T, h, w)
@@ -223,9 +226,19 @@ def explain_family(path: str, work_dir: Optional[str] = None,
         :class:`mmxai.utils.errors.UserInputError` (one line); anything else
         is raised.
     """
+    try:
+        return _explain_config(prepared_config(path), work_dir, methods)
+    except UserInputError:
+        raise
+    except Exception:  # the model cannot take half its input size: explain at the config's
+        return _explain_config(prepared_config(path, shrink=False), work_dir, methods)
+
+
+def _explain_config(cfg: Config, work_dir: Optional[str],
+                    methods: Tuple[str, ...]) -> Dict[str, dict]:
+    """:func:`explain_family` on a prepared config."""
     from mmxai.apis import SaliencyExplainer
     from mmxai.explainers import build_explainer
-    cfg = prepared_config(path)
     outcomes: Dict[str, dict] = {}
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         checkpoint = osp.join(tmp, 'random.pth')

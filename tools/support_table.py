@@ -27,6 +27,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--output', default=osp.join(REPO, 'docs', 'support-classification.md'),
                         help='markdown file to write')
+    parser.add_argument('--results', nargs='*', default=None,
+                        help='JSON-lines files of earlier zoo runs (MMXAI_SUPPORT_JSON) to '
+                        'render instead of running the test; later lines win')
     return parser.parse_args()
 
 
@@ -56,7 +59,7 @@ def render(families: List[str], records: Dict[str, Dict[str, str]], mmpretrain_v
     for family, config in families:
         record = records.get(family)
         if record is None:
-            cells = ['**test failed**'] * len(methods)
+            cells = ['**failed or not run**'] * len(methods)
         else:
             cells = []
             for method in methods:
@@ -78,15 +81,19 @@ def main() -> None:
     import mmpretrain
 
     from tests.classifier_zoo import METHODS, classifier_families
+    records: Dict[str, Dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        json_path = osp.join(tmp, 'zoo.jsonl')
-        status = run_zoo_test(json_path)
-        records = {}
-        if osp.exists(json_path):
-            with open(json_path, encoding='utf-8') as file:
-                for line in file:
-                    item = json.loads(line)
-                    records[item['family']] = item['methods']
+        paths = args.results
+        status = None
+        if paths is None:
+            paths = [osp.join(tmp, 'zoo.jsonl')]
+            status = run_zoo_test(paths[0])
+        for json_path in paths:
+            if osp.exists(json_path):
+                with open(json_path, encoding='utf-8') as file:
+                    for line in file:
+                        item = json.loads(line)
+                        records[item['family']] = item['methods']
     text = render(list(classifier_families()), records, mmpretrain.__version__, list(METHODS))
     with open(args.output, 'w', encoding='utf-8') as file:
         file.write(text)
