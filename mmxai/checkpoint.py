@@ -457,3 +457,36 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any,
         raise CheckpointMismatchError(
             f'checkpoint {filename or "<in memory>"} does not fit '
             f'{type(model).__name__}: {"; ".join(problems)}. Is it a checkpoint of this config?')
+
+
+def load_fitting_state_dict(model: torch.nn.Module, checkpoint: Any,
+                            filename: Optional[str] = None) -> None:
+    """Check that ``checkpoint`` fits ``model`` exactly, then load it.
+
+    The keys are checked against what the model itself saves
+    (:func:`check_checkpoint_fits`, ``model.state_dict()``). Some models drop
+    saved buffers in their own load hooks and rebuild them (SwinV2 deletes
+    ``relative_coords_table``), so a strict ``load_state_dict`` would refuse
+    the model's own checkpoint; the load therefore accepts exactly the keys
+    that the checkpoint held and the model's hooks removed.
+
+    Args:
+        model (nn.Module): The model the checkpoint is loaded into.
+        checkpoint: The loaded checkpoint (a dict with ``state_dict``, or a
+            state dict).
+        filename (str, optional): Named in the error message.
+
+    Raises:
+        CheckpointMismatchError: If the checkpoint does not fit (see
+            :func:`check_checkpoint_fits`), or the model's own load left a
+            key it saves without a value.
+    """
+    check_checkpoint_fits(model, checkpoint, filename)
+    state = state_dict_of(checkpoint)
+    result = model.load_state_dict(state, strict=False)
+    unfilled = sorted(key for key in result.missing_keys if key not in state)
+    if unfilled or result.unexpected_keys:
+        raise CheckpointMismatchError(
+            f'checkpoint {filename or "<in memory>"} does not load into '
+            f'{type(model).__name__}: missing {unfilled[:3]}, unexpected '
+            f'{sorted(result.unexpected_keys)[:3]}')

@@ -364,3 +364,40 @@ def test_truncated_download_is_not_cached(served):
         server.shutdown()
         server.server_close()
     assert message.endswith('the connection closed after 10 of 1000 bytes'), message
+
+
+def _swin_v2_window_attention() -> torch.nn.Module:
+    """A tiny MMPretrain SwinV2: it saves buffers its own load hook drops."""
+    from mmpretrain.models.backbones import SwinTransformerV2
+    arch = dict(embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+                extra_norm_every_n_blocks=0)
+    return SwinTransformerV2(arch=arch, img_size=64, window_size=4)
+
+
+def test_a_checkpoint_the_model_wrote_loads_although_its_hook_drops_buffers(tmp_path):
+    from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+
+    from mmxai.checkpoint import load_fitting_state_dict
+    torch.manual_seed(0)
+    written = _swin_v2_window_attention()
+    keys = written.state_dict().keys()
+    assert any('relative_coords_table' in key for key in keys)  # saved ...
+    path = str(tmp_path / 'swinv2.pth')
+    save_checkpoint(dict(state_dict=weights_to_cpu(written.state_dict())), path)
+    weights = load_checkpoint_file(path)
+    reloaded = _swin_v2_window_attention()
+    with pytest.raises(RuntimeError, match='relative_coords_table'):  # ... and dropped on load
+        reloaded.load_state_dict(weights['state_dict'])
+    load_fitting_state_dict(reloaded, weights, path)
+    for key, value in written.state_dict().items():
+        torch.testing.assert_close(reloaded.state_dict()[key], value)
+
+
+def test_a_key_the_model_saves_but_the_checkpoint_lacks_is_refused():
+    from mmxai.checkpoint import load_fitting_state_dict
+    from mmxai.utils.errors import CheckpointMismatchError
+    model = _swin_v2_window_attention()
+    state = {key: value for key, value in model.state_dict().items()
+             if 'relative_coords_table' not in key}
+    with pytest.raises(CheckpointMismatchError, match='relative_coords_table'):
+        load_fitting_state_dict(_swin_v2_window_attention(), state)

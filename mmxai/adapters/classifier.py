@@ -1,5 +1,5 @@
 """The adapter of MMPretrain image classifiers with a spatial feature map."""
-from typing import Dict, List, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -8,12 +8,88 @@ from ..utils.errors import UnsupportedModelError
 from .base import ModelAdapter
 
 
+class InnerMap(NamedTuple):
+    """Where a backbone computes the spatial map it does not output, and what it does next.
+
+    Attributes:
+        source (nn.Module): The module whose output is the last (B, C, h, w)
+            map (or TinyViT's (B, h*w, C) tokens of it).
+        pools (bool): Whether the backbone averages that map over positions
+            next, so that ``finish`` takes (n, C) vectors instead of maps.
+        finish (callable): The backbone's own modules after the map (or
+            after the average): its final norm, or its classifier; returns
+            its last output.
+    """
+
+    source: nn.Module
+    pools: bool
+    finish: Callable[[Tensor], Tensor]
+
+
+def pooling_stage(backbone: nn.Module) -> Optional[Tuple[nn.Module, nn.Module]]:
+    """The last stage and final norm of a backbone that pools before that norm.
+
+    ConvNeXt (v1, v2), EdgeNeXt, HorNet and TinyViT with
+    ``gap_before_final_norm`` average their last stage's map and only then
+    apply the norm of that output (``norm{i}``): their outputs are (B, C)
+    vectors, while the stage itself computes a spatial map.
+
+    Returns:
+        tuple, optional: ``(stage, norm)`` of the last output index, or None
+        for backbones that do not pool before their final norm.
+    """
+    if not getattr(backbone, 'gap_before_final_norm', False):
+        return None
+    stages, indices = getattr(backbone, 'stages', None), getattr(backbone, 'out_indices', None)
+    if stages is None or not indices:
+        return None
+    last = max(index % len(stages) for index in indices)
+    norm = getattr(backbone, f'norm{last}', None)
+    return None if norm is None else (stages[last], norm)
+
+
+def inner_classifier(backbone: nn.Module) -> Optional[InnerMap]:
+    """The last map and classifier of backbones that end in their own classifier.
+
+    VGG with ``num_classes`` flattens its last map into its ``classifier``;
+    Inception-v3 averages ``Mixed_7c`` and applies ``dropout`` and ``fc``.
+    Their heads (``ClsHead``, ``MultiLabelClsHead``) have no layers.
+    """
+    from mmpretrain.models.backbones import VGG, InceptionV3
+    if isinstance(backbone, VGG) and backbone.num_classes > 0:
+        layers = getattr(backbone, backbone.module_name)
+        last = layers[backbone.range_sub_modules[-1][1] - 1]
+        return InnerMap(last, False, lambda maps: backbone.classifier(maps.flatten(1)))
+    if isinstance(backbone, InceptionV3):
+        return InnerMap(backbone.Mixed_7c, True, lambda pooled: backbone.fc(
+            backbone.dropout(pooled)))
+    return None
+
+
+def combined_logits(output: Any) -> Tensor:
+    """(n, K) logits of a head's forward output as its ``predict`` combines them.
+
+    ``ConformerHead`` returns the scores of its convolution and transformer
+    branches and predicts with their sum; every other head returns a tensor.
+    """
+    if isinstance(output, (tuple, list)):
+        return sum(output)
+    return output
+
+
 class ClassifierAdapter(ModelAdapter):
     """Adapter for MMPretrain ``ImageClassifier`` models (backbone, neck, head).
 
-    CNN backbones (ResNet, MobileNet, ...) and Swin give their last feature map
-    (B, C, h, w); single-label heads score with a softmax, multi-label heads
-    (``MultiLabelClsHead`` and subclasses) with a sigmoid.
+    The feature map is the backbone's last (B, C, h, w) output (CNNs, Swin),
+    the output of a neck that fuses all of them (HRNet's ``HRFuseScales``),
+    or, for backbones that pool before their final norm (see
+    :func:`pooling_stage`) or end in their own classifier (see
+    :func:`inner_classifier`), the map inside them, read with a forward hook.
+    Scores always come from the model's own modules after that map (the
+    backbone's pooling and final norm or classifier where it has them, the
+    neck, the head's forward), with the head's activation: a softmax for
+    single-label heads, a sigmoid for multi-label heads
+    (``MultiLabelClsHead`` and subclasses).
     """
 
     task = 'classification'
@@ -25,17 +101,63 @@ class ClassifierAdapter(ModelAdapter):
         from mmpretrain.models.backbones import SwinTransformer
         if isinstance(model.backbone, SwinTransformer):
             self.cell_anchor = 'center'  # non-overlapping patches
+        self.final_norm: Optional[nn.Module] = None
+        self.inner_map = inner_classifier(model.backbone)
+        stage = pooling_stage(model.backbone)
+        if stage is not None:
+            self.final_norm = stage[1]
+            self.inner_map = InnerMap(stage[0], True, self._final_norm_of_pooled)
+        if self.inner_map is not None:
+            self.feature_source = 'inner_map'
+        necks = getattr(model, 'neck', None)
+        necks = list(necks) if isinstance(necks, nn.Sequential) else \
+            [] if necks is None else [necks]
+        from mmpretrain.models.necks import HRFuseScales
+        #: A neck that fuses every backbone output into the map to explain (HRNet).
+        self.fusing_neck = necks[0] if necks and isinstance(necks[0], HRFuseScales) else None
+        #: The neck modules that run after the feature map.
+        self.necks_after_map = necks[1:] if self.fusing_neck is not None else necks
+        if self.fusing_neck is not None:
+            self.feature_source = 'fused'
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
-        return {'backbone': self.model.backbone}
+        modules = {'backbone': self.model.backbone}
+        if self.inner_map is not None:
+            modules['inner_map'] = self.inner_map.source
+        if self.fusing_neck is not None:
+            modules['fused'] = self.fusing_neck
+        return modules
+
+    def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
+        inputs = super().inputs_to_capture()
+        if self.final_norm is not None:
+            inputs['final_norm_input'] = (self.final_norm, 0)
+        return inputs
+
+    def _final_norm_of_pooled(self, pooled: Tensor) -> Tensor:
+        """The backbone's final norm on (n, C) pooled vectors, shaped as the backbone gives them."""
+        norm_input = self.captured('final_norm_input')
+        return self.final_norm(pooled.reshape(*pooled.shape, *([1] * (norm_input.dim() - 2)))
+                               ).flatten(1)
 
     def feature_maps(self) -> List[Tensor]:
+        if self.fusing_neck is not None:
+            return [self.captured('fused')[-1]]
+        if self.inner_map is not None:
+            inner = self.captured('inner_map')
+            if inner.dim() == 3:  # TinyViT: (B, h*w, C) tokens of the stage's grid
+                height, width = self.inner_map.source.resolution
+                return [inner.transpose(1, 2).unflatten(2, (height, width))]
+            return [inner]
         outputs = self.captured('backbone')
         last = outputs[-1] if isinstance(outputs, (tuple, list)) else outputs
         if not (isinstance(last, Tensor) and last.dim() == 4):
+            given = f'a {tuple(last.shape)} tensor' if isinstance(last, Tensor) \
+                else type(last).__name__
             raise UnsupportedModelError(
-                f'{type(self.model.backbone).__name__} does not output a (B, C, h, w) feature '
-                'map; explainers need a CNN backbone or a ViT/DeiT/Swin transformer')
+                f'{type(self.model.backbone).__name__} outputs {given}, not a (B, C, h, w) '
+                'feature map: no spatial map to explain (methods that work on any '
+                'classifier: rise)')
         return [last]
 
     @property
@@ -45,41 +167,86 @@ class ClassifierAdapter(ModelAdapter):
         return isinstance(self.model.head, MultiLabelClsHead)
 
     @property
-    def neck_is_global_average_pooling(self) -> bool:
-        """Whether the neck is a plain spatial global average pooling."""
+    def pools_to_vectors(self) -> bool:
+        """Whether the model averages the feature map over positions right after it.
+
+        A plain global average pooling neck, or a backbone that pools before
+        its final norm: then a Recipro-CAM mosaic, pooled, is just
+        ``F[:, :, i, j] / (h * w)`` and :meth:`scores_from_pooled` scores it.
+        """
+        if self.inner_map is not None:
+            return self.inner_map.pools
         from mmpretrain.models.necks import GlobalAveragePooling
-        neck = getattr(self.model, 'neck', None)
-        return isinstance(neck, GlobalAveragePooling) and isinstance(neck.gap, nn.AdaptiveAvgPool2d)
+        necks = self.necks_after_map
+        return len(necks) == 1 and isinstance(necks[0], GlobalAveragePooling) \
+            and isinstance(necks[0].gap, nn.AdaptiveAvgPool2d)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Class probabilities of (n, K) logits: softmax, or sigmoid for multi-label heads."""
         return logits.sigmoid() if self.multi_label else F.softmax(logits, dim=1)
 
     def head_logits(self, features: Sequence[Tensor]) -> Tensor:
-        """(n, K) logits of the neck (if any) and head on backbone outputs ``features``."""
-        if getattr(self.model, 'neck', None) is not None:
-            features = self.model.neck(tuple(features))
-        return self.model.head(tuple(features))
+        """(n, K) logits of the necks after the map (if any) and head on ``features``."""
+        features = tuple(features)
+        for neck in self.necks_after_map:
+            features = neck(features)
+        return combined_logits(self.model.head(tuple(features)))
 
-    def scores_from_head_input(self, pooled: Tensor) -> Tensor:
-        """Class probabilities from vectors the head takes (after the neck)."""
-        return self.probabilities(self.model.head((pooled,)))
+    def pooled_logits(self, pooled: Tensor) -> Tensor:
+        """(n, K) logits of the model after its average pooling, on (n, C) pooled vectors.
+
+        The backbone's final norm (called on the shape the backbone gives it),
+        or the neck's pooling, has already happened or happens here; then the
+        head's forward.
+        """
+        if self.inner_map is not None:
+            return self.head_logits((self.inner_map.finish(pooled),))
+        return combined_logits(self.model.head((pooled,)))
+
+    def scores_from_pooled(self, pooled: Tensor) -> Tensor:
+        """Class probabilities of (n, C) feature vectors averaged over positions."""
+        return self.probabilities(self.pooled_logits(pooled))
+
+    def feature_map_logits(self, feature_maps: Tensor) -> Tensor:
+        """(n, K) logits of the model after its feature map, on (n, C, h, w) maps."""
+        if self.inner_map is not None:
+            if self.inner_map.pools:
+                return self.pooled_logits(feature_maps.mean((-2, -1)))
+            return self.head_logits((self.inner_map.finish(feature_maps),))
+        return self.head_logits((feature_maps,))
 
     def scores_from_feature_maps(self, feature_maps: Tensor) -> Tensor:
-        """Class probabilities of backbone feature maps run through neck and head."""
-        return self.probabilities(self.head_logits((feature_maps,)))
+        """Class probabilities of feature maps run through the rest of the model."""
+        return self.probabilities(self.feature_map_logits(feature_maps))
 
     def scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
-        return self.head_logits((features[-1],))  # logits, as Grad-CAM differentiates
+        return self.feature_map_logits(features[-1])  # logits, as Grad-CAM differentiates
 
     def scores_from_input(self, inputs: Tensor, score_thr: float) -> Tensor:
-        return self.model(inputs, mode='tensor')
+        return combined_logits(self.model(inputs, mode='tensor'))
 
     def probabilities_of_inputs(self, inputs: Tensor) -> Tensor:
         """(n, K) class probabilities of preprocessed (e.g. masked) inputs."""
-        return self.probabilities(self.model(inputs, mode='tensor'))
+        return self.probabilities(self.scores_from_input(inputs, 0.0))
 
     @property
     def num_classes(self) -> int:
-        head = self.model.head
-        return getattr(head, 'num_classes', None) or head.fc.out_features
+        """Classes the model predicts.
+
+        The head's ``num_classes``; else the backbone's, for backbones that
+        end in their own classifier (LeNet, Inception-v3, VGG with
+        ``num_classes``) under a plain ``ClsHead`` or ``MultiLabelClsHead``;
+        else the outputs of the head's last linear or convolution layer
+        (``CSRAClsHead`` keeps its class count only in its layers).
+        """
+        for module in (self.model.head, self.model.backbone):
+            classes = getattr(module, 'num_classes', None)
+            if isinstance(classes, int) and classes > 0:
+                return classes
+        layers = [m for m in self.model.head.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        if layers:
+            last = layers[-1]
+            return last.out_features if isinstance(last, nn.Linear) else last.out_channels
+        raise UnsupportedModelError(
+            f'{type(self.model.head).__name__} after {type(self.model.backbone).__name__} '
+            'does not say how many classes it predicts (no num_classes, no layers)')

@@ -49,6 +49,24 @@ class VisionTransformerAdapter(ClassifierAdapter):
         tokens = self.captured('last_tokens')[:, self.num_extra_tokens:]
         return [tokens.transpose(1, 2).unflatten(2, self.patch_resolution)]
 
+    @property
+    def pools_to_vectors(self) -> bool:
+        """Whether the backbone averages its final patch tokens (``out_type='avg_featmap'``).
+
+        Then its output is ``ln2`` of that average (MAE-style fine-tuning), and
+        Recipro-CAM's pooled mosaics of the final tokens are exact (see
+        :meth:`pooled_logits`).
+        """
+        return self.model.backbone.out_type == 'avg_featmap'
+
+    def pooled_logits(self, pooled: Tensor) -> Tensor:
+        """(n, K) logits from (n, C) averages of final patch tokens: ``ln2``, then the head."""
+        return self.head_logits((self.model.backbone.ln2(pooled),))
+
+    def feature_map_logits(self, feature_maps: Tensor) -> Tensor:
+        """(n, K) logits from (n, C, h, w) final patch tokens of an averaging backbone."""
+        return self.pooled_logits(feature_maps.mean((-2, -1)))
+
     def scores_from_extra_tokens(self, extra_tokens: Tensor) -> Tensor:
         """Class probabilities from the last block's output at the extra tokens.
 

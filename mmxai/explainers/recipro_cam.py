@@ -32,10 +32,12 @@ class ReciproCAM(BaseExplainer):
     """Class-wise maps from the neck and head run on spatial mosaics.
 
     ``S[b, c, i, j]`` is the probability of class ``c`` when the network after
-    the backbone sees only position ``(i, j)`` of image ``b``'s last feature
-    map. All mosaics of the batch run as one batch. With a global average
-    pooling neck the pooled mosaic is ``F[:, :, i, j] / (h * w)``, so only
-    those vectors go through the head (no mosaic tensor is built).
+    the feature map sees only position ``(i, j)`` of image ``b``'s last feature
+    map. All mosaics of the batch run as one batch. When the model averages
+    the map right after it (a global average pooling neck, or a backbone that
+    pools before its final norm, such as ConvNeXt) the pooled mosaic is
+    ``F[:, :, i, j] / (h * w)``, so only those vectors go through the rest of
+    the model (final norm, neck, head; no mosaic tensor is built).
     """
 
     algorithm = 'classwisesaliencymap'
@@ -47,9 +49,9 @@ class ReciproCAM(BaseExplainer):
                 targets: Optional[List[Tensor]] = None) -> Tensor:
         features = adapter.feature_maps()[-1]
         batch, channels, height, width = features.shape
-        if adapter.neck_is_global_average_pooling:
+        if adapter.pools_to_vectors:
             pooled = features.flatten(2).transpose(1, 2).reshape(-1, channels)
-            scores = adapter.scores_from_head_input(pooled / (height * width))
+            scores = adapter.scores_from_pooled(pooled / (height * width))
         else:
             scores = adapter.scores_from_feature_maps(spatial_mosaics(features))
         return scores.reshape(batch, height, width, -1).permute(0, 3, 1, 2)

@@ -60,6 +60,26 @@ def token_masks(height: int, width: int, use_gaussian: bool,
     return index, (kernel * inside).reshape(-1, 9)
 
 
+def ffn_norm(block: nn.Module) -> nn.Module:
+    """The norm whose output feeds the block's feed-forward network.
+
+    ``TransformerEncoderLayer`` uses ``ln2``; MMPretrain's
+    ``DeiT3TransformerEncoderLayer.forward`` normalises both branches with
+    ``ln1`` (its ``ln2`` is built but never called), and mosaics must go
+    through what the model does.
+    """
+    from mmpretrain.models.backbones.deit3 import DeiT3TransformerEncoderLayer
+    return block.ln1 if isinstance(block, DeiT3TransformerEncoderLayer) else block.ln2
+
+
+def supported_block(block: nn.Module) -> bool:
+    """Whether ``block`` computes ``x + attn(ln1(x))`` then ``ffn(norm(x), identity=x)``."""
+    from mmpretrain.models.backbones.deit3 import DeiT3TransformerEncoderLayer
+    from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
+    return type(block).forward in (TransformerEncoderLayer.forward,
+                                   DeiT3TransformerEncoderLayer.forward)
+
+
 def last_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int, index: Tensor,
                             weight: Tensor, cls_token: bool) -> Tensor:
     """Output of the last ``block`` at the extra (CLS) tokens, for every mosaic.
@@ -124,7 +144,7 @@ def last_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int, in
              + p_zero[..., 0].permute(0, 1, 3, 2)[..., None] * v_bias)
     attended = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(mixed.flatten(-2)))))
     hidden = residual[:, None] + attended  # (B, P, E, C)
-    return block.ffn(block.ln2(hidden), identity=hidden)
+    return block.ffn(ffn_norm(block)(hidden), identity=hidden)
 
 
 def masked_blocks_extra_tokens(blocks: nn.ModuleList, target: int, tokens: Tensor,
@@ -161,7 +181,7 @@ def masked_blocks_extra_tokens(blocks: nn.ModuleList, target: int, tokens: Tenso
         part = masks[start:start + chunk, :, None]  # (m, T, 1)
         residual = (tokens[:, None] * part).flatten(0, 1)  # (B * m, T, C)
         x = residual + block.attn((normed[:, None] * part).flatten(0, 1))
-        x = block.ffn(block.ln2(x), identity=x)
+        x = block.ffn(ffn_norm(block)(x), identity=x)
         for later in blocks[target + 1:]:
             x = later(x)
         outputs.append(x[:, :num_extra].unflatten(0, (batch, -1)))
@@ -175,7 +195,10 @@ class ViTReciproCAM(BaseExplainer):
     For every patch position, a mosaic replaces the output of the target
     block's first LayerNorm (see the module docstring); the rest of the
     network (the block, later blocks, the final norm and the head) scores the
-    classes (softmax; sigmoid for multi-label heads). With the last block as
+    classes (softmax; sigmoid for multi-label heads). A backbone that averages
+    its final patch tokens (``out_type='avg_featmap'``) has no CLS token to
+    score: it gets Recipro-CAM on its final token map, whose pooled mosaics go
+    through its own ``ln2`` and head. With the last block as
     target (the default) all mosaics of all images run as one batch and only
     the block's CLS output is computed (:func:`last_block_extra_tokens`);
     with an earlier one, the full mosaics run through the remaining blocks in
@@ -207,7 +230,6 @@ class ViTReciproCAM(BaseExplainer):
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
-        from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
         backbone = adapter.model.backbone
         name = type(backbone).__name__
         num_layers = len(backbone.layers)
@@ -216,11 +238,15 @@ class ViTReciproCAM(BaseExplainer):
                 f'ViT Recipro-CAM: target_layer={self.target_layer} is out of range: {name} '
                 f'has {num_layers} blocks (-1 is the last)')
         block = backbone.layers[self.target_layer]
-        if type(block).forward is not TransformerEncoderLayer.forward:
+        if not supported_block(block):
             raise UnsupportedModelError(
-                f'ViT Recipro-CAM needs MMPretrain TransformerEncoderLayer blocks (ViT, DeiT); '
-                f'{name} has {type(block).__name__}')
-        if not backbone.with_cls_token:
+                f'ViT Recipro-CAM needs MMPretrain TransformerEncoderLayer blocks (ViT, DeiT, '
+                f'DeiT3); {name} has {type(block).__name__}; activationmap and eigencam work '
+                'on its final patch tokens')
+        if adapter.pools_to_vectors and len(backbone.out_indices) == 1 \
+                and backbone.out_indices[0] % num_layers == num_layers - 1:
+            return  # the averaged final tokens: Recipro-CAM's pooled mosaics (see explain)
+        if getattr(backbone, 'cls_token', None) is None:  # DeiT3 keeps no with_cls_token
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
                 'none. Use activationmap or eigencam, or Recipro-CAM for CNN-like backbones')
@@ -233,6 +259,11 @@ class ViTReciproCAM(BaseExplainer):
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
+        if adapter.pools_to_vectors:
+            # No CLS token decides: the backbone averages its final patch tokens,
+            # so this is Recipro-CAM on that token map (Byun & Lee 2022).
+            from .recipro_cam import ReciproCAM
+            return ReciproCAM().explain(adapter, samples, targets)
         blocks = adapter.model.backbone.layers
         target = self.target_layer % len(blocks)
         tokens = adapter.block_input(target)

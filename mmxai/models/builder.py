@@ -7,10 +7,9 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
 from ..checkpoint import (
-    check_checkpoint_fits,
     checkpoint_class_names,
+    load_fitting_state_dict,
     safe_load_checkpoint,
-    state_dict_of,
 )
 
 
@@ -56,8 +55,7 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
     classes = None
     if checkpoint is not None:
         weights = safe_load_checkpoint(checkpoint, map_location='cpu')
-        check_checkpoint_fits(model, weights, checkpoint)
-        model.load_state_dict(state_dict_of(weights))
+        load_fitting_state_dict(model, weights, checkpoint)
         classes = checkpoint_class_names(weights)
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
     classes = classes or (dataset.get('metainfo') or {}).get('classes')

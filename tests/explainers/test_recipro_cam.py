@@ -45,7 +45,7 @@ def test_mosaics_keep_exactly_one_position():
 def test_gap_shortcut_equals_explicit_mosaics(resnet):
     images = random_images(2, SIZE, SIZE)
     explain, samples = _explain(resnet, images, explain_all_classes=True)
-    assert explain.adapter.neck_is_global_average_pooling
+    assert explain.adapter.pools_to_vectors
     maps = torch.stack([s.saliency_map for s in samples])
     features = explain.adapter.feature_maps()[-1]
     assert features.shape[-2:] == (8, 8)
@@ -59,7 +59,7 @@ def test_non_gap_neck_takes_the_explicit_path():
     cfg.model.neck = dict(type='GeneralizedMeanPooling')
     model = build_model(cfg)
     adapter = ClassifierAdapter(model)
-    assert not adapter.neck_is_global_average_pooling
+    assert not adapter.pools_to_vectors
     with mock.patch.object(ClassifierAdapter, 'scores_from_feature_maps',
                            autospec=True, side_effect=ClassifierAdapter.scores_from_feature_maps) \
             as explicit:

@@ -27,6 +27,8 @@ def _vit(config='mmpretrain::deit/deit-tiny_4xb256_in1k.py', **backbone):
             gain = 3.0 if name.endswith('attn.qkv') else 1.0
             layer.weight.data.normal_(0, gain * layer.in_features ** -0.5, generator=generator)
             layer.bias.data.normal_(0, 0.1, generator=generator)
+        if type(layer).__name__ == 'LayerScale':  # DeiT III: 1e-5 would mute every block
+            layer.weight.data.fill_(1.0)
     return model
 
 
@@ -67,7 +69,8 @@ def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token
     block = backbone.layers[target_layer]
     seen = {}
     hooks = [block.register_forward_pre_hook(lambda _m, args: seen.update(tokens=args[0])),
-             block.ln1.register_forward_hook(lambda _m, _a, out: seen.update(normed=out))]
+             block.ln1.register_forward_hook(
+                 lambda _m, _a, out: seen.setdefault('normed', out))]
     with torch.no_grad():
         model(inputs, mode='tensor')
     for hook in hooks:
@@ -80,8 +83,18 @@ def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token
     def masked(tokens):
         return (tokens[:, None] * weights[None, :, :, None]).flatten(0, 1)  # (B * P, E + N, C)
 
-    hooks = [block.register_forward_pre_hook(lambda _m, _args: (masked(seen['tokens']),)),
-             block.ln1.register_forward_hook(lambda _m, _a, _out: masked(seen['normed']))]
+    first_call = []
+
+    def mask_block_input(_module, _args):
+        first_call.append(True)
+        return (masked(seen['tokens']),)
+
+    def mask_first_ln1_output(_module, _args, output):
+        # the attention's input; DeiT III calls ln1 again on the FFN's input, unmasked
+        return masked(seen['normed']) if first_call and first_call.pop() else output
+
+    hooks = [block.register_forward_pre_hook(mask_block_input),
+             block.ln1.register_forward_hook(mask_first_ln1_output)]
     try:
         with torch.no_grad():
             scores = model(inputs, mode='tensor').softmax(1)
@@ -99,6 +112,8 @@ def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token
     ('mmpretrain::deit/deit-tiny_4xb256_in1k.py', dict(target_layer=-2)),
     ('mmpretrain::deit/deit-tiny-distilled_4xb256_in1k.py', dict(target_layer=0,
                                                                  cls_token=False)),
+    ('mmpretrain::deit3/deit3-small-p16_64xb64_in1k.py', {}),
+    ('mmpretrain::deit3/deit3-small-p16_64xb64_in1k.py', dict(target_layer=-2)),
 ])
 def test_maps_equal_mosaics_at_the_output_of_the_real_first_layernorm(config, options):
     model = _vit(config)
@@ -165,21 +180,45 @@ def test_bad_options_and_blocks_are_clear_errors(vit):
     with pytest.raises(UnknownAlgorithmError, match='block index'):
         ExplainModel(vit, explainer=dict(algorithm='classwisesaliencymap',
                                          target_layer='layers.1'))
-    # DeiT III blocks normalise twice with ln1: not the block the method decomposes.
-    cfg = load_config('mmpretrain::deit3/deit3-small-p16_64xb64_in1k.py')
-    cfg.model.backbone.update(arch=dict(SMALL_ARCH), img_size=SIZE)
-    cfg.model.head.update(num_classes=3, in_channels=64)
-    cfg.model.train_cfg = None
-    with pytest.raises(UnsupportedModelError, match='DeiT3TransformerEncoderLayer'):
-        ExplainModel(build_model(cfg), explainer='classwisesaliencymap')
+    # Blocks of another shape than x + attn(ln1(x)), ffn(norm(x)) are refused by name.
+    model = _vit()
+    other = type('OtherEncoderLayer', (torch.nn.Module,), dict(forward=lambda self, x: x))
+    model.backbone.layers[-1].__class__ = other
+    with pytest.raises(UnsupportedModelError, match='OtherEncoderLayer.*activationmap'):
+        ExplainModel(model, explainer='classwisesaliencymap')
 
 
 def test_transformer_without_cls_token_gets_a_clear_error():
-    model = _vit(with_cls_token=False, out_type='avg_featmap')
+    model = _vit(with_cls_token=False, out_type='featmap')
     with pytest.raises(UnsupportedModelError, match='CLS token'):
         ExplainModel(model, explainer='classwisesaliencymap')
-    _, maps = _explain(model, random_images(1, SIZE, SIZE), 'activationmap')
-    assert maps.shape == (1, 1, 8, 8)
+
+
+def test_averaged_final_tokens_get_recipro_cam_through_the_backbones_ln2():
+    """out_type='avg_featmap' (MAE fine-tuning): no CLS token scores; the backbone averages
+    its final patch tokens and normalises the average with ln2. Recipro-CAM: the mosaic
+    keeping only token (i, j) averages to that token / (h * w)."""
+    model = _vit(with_cls_token=False, out_type='avg_featmap')
+    images = random_images(2, SIZE, SIZE)
+    explain, maps = _explain(model, images)
+    assert maps.shape == (2, 3, 8, 8) and maps.flatten(2).std(-1).min() > 1e-4
+    inputs = model.data_preprocessor(cls_batch(images))['inputs']
+    seen = {}
+    last = model.backbone.ln1 if model.backbone.final_norm else model.backbone.layers[-1]
+    hook = last.register_forward_hook(lambda _m, _a, out: seen.update(tokens=out))
+    with torch.no_grad():
+        logits = model(inputs, mode='tensor')
+    hook.remove()
+    patches = seen['tokens'][:, model.backbone.num_extra_tokens:]  # (B, 64, C)
+    with torch.no_grad():  # every position kept: the model's own logits
+        rebuilt = model.head((model.backbone.ln2(patches.mean(1)),))
+        torch.testing.assert_close(rebuilt, logits, rtol=1e-5, atol=1e-5)
+        mosaics = patches[:, :, None] * torch.eye(64)[None, :, :, None]  # (B, P, N, C)
+        reference = model.head((model.backbone.ln2(mosaics.mean(2).flatten(0, 1)),))
+    reference = reference.softmax(1).reshape(2, 8, 8, 3).permute(0, 3, 1, 2)
+    torch.testing.assert_close(maps, reference, rtol=1e-4, atol=1e-6)
+    _, maps = _explain(model, images, 'activationmap')
+    assert maps.shape == (2, 1, 8, 8)
 
 
 def test_swin_uses_spatial_recipro_cam_on_its_final_feature_map():
@@ -193,7 +232,7 @@ def test_swin_uses_spatial_recipro_cam_on_its_final_feature_map():
     model = build_model(cfg)
     explain, maps = _explain(model, random_images(2, 256, 256))
     assert type(explain.explainer).__name__ == 'ReciproCAM'
-    assert explain.adapter.neck_is_global_average_pooling
+    assert explain.adapter.pools_to_vectors
     assert maps.shape == (2, 3, 8, 8)
     torch.testing.assert_close(maps.sum(1), torch.ones(2, 8, 8))
     assert explain.adapter.cell_anchor == 'center'
