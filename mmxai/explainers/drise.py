@@ -30,7 +30,7 @@ class DRISE(RandomMaskExplainer):
     """
 
     algorithm = 'drise'
-    families = ('detection', 'instance_segmentation')
+    families = ('detection', 'two_stage_detection', 'instance_segmentation')
     maps_detections_only = True
 
     def __init__(self, score_thr: float = 0.3, **kwargs) -> None:

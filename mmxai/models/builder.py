@@ -6,12 +6,14 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
+from ..adapters.builder import check_explainable
 from ..checkpoint import (
     check_checkpoint_fits,
     checkpoint_class_names,
     load_checkpoint_file,
     state_dict_of,
 )
+from ..utils.errors import UnsupportedModelError
 
 
 def model_config(cfg: Config) -> dict:
@@ -48,9 +50,25 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
 
     Returns:
         nn.Module: The model in eval mode.
+
+    Raises:
+        UnsupportedModelError: For a model mmxai does not explain (trackers,
+            re-identification), or one that cannot be built here (a package
+            it needs is missing, a config error), in one line.
     """
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model = MODELS.build(model_config(cfg))
+    model_cfg = model_config(cfg)
+    model_class = MODELS.get(model_cfg.get('type')) if isinstance(model_cfg.get('type'), str) \
+        else model_cfg.get('type')
+    if isinstance(model_class, type):
+        check_explainable(model_class)
+    try:
+        model = MODELS.build(model_cfg)
+    except Exception as error:  # the config's own model: a missing package, a config bug
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        raise UnsupportedModelError(
+            f'the config\'s model ({model_cfg.get("type")}) cannot be built here: '
+            f'{type(error).__name__}: {" ".join(reason.split())}') from error
     classes = None
     if checkpoint is not None:
         weights = load_checkpoint_file(checkpoint, map_location='cpu')

@@ -1,5 +1,6 @@
 """The explain-mode wrapper around a detector or classifier."""
-from typing import Any, List, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -7,11 +8,32 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
 from ..adapters import build_adapter
+from ..adapters.dense_heads import check_head_predicts
 from ..explainers import BaseExplainer, build_explainer
 from ..geometry import boxes_to_input, cells_inside
 from ..registry import MODELS
 from ..utils.errors import UnsupportedModelError
 from .saliency_targets import BOX_SOURCES, SaliencyTargets
+
+#: How MMCV says that a compiled op has no kernel for a device.
+_NO_KERNEL = 'implementation for device'
+
+
+@contextmanager
+def refusing_missing_kernels(model: nn.Module) -> Iterator[None]:
+    """Turn MMCV's "no kernel for this device" error into a one-line refusal.
+
+    Some MMCV ops (CARAFE, deformable RoI pooling, ...) are compiled for CUDA
+    only; a model that uses them cannot predict on the CPU at all.
+    """
+    try:
+        yield
+    except RuntimeError as error:
+        if _NO_KERNEL not in str(error):
+            raise
+        raise UnsupportedModelError(
+            f'{type(model).__name__} cannot predict on this device: an MMCV op it uses has no '
+            f'kernel for it ({str(error).strip().splitlines()[0]}); run it on a GPU') from error
 
 
 @MODELS.register_module()
@@ -78,6 +100,8 @@ class ExplainModel(BaseModel):
         super().__init__(data_preprocessor=module.data_preprocessor)
         self.module = module
         self.adapter = build_adapter(module)
+        check_head_predicts(getattr(self.adapter.model, 'bbox_head', None),
+                            type(self.adapter.model).__name__)
         self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
         self.explainer.check_supported(self.adapter)
         if score_thr is None:
@@ -103,7 +127,7 @@ class ExplainModel(BaseModel):
 
     def test_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
         """Predict with the wrapped model and attach saliency maps."""
-        with self.adapter.capture():
+        with self.adapter.capture(), refusing_missing_kernels(self.module):
             samples = self.module.test_step(data)
         targets = [self.explained_classes(sample) for sample in samples] \
             if self.explainer.class_wise else None

@@ -1,0 +1,65 @@
+"""Every config family of the installed MMDetection: maps or a one-line refusal, no traceback.
+
+One config per family by rule (:func:`mmxai.adapters.detector_zoo.representative_config`),
+random weights, one generated image and its mirror image through
+:class:`mmxai.apis.SaliencyExplainer` with each zoo method. Any exception other
+than mmxai's one-line ``UserInputError`` fails the family's test.
+"""
+import pytest
+
+from mmxai.adapters.builder import EXPLAINED_MODELS
+from mmxai.adapters.detector_zoo import (
+    ZOO_METHODS,
+    explain_family,
+    family_configs,
+    representative_config,
+    shrink_test_pipeline,
+    zoo_config,
+    zoo_images,
+)
+
+FAMILIES = family_configs()
+#: Families whose representative is not a detector (trackers, re-identification,
+#: video instance segmentation): refused for every method, naming what mmxai explains.
+NOT_DETECTORS = {'bytetrack', 'deepsort', 'mask2former_vis', 'masktrack_rcnn', 'ocsort',
+                 'qdtrack', 'reid', 'sort', 'strongsort'}
+#: Families that must give maps with every zoo method (a regression guard: the
+#: dense heads, two-stage and instance segmentation detectors mmxai explains).
+MUST_EXPLAIN = {'atss', 'cascade_rcnn', 'faster_rcnn', 'fcos', 'gfl', 'mask_rcnn', 'retinanet',
+                'rpn', 'htc', 'double_heads', 'dynamic_rcnn', 'libra_rcnn', 'pafpn', 'yolox'}
+
+
+@pytest.fixture(scope='module')
+def images():
+    return zoo_images()
+
+
+def test_families_are_read_from_the_installed_package():
+    assert len(FAMILIES) > 80
+    assert NOT_DETECTORS | MUST_EXPLAIN <= set(FAMILIES)
+    # The representative of a family is its shortest config that defines a model:
+    # the TTA wrapper retinanet_tta.py (no model) is passed over.
+    assert representative_config(FAMILIES['retinanet']).endswith('retinanet_r18_fpn_1x_coco.py')
+
+
+def test_test_resize_is_shrunk_everywhere():
+    cfg = zoo_config(representative_config(FAMILIES['yolox']), size=96)
+    shrink_test_pipeline(cfg, 96)
+    steps = cfg.test_dataloader.dataset.pipeline
+    assert [s['scale'] for s in steps if 'Resize' in s['type']] == [(96, 96)]
+    assert [s['size'] for s in steps if s['type'].endswith('Pad')] == [(96, 96)]
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_family_gives_maps_or_a_one_line_refusal(family, images):
+    path = representative_config(FAMILIES[family])
+    if path is None:  # data set or schedule files only
+        assert family not in NOT_DETECTORS | MUST_EXPLAIN
+        return
+    outcomes = explain_family(family, zoo_config(path), path, ZOO_METHODS, images)
+    statuses = {o.method: o.status for o in outcomes}
+    if family in NOT_DETECTORS:
+        assert all(o.status == 'refused' and EXPLAINED_MODELS in o.detail for o in outcomes), \
+            outcomes
+    if family in MUST_EXPLAIN:
+        assert set(statuses.values()) == {'maps'}, outcomes
