@@ -39,6 +39,12 @@ def check_explainable(model_class: type) -> None:
         raise UnsupportedModelError(f'mmxai cannot explain {model_class.__name__}: a '
                                     're-identification model outputs embeddings, not classes; '
                                     f'it explains {EXPLAINED_MODELS}')
+    for name in ('GLIP', 'GroundingDINO'):
+        if _is_subclass(model_class, 'mmdet.models.detectors', name):
+            raise UnsupportedModelError(
+                f'mmxai cannot explain {model_class.__name__}: an open-vocabulary detector '
+                f'predicts for a text prompt, which images alone do not have; it explains '
+                f'{EXPLAINED_MODELS} with a fixed class list')
     if not (_is_subclass(model_class, 'mmdet.models.detectors', 'BaseDetector') or
             _is_subclass(model_class, 'mmpretrain.models.classifiers', 'ImageClassifier')):
         raise UnsupportedModelError(f'mmxai cannot explain {model_class.__name__} '

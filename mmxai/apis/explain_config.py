@@ -38,7 +38,7 @@ def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
     """
     steps = []
     for step in copy.deepcopy(list(pipeline)):
-        if _is(step, 'LoadAnnotations'):
+        if _is(step, 'LoadAnnotations', 'LoadPanopticAnnotations', 'LoadTrackAnnotations'):
             continue
         if _is(step, 'LoadProposals'):
             raise UserInputError('the model reads precomputed proposals (LoadProposals, as '

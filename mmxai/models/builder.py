@@ -58,8 +58,10 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
     """
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model_cfg = model_config(cfg)
-    model_class = MODELS.get(model_cfg.get('type')) if isinstance(model_cfg.get('type'), str) \
-        else model_cfg.get('type')
+    model_class = model_cfg.get('type')
+    if isinstance(model_class, str):  # looked up as MODELS.build does, in the default scope
+        with MODELS.switch_scope_and_registry(None) as registry:
+            model_class = registry.get(model_class)
     if isinstance(model_class, type):
         check_explainable(model_class)
     try:

@@ -119,6 +119,7 @@ class ExplainModel(BaseModel):
         if box_targets:
             self.explainer.check_box_maps_supported()
         self.box_targets = tuple(box_targets)
+        self._one_image_per_batch: Optional[bool] = None
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor') -> Any:
@@ -127,8 +128,14 @@ class ExplainModel(BaseModel):
 
     def test_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
         """Predict with the wrapped model and attach saliency maps."""
+        self._check_batch_size(data)
         with self.adapter.capture(), refusing_missing_kernels(self.module):
             samples = self.module.test_step(data)
+        if self.adapter.task == 'detection' and any('pred_instances' not in s for s in samples):
+            fields = sorted(key for key in samples[0].keys() if key.startswith('pred_'))
+            raise UnsupportedModelError(
+                f'{type(self.module).__name__} predicts {", ".join(fields) or "nothing"}, not '
+                'instances (pred_instances); mmxai explains detections and instance masks')
         targets = [self.explained_classes(sample) for sample in samples] \
             if self.explainer.class_wise else None
         maps = self.explainer(self.adapter, samples, targets)
@@ -138,6 +145,20 @@ class ExplainModel(BaseModel):
         for index, (sample, sample_maps) in enumerate(zip(samples, maps)):
             self._attach(sample, sample_maps, input_shape, targets[index] if targets else None)
         return samples
+
+    def _check_batch_size(self, data: Union[dict, tuple, list]) -> None:
+        """Refuse batches the model cannot predict: MMCV's MaskedConv2d takes one image."""
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        if inputs is None or len(inputs) <= 1:
+            return
+        if self._one_image_per_batch is None:
+            from mmcv.ops import MaskedConv2d
+            self._one_image_per_batch = any(isinstance(module, MaskedConv2d)
+                                            for module in self.module.modules())
+        if self._one_image_per_batch:
+            raise UnsupportedModelError(
+                f'{type(self.module).__name__} predicts one image per batch (MMCV\'s '
+                f'MaskedConv2d); explain with batch size 1, not {len(inputs)}')
 
     def val_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
         """Same as :meth:`test_step`."""
