@@ -11,10 +11,11 @@ refusal, which the table shows. An exception that is neither (a bug) is
 reported in the table as such, so the table never hides one.
 """
 import argparse
+import json
 import os
 import time
 import traceback
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import mmdet
 import torch
@@ -66,10 +67,14 @@ def outcome_cell(outcome: ZooOutcome) -> str:
     return '**error**'
 
 
-def run_zoo(families: Dict[str, List[str]]) -> List[List[ZooOutcome]]:
+def run_zoo(families: Dict[str, List[str]], done: Dict[str, List[ZooOutcome]],
+            on_family: Callable[[List[List[ZooOutcome]]], None]) -> List[List[ZooOutcome]]:
     rows = []
     images = zoo_images()
     for family, configs in families.items():
+        if family in done:
+            rows.append(done[family])
+            continue
         start = time.perf_counter()
         path = representative_config(configs)
         if path is None:
@@ -87,6 +92,7 @@ def run_zoo(families: Dict[str, List[str]]) -> List[List[ZooOutcome]]:
         print(f'{family}: {[o.status for o in outcomes]} ({time.perf_counter() - start:.1f} s)',
               flush=True)
         rows.append(outcomes)
+        on_family(rows)
     return rows
 
 
@@ -118,15 +124,29 @@ def main() -> None:
     parser.add_argument('--output', default='docs/support-detection.md',
                         help='the Markdown file to write')
     parser.add_argument('--families', nargs='+', help='only these families (for a quick look)')
+    parser.add_argument('--resume', metavar='JSON',
+                        help='keep each family\'s outcomes in this file and skip the families '
+                        'it already holds (a long run can be continued)')
     args = parser.parse_args()
     families = family_configs()
     if args.families:
         families = {name: families[name] for name in args.families}
-    rows = run_zoo(families)
-    text = HEADER.format(version=mmdet.__version__, size=ZOO_SIZE, torch=torch.__version__,
-                         device='CPU') + summary(rows) + table(rows) + PLACEMENT
-    with open(args.output, 'w', encoding='utf-8') as file:
-        file.write(text)
+    done: Dict[str, List[ZooOutcome]] = {}
+    if args.resume and os.path.exists(args.resume):
+        with open(args.resume, encoding='utf-8') as file:
+            done = {family: [ZooOutcome(*o) for o in outcomes]
+                    for family, outcomes in json.load(file).items() if family in families}
+
+    def write(rows: List[List[ZooOutcome]]) -> None:
+        text = HEADER.format(version=mmdet.__version__, size=ZOO_SIZE, torch=torch.__version__,
+                             device='CPU') + summary(rows) + table(rows) + PLACEMENT
+        with open(args.output, 'w', encoding='utf-8') as file:
+            file.write(text)
+        if args.resume:
+            with open(args.resume, 'w', encoding='utf-8') as file:
+                json.dump({row[0].family: [list(o) for o in row] for row in rows}, file)
+
+    write(run_zoo(families, done, write))
     print(f'wrote {args.output}')
 
 

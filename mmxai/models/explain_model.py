@@ -139,6 +139,11 @@ class ExplainModel(BaseModel):
         targets = [self.explained_classes(sample) for sample in samples] \
             if self.explainer.class_wise else None
         maps = self.explainer(self.adapter, samples, targets)
+        if not bool(maps.isfinite().all()):  # never draw NaN or inf as a picture
+            raise UnsupportedModelError(
+                f'the {self.explainer.algorithm} maps of {type(self.module).__name__} are not '
+                'finite: what the model computed for this input holds NaN or inf (overflowing '
+                'weights)')
         input_shape = self.adapter.input_shape
         if self.box_targets:
             self._explain_boxes(samples, maps)
