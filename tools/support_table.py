@@ -56,6 +56,22 @@ nothing else, so the box is where the evidence was read, while the anchor
 cell's own output was objectness only. A map cell (1/4 of the network input)
 holds the largest probability of the class among the RoIs that contain its
 centre: the map where a detection sits is at least that detection's score.
+Only the explained classes are computed; the work is the RoIs' area, not
+RoIs x cells. Per-box maps (`--per-box`, `--explain-gt`, `--target-boxes`)
+keep the RoIs whose own regressed box (for the box's class, decoded as the
+last stage predicts) overlaps the box with IoU >= 0.5. Not supported (named
+refusal): Sparse R-CNN / QueryInst (`SparseRoIHead`, query-based),
+TridentNet (one batch entry per branch), CrowdDet (several instances per
+RoI), Fast R-CNN on images alone (it reads precomputed proposals).
+
+## How to read the table
+
+`maps`: the method gave maps of the right shape, finite, that differ between
+the image and its mirror image (unless the random-weight model itself
+predicts the same for both). `refused`: a one-line `UserInputError` naming
+the cause (most are upstream: a package the model needs is not installed, an
+MMCV op without a CPU kernel, an MMDetection config or code bug, a model that
+is not a detector). `**error**`: a traceback, i.e. an mmxai bug.
 """
 
 
