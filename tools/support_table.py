@@ -78,8 +78,8 @@ is not a detector). `**error**`: a traceback, i.e. an mmxai bug.
 def outcome_cell(outcome: ZooOutcome) -> str:
     if outcome.status == 'maps':
         return 'maps'
-    if outcome.status == 'refused':
-        return 'refused'
+    if outcome.status in ('refused', 'no model'):
+        return outcome.status
     return '**error**'
 
 
