@@ -9,7 +9,7 @@ does not list come after, by name). Nothing here
 is typed per family, so an MMPretrain upgrade brings its new families along.
 
 Used by ``tests/adapters/test_classifier_zoo.py`` (the assertions) and
-``tools/support_table.py`` (the table in ``docs/support-classification.md``).
+``tools/classifier_support_table.py`` (the table in ``docs/support-classification.md``).
 """
 import functools
 import os

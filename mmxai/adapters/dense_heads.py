@@ -49,6 +49,27 @@ def check_head_supported(head: Optional[nn.Module], detector_name: str,
             'drise, activationmap and eigencam work for any detector.')
 
 
+def check_head_predicts(head: Optional[nn.Module], detector_name: str) -> None:
+    """Raise :class:`UnsupportedModelError` for a dense head that cannot predict at all.
+
+    MMDetection 3.3's ``BaseDenseHead._predict_by_feat_single`` reads
+    ``self.loss_cls``, which ``SSDHead`` never builds (it computes its loss
+    itself): SSD's prediction, and so MMDetection's own ``tools/test.py``,
+    stops with an ``AttributeError`` (open-mmlab/mmdetection#11305).
+    """
+    if head is None:
+        return
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    if isinstance(head, BaseDenseHead) and not hasattr(head, 'loss_cls') and \
+            type(head)._predict_by_feat_single is BaseDenseHead._predict_by_feat_single:
+        import mmdet
+        raise UnsupportedModelError(
+            f'{detector_name} cannot predict with MMDetection {mmdet.__version__}: '
+            f'{type(head).__name__} has no loss_cls, which BaseDenseHead._predict_by_feat_single '
+            'reads (an MMDetection bug, open-mmlab/mmdetection#11305; its own tools/test.py '
+            'fails the same way)')
+
+
 def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tensor]:
     """Per-level class probabilities of every anchor (B, A, K, h, w).
 

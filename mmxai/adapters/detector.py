@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geometry import CellGrid
+from ..utils.errors import UnsupportedModelError
 from .base import ModelAdapter
 from .dense_heads import (
     anchor_class_probabilities,
@@ -115,8 +116,21 @@ class DetectorAdapter(ModelAdapter):
 
     @property
     def num_classes(self) -> int:
-        head = self.dense_head
-        if head is None:  # two-stage detectors; cascades have one box head per stage
-            head = getattr(getattr(self.model, 'roi_head', None), 'bbox_head', None)
+        """The class count of the head that predicts the classes.
+
+        The dense ``bbox_head``, else a ``mask_head`` (SOLO, CondInst) or
+        ``panoptic_head`` (MaskFormer), else the RoI box head (the last
+        stage's for cascades).
+
+        Raises:
+            UnsupportedModelError: If no head says how many classes it predicts.
+        """
+        roi_head = getattr(self.model, 'roi_head', None)
+        for head in (self.dense_head, getattr(self.model, 'mask_head', None),
+                     getattr(self.model, 'panoptic_head', None),
+                     getattr(roi_head, 'bbox_head', None)):
             head = head[-1] if isinstance(head, nn.ModuleList) else head
-        return head.num_classes
+            if isinstance(getattr(head, 'num_classes', None), int):
+                return head.num_classes
+        raise UnsupportedModelError(f'{type(self.model).__name__}: none of its heads says how '
+                                    'many classes it predicts')

@@ -30,13 +30,21 @@ def _is(step: dict, *names: str) -> bool:
 def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
     """The test pipeline without annotation loading, keeping the explain meta keys.
 
+    Raises:
+        UserInputError: If the pipeline loads precomputed proposals, which
+            images given alone do not have.
+
     MMCV's ``LoadImageFromFile`` becomes :class:`mmxai.LoadImageChecked` (same
     arguments, same images), which names broken files.
     """
     steps = []
     for step in copy.deepcopy(list(pipeline)):
-        if _is(step, 'LoadAnnotations'):
+        if _is(step, 'LoadAnnotations', 'LoadPanopticAnnotations', 'LoadTrackAnnotations'):
             continue
+        if _is(step, 'LoadProposals'):
+            raise UserInputError('the model reads precomputed proposals (LoadProposals, as '
+                                 'Fast R-CNN does), which images alone do not have; explain '
+                                 "the config's own test set, or a detector with its own RPN")
         if _is(step, 'Pack'):
             keys = tuple(step.get('meta_keys', ()))
             step['meta_keys'] = keys + tuple(k for k in EXPLAIN_META_KEYS if k not in keys)
@@ -132,7 +140,8 @@ def explain_config(cfg: Config,
     cfg.custom_imports = imports
     if 'ground_truth' in box_targets:
         _check_boxes_in_original_pixels(test_pipeline_of(cfg))
-    pipeline = inference_pipeline(test_pipeline_of(cfg))
+    # Images given alone (inputs) go through the test pipeline minus annotations.
+    pipeline = inference_pipeline(test_pipeline_of(cfg)) if inputs else None
     metainfo = cfg.test_dataloader.dataset.get('metainfo')
     prepare = dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
                    explain_all_classes=explain_all_classes, target_classes=target_classes,

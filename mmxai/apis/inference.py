@@ -31,9 +31,10 @@ class SaliencyExplainer:
 
     Args:
         config (str | Config): The model's config.
-        checkpoint (str): Its weights, by path or URL (any scheme MMEngine's
-            ``CheckpointLoader`` takes; loaded weights-only, URLs cached in
-            torch.hub's folder); they must fit the model exactly.
+        checkpoint (str, optional): Its weights, by path or URL (any scheme
+            MMEngine's ``CheckpointLoader`` takes; loaded weights-only, URLs cached
+            in torch.hub's folder); they must fit the model exactly. None keeps the
+            weights the model is built with (random, for tests).
         algorithm (str | dict): Explain algorithm.
         device (str): Where the model runs.
         explain_all_classes (bool): Explain every class.
@@ -44,7 +45,7 @@ class SaliencyExplainer:
             (the method's own fixed scale) or ``'none'`` (the method's values).
     """
 
-    def __init__(self, config: Union[str, Config], checkpoint: str,
+    def __init__(self, config: Union[str, Config], checkpoint: Optional[str],
                  algorithm: Union[str, dict] = 'classwisesaliencymap', device: str = 'cpu',
                  explain_all_classes: bool = False,
                  target_classes: Optional[Sequence[int]] = None,
@@ -52,17 +53,36 @@ class SaliencyExplainer:
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         model = build_model(cfg, checkpoint, device)
         self.normalize = normalize
+        self._score_thr = score_thr
         self.model = ExplainModel(model, explainer=algorithm,
                                   explain_all_classes=explain_all_classes,
                                   target_classes=target_classes, score_thr=score_thr,
                                   class_names=model.dataset_meta.get('classes')).to(device).eval()
         self._build_pipelines(cfg)
 
+    def with_algorithm(self, algorithm: Union[str, dict]) -> 'SaliencyExplainer':
+        """The same model, classes and pipelines, explained with another algorithm.
+
+        Nothing is built or loaded again: the new explainer wraps the same
+        model (compare methods on one model without rebuilding it).
+        """
+        other = copy.copy(self)
+        current = self.model
+        targets = current.targets
+        other.model = ExplainModel(current.module, explainer=algorithm,
+                                   explain_all_classes=targets.explain_all_classes,
+                                   target_classes=targets.target_classes,
+                                   score_thr=self._score_thr,
+                                   class_names=targets.class_names).eval()
+        return other
+
     def _build_pipelines(self, cfg: Config) -> None:
         """The test pipeline (minus annotations) from files and from arrays."""
         steps = inference_pipeline(test_pipeline_of(cfg))
         self.file_pipeline = Compose(steps)
-        self.array_pipeline = Compose([dict(type='mmxai.LoadImageFromArray'), *steps[1:]])
+        self.array_pipeline = Compose([
+            dict(type='mmxai.LoadImageFromArray', to_float32=steps[0].get('to_float32', False)),
+            *steps[1:]])
 
     @torch.no_grad()
     def __call__(self, images: Sequence[ImageInput]) -> List[Dict[str, Any]]:

@@ -17,14 +17,23 @@ class LoadImageFromArray(BaseTransform):
     Required Keys: ``img`` (H, W, 3) uint8 in BGR order, as OpenCV reads.
 
     Added Keys: ``img_shape``, ``ori_shape``, ``img_path`` (None unless given).
+
+    Args:
+        to_float32 (bool): Convert the image to float32, as the replaced
+            ``LoadImageFromFile(to_float32=True)`` does (CenterNet's pipeline
+            needs it).
     """
+
+    def __init__(self, to_float32: bool = False) -> None:
+        self.to_float32 = to_float32
 
     def transform(self, results: dict) -> Optional[dict]:
         image = results['img']
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
             shape = getattr(image, 'shape', type(image).__name__)
             raise ValueError(f'expected an (H, W, 3) BGR uint8 array, got {shape}')
-        results['img'] = np.ascontiguousarray(image)
+        image = np.ascontiguousarray(image)
+        results['img'] = image.astype(np.float32) if self.to_float32 else image
         results['img_shape'] = results['ori_shape'] = image.shape[:2]
         results.setdefault('img_path', None)
         return results

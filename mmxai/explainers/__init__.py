@@ -18,11 +18,12 @@ from .layer_cam import HiResCAM, LayerCAM
 from .mask_class_map import MaskClassMap
 from .recipro_cam import ReciproCAM
 from .rise import RISE, RandomMaskExplainer
+from .roi_class_probability_map import RoIClassProbabilityMap
 from .vit_recipro_cam import ViTReciproCAM
 from .xgrad_cam import XGradCAM
 
 __all__ = ['ALGORITHMS', 'BLACK_BOX_ALGORITHMS', 'EXPLAINER_TYPES', 'ActivationMap',
            'BaseExplainer', 'BaseGradientCAM', 'DRISE', 'DetClassProbabilityMap', 'EigenCAM',
            'GradCAM', 'GradCAMPlusPlus', 'HiResCAM', 'LayerCAM', 'MaskClassMap', 'RISE',
-           'RandomMaskExplainer', 'ReciproCAM', 'ViTReciproCAM', 'XGradCAM', 'algorithms_for',
-           'build_explainer']
+           'RandomMaskExplainer', 'ReciproCAM', 'RoIClassProbabilityMap', 'ViTReciproCAM',
+           'XGradCAM', 'algorithms_for', 'build_explainer']

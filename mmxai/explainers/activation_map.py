@@ -41,7 +41,8 @@ class ActivationMap(BaseExplainer):
     """
 
     algorithm = 'activationmap'
-    families = ('detection', 'instance_segmentation', 'classification', 'vision_transformer')
+    families = ('detection', 'two_stage_detection', 'instance_segmentation', 'classification',
+                'vision_transformer')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

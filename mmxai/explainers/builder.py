@@ -15,12 +15,14 @@ from .layer_cam import HiResCAM, LayerCAM
 from .mask_class_map import MaskClassMap
 from .recipro_cam import ReciproCAM
 from .rise import RISE
+from .roi_class_probability_map import RoIClassProbabilityMap
 from .vit_recipro_cam import ViTReciproCAM
 from .xgrad_cam import XGradCAM
 
 #: Every method, in the order ``--explain-algorithm`` lists their names.
 EXPLAINER_TYPES: List[Type[BaseExplainer]] = [
-    ActivationMap, EigenCAM, DetClassProbabilityMap, MaskClassMap, ReciproCAM, ViTReciproCAM,
+    ActivationMap, EigenCAM, DetClassProbabilityMap, RoIClassProbabilityMap, MaskClassMap,
+    ReciproCAM, ViTReciproCAM,
     GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, RISE, DRISE]
 
 
@@ -54,7 +56,8 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str,
             ``'gradcam'``, ...), a name with arguments such as
             ``dict(algorithm='drise', num_masks=500)``, a config such as
             ``dict(type='EigenCAM')``, or an explainer.
-        family (str): ``'detection'``, ``'instance_segmentation'`` (detectors
+        family (str): ``'detection'``, ``'two_stage_detection'`` (detectors
+            with an RoI box head), ``'instance_segmentation'`` (detectors
             with an RoI mask head), ``'classification'`` (CNN-like classifiers)
             or ``'vision_transformer'`` (ViT, DeiT): an adapter's ``family``.
         score_thr (float, optional): The run's detection score threshold. It

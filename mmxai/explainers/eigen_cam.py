@@ -55,7 +55,8 @@ class EigenCAM(BaseExplainer):
     """
 
     algorithm = 'eigencam'
-    families = ('detection', 'instance_segmentation', 'classification', 'vision_transformer')
+    families = ('detection', 'two_stage_detection', 'instance_segmentation', 'classification',
+                'vision_transformer')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

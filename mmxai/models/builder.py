@@ -6,11 +6,13 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
+from ..adapters.builder import check_explainable
 from ..checkpoint import (
     checkpoint_class_names,
     load_fitting_state_dict,
     safe_load_checkpoint,
 )
+from ..utils.errors import UnsupportedModelError
 
 
 def model_config(cfg: Config) -> dict:
@@ -49,9 +51,27 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None, device: str = 'cp
 
     Returns:
         nn.Module: The model in eval mode.
+
+    Raises:
+        UnsupportedModelError: For a model mmxai does not explain (trackers,
+            re-identification), or one that cannot be built here (a package
+            it needs is missing, a config error), in one line.
     """
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model = MODELS.build(model_config(cfg))
+    model_cfg = model_config(cfg)
+    model_class = model_cfg.get('type')
+    if isinstance(model_class, str):  # looked up as MODELS.build does, in the default scope
+        with MODELS.switch_scope_and_registry(None) as registry:
+            model_class = registry.get(model_class)
+    if isinstance(model_class, type):
+        check_explainable(model_class)
+    try:
+        model = MODELS.build(model_cfg)
+    except Exception as error:  # the config's own model: a missing package, a config bug
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        raise UnsupportedModelError(
+            f'the config\'s model ({model_cfg.get("type")}) cannot be built here: '
+            f'{type(error).__name__}: {" ".join(reason.split())}') from error
     classes = None
     if checkpoint is not None:
         weights = safe_load_checkpoint(checkpoint, map_location='cpu')

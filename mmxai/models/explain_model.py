@@ -1,5 +1,6 @@
 """The explain-mode wrapper around a detector or classifier."""
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.model import BaseModel
@@ -8,6 +9,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
 from ..adapters import build_adapter
+from ..adapters.dense_heads import check_head_predicts
 from ..boxes import match_detections
 from ..explainers import BaseExplainer, build_explainer
 from ..geometry import boxes_to_input, cells_inside
@@ -16,6 +18,26 @@ from ..utils.defaults import DEFAULT_SCORE_THR
 from ..utils.errors import UnsupportedModelError
 from .saliency_model import SaliencyModel
 from .saliency_targets import BOX_SOURCES, SaliencyTargets
+
+#: How MMCV says that a compiled op has no kernel for a device.
+_NO_KERNEL = 'implementation for device'
+
+
+@contextmanager
+def refusing_missing_kernels(model: nn.Module) -> Iterator[None]:
+    """Turn MMCV's "no kernel for this device" error into a one-line refusal.
+
+    Some MMCV ops (CARAFE, deformable RoI pooling, ...) are compiled for CUDA
+    only; a model that uses them cannot predict on the CPU at all.
+    """
+    try:
+        yield
+    except RuntimeError as error:
+        if _NO_KERNEL not in str(error):
+            raise
+        raise UnsupportedModelError(
+            f'{type(model).__name__} cannot predict on this device: an MMCV op it uses has no '
+            f'kernel for it ({str(error).strip().splitlines()[0]}); run it on a GPU') from error
 
 
 @MODELS.register_module()
@@ -82,6 +104,8 @@ class ExplainModel(BaseModel, SaliencyModel):
         super().__init__(data_preprocessor=module.data_preprocessor)
         self.module = module
         self.adapter = build_adapter(module)
+        check_head_predicts(getattr(self.adapter.model, 'bbox_head', None),
+                            type(self.adapter.model).__name__)
         self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
         self.explainer.check_supported(self.adapter)
         if score_thr is None:
@@ -99,6 +123,7 @@ class ExplainModel(BaseModel, SaliencyModel):
         if box_targets:
             self.explainer.check_box_maps_supported()
         self.box_targets = tuple(box_targets)
+        self._one_image_per_batch: Optional[bool] = None
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
                 mode: str = 'tensor') -> Any:
@@ -107,17 +132,42 @@ class ExplainModel(BaseModel, SaliencyModel):
 
     def test_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
         """Predict with the wrapped model and attach saliency maps."""
-        with self.adapter.capture():
+        self._check_batch_size(data)
+        with self.adapter.capture(), refusing_missing_kernels(self.module):
             samples = self.module.test_step(data)
+        if self.adapter.task == 'detection' and any('pred_instances' not in s for s in samples):
+            fields = sorted(key for key in samples[0].keys() if key.startswith('pred_'))
+            raise UnsupportedModelError(
+                f'{type(self.module).__name__} predicts {", ".join(fields) or "nothing"}, not '
+                'instances (pred_instances); mmxai explains detections and instance masks')
         targets = [self.explained_classes(sample) for sample in samples] \
             if self.explainer.class_wise else None
         maps = self.explainer(self.adapter, samples, targets)
+        if not bool(maps.isfinite().all()):  # never draw NaN or inf as a picture
+            raise UnsupportedModelError(
+                f'the {self.explainer.algorithm} maps of {type(self.module).__name__} are not '
+                'finite: what the model computed for this input holds NaN or inf (overflowing '
+                'weights)')
         input_shape = self.adapter.input_shape
         if self.box_targets:
             self._explain_boxes(samples, maps)
         for index, (sample, sample_maps) in enumerate(zip(samples, maps)):
             self._attach(sample, sample_maps, input_shape, targets[index] if targets else None)
         return samples
+
+    def _check_batch_size(self, data: Union[dict, tuple, list]) -> None:
+        """Refuse batches the model cannot predict: MMCV's MaskedConv2d takes one image."""
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        if inputs is None or len(inputs) <= 1:
+            return
+        if self._one_image_per_batch is None:
+            from mmcv.ops import MaskedConv2d
+            self._one_image_per_batch = any(isinstance(module, MaskedConv2d)
+                                            for module in self.module.modules())
+        if self._one_image_per_batch:
+            raise UnsupportedModelError(
+                f'{type(self.module).__name__} predicts one image per batch (MMCV\'s '
+                f'MaskedConv2d); explain with batch size 1, not {len(inputs)}')
 
     def val_step(self, data: Union[dict, tuple, list]) -> List[BaseDataElement]:
         """Same as :meth:`test_step`."""

@@ -6,7 +6,7 @@ loader), two generated images, ``classwisesaliencymap``, ``activationmap``
 and ``eigencam``. A method either gives maps of the right shape that change
 with the image, or refuses in one line (``UserInputError``); any other
 exception fails. With ``MMXAI_SUPPORT_JSON`` set, each family's outcome is
-appended there as a JSON line (``tools/support_table.py`` renders them).
+appended there as a JSON line (``tools/classifier_support_table.py`` renders them).
 """
 import json
 import os

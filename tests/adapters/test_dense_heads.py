@@ -99,11 +99,11 @@ def test_constant_image_gives_no_nan(detector):
         assert torch.isfinite(maps).all(), algorithm
 
 
-def test_two_stage_detector_gets_a_clear_error_for_class_maps():
+def test_two_stage_detector_gets_a_clear_error_for_dense_head_gradients():
     cfg = load_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     model = build_model(cfg)
-    with pytest.raises(UnsupportedModelError, match=r'FasterRCNN.*ATSSHead.*YOLOXHead'):
-        ExplainModel(model, explainer='classwisesaliencymap')
+    with pytest.raises(UnsupportedModelError, match='gradcam does not support two_stage'):
+        ExplainModel(model, explainer='gradcam')
     # Class-agnostic maps only need the neck and work for it.
     maps, _ = _maps(model, random_images(1, SIZE, SIZE), 'activationmap')
     assert maps.shape[:2] == (1, 1)
