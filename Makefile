@@ -11,7 +11,7 @@ SHELL_SCRIPTS = git ls-files -z --cached --others --exclude-standard \
 	| while IFS= read -r -d '' f; do [ -f "$$f" ] && printf '%s\0' "$$f"; done \
 	| xargs -0 awk 'FNR == 1 && /^\#!.*[\/ ](ba)?sh([ \t]|$$)/ { printf "%s%c", FILENAME, 0 } { nextfile }'
 
-.PHONY: setup test test-fast lint unit demo shell-scripts
+.PHONY: setup test test-fast test-zoo lint unit demo shell-scripts
 
 setup:
 	@MMXAI_VENV="$(VENV)" tools/setup_env.sh
@@ -26,14 +26,19 @@ shell-scripts:
 	@$(SHELL_SCRIPTS) | tr '\0' '\n'
 
 unit: setup
-	"$(PY)" -m pytest $(PYTEST_ARGS)
+	"$(PY)" -m pytest -m "not zoo" $(PYTEST_ARGS)
 
 test: lint unit
 
 # The edit-run loop (a few minutes): the tests that train nothing and start no
 # program or browser; tests/tiers.py finds the others and marks them slow.
 test-fast: setup
-	"$(PY)" -m pytest -m "not slow" $(PYTEST_ARGS)
+	"$(PY)" -m pytest -m "not slow and not zoo" $(PYTEST_ARGS)
+
+# The model zoos: one test per family of the installed MMDetection and MMPretrain
+# (random weights; about an hour on 2 cores, so not part of `make test` yet).
+test-zoo: setup
+	"$(PY)" -m pytest -m zoo $(PYTEST_ARGS)
 
 demo: setup
 	"$(PY)" tools/demo.py --output work_dirs/demo

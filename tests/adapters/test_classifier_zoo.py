@@ -45,6 +45,7 @@ def _min_max(maps: np.ndarray) -> np.ndarray:
     return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0)
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize('family,config', FAMILIES, ids=[family for family, _ in FAMILIES])
 def test_family_explains_or_refuses_in_one_line(family, config, tmp_path):
     from tests.classifier_zoo import explain_family

@@ -79,6 +79,7 @@ def test_test_resize_is_shrunk_everywhere():
             if 'Resize' in s['type']] == [(96, 96)]
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize('family', sorted(FAMILIES))
 def test_family_gives_maps_or_a_one_line_refusal(family, images):
     path = representative_config(FAMILIES[family])
