@@ -5,7 +5,7 @@ from torch import Tensor
 
 from ..geometry import merge_levels
 from ..registry import EXPLAINERS
-from .base import BaseExplainer
+from .base import ALL_FAMILIES, BaseExplainer
 
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
@@ -41,8 +41,7 @@ class ActivationMap(BaseExplainer):
     """
 
     algorithm = 'activationmap'
-    families = ('detection', 'two_stage_detection', 'instance_segmentation', 'classification',
-                'vision_transformer')
+    families = ALL_FAMILIES
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

@@ -9,6 +9,11 @@ from ..utils.errors import UnsupportedModelError
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
 
+#: Every model family an adapter can be (adapter ``family``): the families of a
+#: method that reads only feature maps.
+ALL_FAMILIES = ('detection', 'two_stage_detection', 'instance_segmentation', 'classification',
+                'vision_transformer')
+
 
 class BaseExplainer:
     """Turns what one forward pass captured into saliency maps.

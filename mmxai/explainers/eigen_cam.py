@@ -7,7 +7,7 @@ from torch import Tensor
 from ..geometry import merge_levels
 from ..registry import EXPLAINERS
 from .activation_map import activation_strength
-from .base import BaseExplainer
+from .base import ALL_FAMILIES, BaseExplainer
 
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
@@ -55,8 +55,7 @@ class EigenCAM(BaseExplainer):
     """
 
     algorithm = 'eigencam'
-    families = ('detection', 'two_stage_detection', 'instance_segmentation', 'classification',
-                'vision_transformer')
+    families = ALL_FAMILIES
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
