@@ -1,6 +1,8 @@
 """MMEngine's Runner with a quiet console: progress bars, warnings and errors."""
+import contextlib
+import io
 import logging
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
@@ -34,3 +36,19 @@ class QuietRunner(Runner):
         """The config's hooks and a progress bar."""
         super().register_hooks(default_hooks, custom_hooks)
         self.register_hook(ProgressBarHook())
+
+    def load_checkpoint(self, filename: str, map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False, revise_keys: Optional[list] = None) -> dict:
+        """The Runner's ``load_checkpoint``; what MMEngine prints meanwhile goes to the log.
+
+        MMEngine's checkpoint loader announces the file with ``print()``
+        (no logger reaches it from the Runner), one console line per run.
+        """
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            checkpoint = super().load_checkpoint(
+                filename, map_location, strict,
+                [(r'^module.', '')] if revise_keys is None else revise_keys)
+        for line in printed.getvalue().splitlines():
+            self.logger.info(line)
+        return checkpoint

@@ -26,9 +26,11 @@ def demo_run(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--output', out,
          '--train-images', '12', '--val-images', '3', '--max-iters', '2'],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result
+        capture_output=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=900)
+    # Bytes decoded without newline translation: a bar's carriage returns stay in its line.
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0, stderr[-3000:]
+    return out, stdout, stderr
 
 
 @pytest.fixture(scope='module')
@@ -37,18 +39,18 @@ def demo_output(demo_run):
 
 
 def test_console_is_a_line_per_stage_the_metrics_and_the_report_last(demo_run):
-    out, result = demo_run
-    lines = result.stdout.rstrip('\n').split('\n')  # a bar redraws its line with \r
+    out, stdout, stderr = demo_run
+    lines = stdout.rstrip('\n').split('\n')  # a bar redraws its line with \r
     # Per task: its line, training and its bar, each algorithm and its bar, the sanity
     # checks and their count; then the table (a header, a row per model) and the report.
     stages = sum(3 + 2 * len(algorithms_for(task, black_box=False)) + 2 for task in TASKS)
-    assert len(lines) == 1 + stages + 1 + len(TASKS) + 1, result.stdout
-    assert len(lines) + len(result.stderr.splitlines()) <= 100, result.stderr[-3000:]
+    assert len(lines) == 1 + stages + 1 + len(TASKS) + 1, stdout
+    assert len(lines) + len(stderr.splitlines()) <= 100, stderr[-3000:]
     assert lines[-1] == f'demo report: {osp.join(out, "explain", "index.html")}'
     bars = [line for line in lines if re.match(r'\[[ >]*\] \d+/\d+, ', line)]
     assert len(bars) == sum(1 + len(algorithms_for(task, black_box=False)) for task in TASKS)
     assert all(bar.split('\r')[-1].startswith(f'[{">" * 10}') for bar in bars), bars
-    assert ' - INFO - ' not in result.stdout + result.stderr
+    assert ' - INFO - ' not in stdout + stderr
     for task in TASKS:  # the full logs are in the work dirs
         training_log, = glob.glob(osp.join(out, task, '*', '*.log'))
         log = open(training_log).read()

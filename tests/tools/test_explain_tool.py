@@ -169,20 +169,21 @@ def test_console_shows_a_bar_and_a_summary_and_the_log_file_the_rest(
     config, checkpoint = trained_classifier
     images = tmp_path / 'in'
     shutil.copytree(osp.join(shapes_classification, 'val', 'green_circle'), images)
-    count = len(os.listdir(images))
+    count = len([name for name in os.listdir(images) if name.endswith('.png')])
     (images / 'broken.png').write_text('not a picture')
     out = str(tmp_path / 'out')
     args = [config, checkpoint, '--input', str(images), '--output', out, '--batch-size', '1']
     result = _run(*args)
     assert result.returncode == 0, result.stderr[-3000:]
-    # The bar redraws its line with carriage returns; lines end with newlines.
-    bar, *summary = result.stdout.rstrip('\n').split('\n')
-    assert re.fullmatch(r'(\r?\[[ >]*\] (\d+)/\d+, [^\r]*)+', bar), bar
-    assert bar.split('\r')[-1].startswith(f'[{">" * 10}')  # a full bar at the end
-    assert summary[:-1] == [
-        f'saliency maps of {count} images in {out} ({count} explained now, 0 before); '
-        '1 inputs skipped',
-        f'  skipped {images / "broken.png"}: not an image (cannot be decoded)']
+    # The bar redraws its line with carriage returns (newlines once read as text).
+    lines = result.stdout.rstrip('\n').split('\n')
+    bars = [line for line in lines if re.fullmatch(r'\[[ >]*\] \d+/\d+, .*', line)]
+    assert bars and bars[-1].startswith(f'[{">" * 10}'), lines  # full at the end
+    summary = [line for line in lines if line not in bars]
+    assert summary[0] == f'saliency maps of {count} images in {out} ({count} explained now, ' \
+        '0 before); 1 inputs skipped'
+    assert summary[1].startswith(f'  skipped {images / "broken.png"}: not an image')
+    assert len(summary) == 3, summary  # and the log file's path
     assert ' - INFO - ' not in result.stdout + result.stderr
     log = _full_log(result)
     assert 'Config:' in log and f'rank 0: explaining {count + 1} of {count + 1} images' in log
