@@ -12,10 +12,10 @@ from .cli import (
     teardown_distributed,
 )
 from .explain_config import explain_config, inference_pipeline, set_data_root, use_exported_model
-from .inference import ExportedSaliencyExplainer, SaliencyExplainer
+from .inference import ExportedSaliencyExplainer, ImageExplainer, SaliencyExplainer
 from .sanity import run_sanity_checks
 
-__all__ = ['ExportedSaliencyExplainer', 'SaliencyExplainer', 'check_checkpoint',
+__all__ = ['ExportedSaliencyExplainer', 'ImageExplainer', 'SaliencyExplainer', 'check_checkpoint',
            'check_files_exist', 'check_inputs',
            'check_output_dir', 'exit_on_user_error', 'explain_config', 'inference_pipeline',
            'load_tool_config', 'log_every_rank', 'process_batches', 'run_sanity_checks',

@@ -9,7 +9,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import MODELS, init_default_scope
 
 from ..geometry import to_original_image
-from ..models import ExplainModel, build_model
+from ..models import ExplainModel, SaliencyModel, build_model
 from ..utils.config import test_pipeline_of
 from ..visualization import predictions_of
 from .explain_config import inference_pipeline, use_exported_model
@@ -17,7 +17,50 @@ from .explain_config import inference_pipeline, use_exported_model
 ImageInput = Union[str, np.ndarray]
 
 
-class SaliencyExplainer:
+class ImageExplainer:
+    """Explain images with an explain-mode model through its config's test pipeline.
+
+    The base of :class:`SaliencyExplainer` (a PyTorch model) and
+    :class:`ExportedSaliencyExplainer` (an exported one): any
+    :class:`~mmxai.models.SaliencyModel` works the same way here.
+
+    Args:
+        cfg (Config): The model's config (its test pipeline is used).
+        model (SaliencyModel): The explain-mode model, ready to run.
+        normalize (str): ``'per_map'`` (as the tool's default), ``'absolute'``
+            (the method's own fixed scale) or ``'none'`` (the method's values).
+    """
+
+    def __init__(self, cfg: Config, model: SaliencyModel, normalize: str = 'per_map') -> None:
+        self.model = model
+        self.normalize = normalize
+        steps = inference_pipeline(test_pipeline_of(cfg))
+        self.file_pipeline = Compose(steps)
+        self.array_pipeline = Compose([
+            dict(type='mmxai.LoadImageFromArray', to_float32=steps[0].get('to_float32', False)),
+            *steps[1:]])
+
+    @torch.no_grad()
+    def __call__(self, images: Sequence[ImageInput]) -> List[Dict[str, Any]]:
+        """Explain a batch of image paths and/or (H, W, 3) BGR uint8 arrays.
+
+        Returns:
+            list[dict]: Per image: ``maps`` (T, H, W) float32 at the original
+            resolution (in [0, 1], or the method's own values for
+            ``normalize='none'``), ``classes`` (T,) class indices (-1 for a
+            class-agnostic map), ``class_names`` and ``predictions``.
+        """
+        items = [self.file_pipeline(dict(img_path=image)) if isinstance(image, str)
+                 else self.array_pipeline(dict(img=image)) for image in images]
+        samples = self.model.test_step(pseudo_collate(items))
+        return [dict(maps=to_original_image(s.saliency_map, s.metainfo, self.normalize)
+                     .cpu().numpy().astype(np.float32),
+                     classes=s.explained_classes.cpu().numpy(),
+                     class_names=list(s.metainfo['explained_class_names']),
+                     predictions=predictions_of(s)) for s in samples]
+
+
+class SaliencyExplainer(ImageExplainer):
     """Explain a detector or classifier from its config and checkpoint.
 
     Example::
@@ -52,13 +95,11 @@ class SaliencyExplainer:
                  score_thr: Optional[float] = None, normalize: str = 'per_map') -> None:
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         model = build_model(cfg, checkpoint, device)
-        self.normalize = normalize
         self._score_thr = score_thr
-        self.model = ExplainModel(model, explainer=algorithm,
-                                  explain_all_classes=explain_all_classes,
-                                  target_classes=target_classes, score_thr=score_thr,
-                                  class_names=model.dataset_meta.get('classes')).to(device).eval()
-        self._build_pipelines(cfg)
+        super().__init__(cfg, ExplainModel(
+            model, explainer=algorithm, explain_all_classes=explain_all_classes,
+            target_classes=target_classes, score_thr=score_thr,
+            class_names=model.dataset_meta.get('classes')).to(device).eval(), normalize)
 
     def with_algorithm(self, algorithm: Union[str, dict]) -> 'SaliencyExplainer':
         """The same model, classes and pipelines, explained with another algorithm.
@@ -76,35 +117,8 @@ class SaliencyExplainer:
                                    class_names=targets.class_names).eval()
         return other
 
-    def _build_pipelines(self, cfg: Config) -> None:
-        """The test pipeline (minus annotations) from files and from arrays."""
-        steps = inference_pipeline(test_pipeline_of(cfg))
-        self.file_pipeline = Compose(steps)
-        self.array_pipeline = Compose([
-            dict(type='mmxai.LoadImageFromArray', to_float32=steps[0].get('to_float32', False)),
-            *steps[1:]])
 
-    @torch.no_grad()
-    def __call__(self, images: Sequence[ImageInput]) -> List[Dict[str, Any]]:
-        """Explain a batch of image paths and/or (H, W, 3) BGR uint8 arrays.
-
-        Returns:
-            list[dict]: Per image: ``maps`` (T, H, W) float32 at the original
-            resolution (in [0, 1], or the method's own values for
-            ``normalize='none'``), ``classes`` (T,) class indices (-1 for a
-            class-agnostic map), ``class_names`` and ``predictions``.
-        """
-        items = [self.file_pipeline(dict(img_path=image)) if isinstance(image, str)
-                 else self.array_pipeline(dict(img=image)) for image in images]
-        samples = self.model.test_step(pseudo_collate(items))
-        return [dict(maps=to_original_image(s.saliency_map, s.metainfo, self.normalize)
-                     .cpu().numpy().astype(np.float32),
-                     classes=s.explained_classes.cpu().numpy(),
-                     class_names=list(s.metainfo['explained_class_names']),
-                     predictions=predictions_of(s)) for s in samples]
-
-
-class ExportedSaliencyExplainer(SaliencyExplainer):
+class ExportedSaliencyExplainer(ImageExplainer):
     """Explain images with an exported model (ONNX Runtime or OpenVINO); no PyTorch model.
 
     Example::
@@ -138,11 +152,10 @@ class ExportedSaliencyExplainer(SaliencyExplainer):
                  normalize: str = 'per_map') -> None:
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
-        self.normalize = normalize
-        self._build_pipelines(cfg)
         use_exported_model(cfg, model_file, None, explain_all_classes, target_classes,
                            score_thr, runtime)
-        self.model = MODELS.build(dict(cfg.model, num_threads=num_threads)).eval()
+        super().__init__(cfg, MODELS.build(dict(cfg.model, num_threads=num_threads)).eval(),
+                         normalize)
 
     def explain(self, image: ImageInput) -> Dict[str, Any]:
         """Explain one image path or (H, W, 3) BGR uint8 array (see ``__call__``)."""
