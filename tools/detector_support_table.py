@@ -4,7 +4,7 @@ Example::
 
     python tools/detector_support_table.py --output docs/support-detection.md
 
-Runs the detector zoo of the zoo test (``mmxai.adapters.detector_zoo``): per
+Runs the detector zoo of the zoo test (``tests.detector_zoo``): per
 family of the installed MMDetection's configs, one config chosen by rule,
 random weights, one generated image; each method gives maps or a one-line
 refusal, which the table shows. An exception that is neither (a bug) is
@@ -13,6 +13,8 @@ reported in the table as such, so the table never hides one.
 import argparse
 import json
 import os
+import os.path as osp
+import sys
 import time
 import traceback
 from typing import Callable, Dict, List
@@ -20,7 +22,8 @@ from typing import Callable, Dict, List
 import mmdet
 import torch
 
-from mmxai.adapters.detector_zoo import (
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the zoo lives in tests/
+from tests.detector_zoo import (  # noqa: E402
     ZOO_METHODS,
     ZOO_SIZE,
     ZooOutcome,

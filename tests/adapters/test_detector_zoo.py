@@ -1,6 +1,6 @@
 """Every config family of the installed MMDetection: maps or a one-line refusal, no traceback.
 
-One config per family by rule (:func:`mmxai.adapters.detector_zoo.representative_config`),
+One config per family by rule (:func:`tests.detector_zoo.representative_config`),
 random weights, one generated image and its mirror image through
 :class:`mmxai.apis.SaliencyExplainer` with each zoo method. Any exception other
 than mmxai's one-line ``UserInputError`` fails the family's test.
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmxai.adapters.builder import EXPLAINED_MODELS
-from mmxai.adapters.detector_zoo import (
+from tests.detector_zoo import (
     ZOO_METHODS,
     explain_family,
     family_configs,

@@ -16,8 +16,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 from mmengine.config import Config
 
-from ..utils.config import innermost_dataset
-from ..utils.errors import UserInputError
+from mmxai.utils.config import innermost_dataset
+from mmxai.utils.errors import UserInputError
 
 #: The methods the zoo tries on every family.
 ZOO_METHODS = ('classwisesaliencymap', 'activationmap')
