@@ -144,7 +144,7 @@ def test_errors_before_the_run_are_one_line(trained_detector, trained_classifier
     out = str(tmp_path / 'out')
     (tmp_path / 'empty').mkdir()
     (tmp_path / 'a_file').write_text('x')
-    # A model the algorithm does not support (a two-stage detector's class maps).
+    # A model the algorithm does not support (Grad-CAM on a two-stage detector).
     faster = drop_pretrained(load_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'))
     faster.model.backbone.update(depth=18, norm_eval=False)
     faster.model.neck.in_channels = [64, 128, 256, 512]
@@ -164,8 +164,8 @@ def test_errors_before_the_run_are_one_line(trained_detector, trained_classifier
         # A checkpoint of another model: an error, not random weights.
         ((config, trained_classifier[1], *good), ('does not fit ATSS', 'missing keys')),
         ((config, checkpoint, *good, '--target-classes', 'unicorn'), ('unknown target class',)),
-        ((write_config(faster, str(tmp_path / 'faster.py')), faster_checkpoint, *good),
-         ('FasterRCNN', 'classwisesaliencymap')),
+        ((write_config(faster, str(tmp_path / 'faster.py')), faster_checkpoint, *good,
+          '--explain-algorithm', 'gradcam'), ('gradcam does not support two_stage_detection',)),
     ]
     # Independent processes that mostly import: two at a time halves the wait.
     with ThreadPoolExecutor(max_workers=2) as pool:
