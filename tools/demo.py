@@ -15,11 +15,13 @@ MMEngine log is in its work dir (``--verbose`` shows it on the console too).
     python tools/demo.py --output work_dirs/demo
 """
 import argparse
+import logging
+import os
 import os.path as osp
 import shlex
 import sys
 from collections import Counter
-from typing import Dict, List, Type
+from typing import Dict, List, TextIO, Type
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -81,8 +83,54 @@ def metrics_table(rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
+class ConsoleWithoutCocoPrints:
+    r"""Standard output minus pycocotools' progress lines, which go to a log file instead.
+
+    pycocotools' ``COCO`` and ``COCOeval`` ``print()`` their progress (a dozen
+    lines per data set load and per evaluation), which no logger level
+    reaches. Whole lines that start with one of their messages go to ``log``;
+    everything else, progress bars (``\r`` redraws) included, goes on to
+    ``console`` at once.
+    """
+
+    MESSAGES = ('loading annotations into memory', 'Done (t=', 'creating index',
+                'index created', 'Loading and preparing results', 'DONE (t=',
+                'Running per image evaluation', 'Evaluate annotation type',
+                'Accumulating evaluation results', ' Average Precision', ' Average Recall')
+
+    def __init__(self, console: TextIO, log: TextIO) -> None:
+        self.console, self.log, self.pending = console, log, ''
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        while '\n' in self.pending:
+            line, self.pending = self.pending.split('\n', 1)
+            target = self.log if line.startswith(self.MESSAGES) else self.console
+            target.write(line + '\n')
+        if '\r' in self.pending:  # a bar redrawing its line: now, not at the next newline
+            self.console.write(self.pending)
+            self.pending = ''
+        return len(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
+
+
 def main() -> None:
     args = parse_args()
+    if not args.verbose:
+        os.makedirs(args.output, exist_ok=True)
+        sys.stdout = ConsoleWithoutCocoPrints(
+            sys.stdout, open(osp.join(args.output, 'pycocotools.log'), 'a', encoding='utf-8'))
+        # Python warnings (deprecations of the libraries) go to a file, not the console.
+        logging.captureWarnings(True)
+        warnings_log = logging.getLogger('py.warnings')
+        warnings_log.addHandler(logging.FileHandler(osp.join(args.output, 'warnings.log')))
+        warnings_log.propagate = False
     command = shlex.join([sys.executable, *sys.argv])
     runner_type: Type[Runner] = Runner if args.verbose else QuietRunner
     print(f'mmxai demo: {len(TASKS)} models trained here, explained and checked; each run\'s '
