@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from mmxai.utils.config import test_pipeline_of
 from mmxai.utils.errors import UserInputError
 
 #: The methods every family is tried with.
@@ -100,14 +101,20 @@ def _drop_pretrained(cfg: object) -> None:
             _drop_pretrained(value)
 
 
-def write_random_checkpoint(cfg: Config, path: str, seed: int = 0) -> List[str]:
+def write_random_checkpoint(cfg: Config, path: str, images: List[str],
+                            seed: int = 0) -> List[str]:
     """Build the config's model with random weights and save it as the Runner does.
 
     The weights are the model's own initialisation (``init_weights``), with
     every constant parameter (norm scales and biases, layer scales, zero
     tokens, zero-initialised heads) drawn around its value: an untrained
     LayerNorm's identity affine would make every token's norm the same, and a
-    zero head every class score the same.
+    zero head every class score the same. Batch norms then take the
+    statistics of ``images`` (a forward in training mode, as data-dependent
+    initialisation does): with a fresh norm's running statistics (mean 0,
+    variance 1) a deep random network's output stops depending on its input
+    (EfficientNet, ConvMixer, RepVGG, TinyViT gave the same logits for any
+    two images to 1e-7), and no map of it could show anything.
 
     The file holds ``meta.dataset_meta.classes`` and the ``state_dict`` that
     MMEngine's ``Runner.save_checkpoint`` (run by ``CheckpointHook``) writes:
@@ -127,11 +134,38 @@ def write_random_checkpoint(cfg: Config, path: str, seed: int = 0) -> List[str]:
         for parameter in model.parameters():
             if parameter.numel() > 1 and bool((parameter == parameter.flatten()[0]).all()):
                 parameter.add_(torch.randn_like(parameter) * 0.1)
+    _calibrate_batch_norms(model, cfg, images)
     num_classes = build_adapter(model).num_classes
     classes = [f'{CLASS_PREFIX}{index}' for index in range(num_classes)]
     save_checkpoint(dict(meta=dict(dataset_meta=dict(classes=classes)),
                          state_dict=weights_to_cpu(model.state_dict())), path)
     return classes
+
+
+def _calibrate_batch_norms(model: torch.nn.Module, cfg: Config, images: List[str]) -> None:
+    """Set every batch norm's running statistics to those of ``images`` (files)."""
+    from mmengine.dataset import Compose, pseudo_collate
+    from mmengine.registry import init_default_scope
+
+    from mmxai.apis import inference_pipeline
+    from mmxai.utils.config import input_channels
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    init_default_scope('mmpretrain')
+    pipeline = Compose(inference_pipeline(test_pipeline_of(cfg), input_channels(cfg)))
+    batch = model.data_preprocessor(pseudo_collate([pipeline(dict(img_path=image))
+                                                    for image in images]), False)
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average: exactly the images' statistics
+    model.train()
+    with torch.no_grad():
+        model.extract_feat(batch['inputs'])  # heads may refuse training mode (LeViT's)
+    model.eval()
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
 
 
 def _half(size: int) -> int:
@@ -150,8 +184,6 @@ def prepared_config(path: str, shrink: bool = True) -> Config:
     import inspect
 
     from mmpretrain.registry import MODELS
-
-    from mmxai.utils.config import test_pipeline_of
     cfg = Config.fromfile(path)
     _drop_pretrained(cfg.model)
     backbone = MODELS.get(cfg.model.backbone.type)
@@ -178,6 +210,14 @@ def generated_images(count: int = 2, seed: int = 0) -> List[np.ndarray]:
         small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
         images.append(cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC))
     return images
+
+
+def _write_images(images: List[np.ndarray], folder: str) -> List[str]:
+    import cv2
+    paths = [osp.join(folder, f'calibration{index}.png') for index in range(len(images))]
+    for path, image in zip(paths, images):
+        cv2.imwrite(path, image)
+    return paths
 
 
 def unmasked_logits_error(adapter: object) -> Optional[float]:
@@ -242,8 +282,9 @@ def _explain_config(cfg: Config, work_dir: Optional[str],
     outcomes: Dict[str, dict] = {}
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         checkpoint = osp.join(tmp, 'random.pth')
-        write_random_checkpoint(cfg, checkpoint)
         images = generated_images()
+        write_random_checkpoint(cfg, checkpoint, _write_images(
+            generated_images(count=4, seed=1), tmp))
         explain_model = None
         for method in methods:
             try:

@@ -237,13 +237,18 @@ class ClassifierAdapter(ModelAdapter):
         end in their own classifier (LeNet, Inception-v3, VGG with
         ``num_classes``) under a plain ``ClsHead`` or ``MultiLabelClsHead``;
         else the outputs of the head's last linear or convolution layer
-        (``CSRAClsHead`` keeps its class count only in its layers).
+        (``CSRAClsHead`` keeps its class count only in its layers), or of the
+        backbone's under a head without layers (Inception-v3 keeps its count
+        only in ``fc``).
         """
         for module in (self.model.head, self.model.backbone):
             classes = getattr(module, 'num_classes', None)
             if isinstance(classes, int) and classes > 0:
                 return classes
-        layers = [m for m in self.model.head.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        for module in (self.model.head, self.model.backbone):
+            layers = [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+            if layers:
+                break
         if layers:
             last = layers[-1]
             return last.out_features if isinstance(last, nn.Linear) else last.out_channels

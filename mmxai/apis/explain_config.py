@@ -13,7 +13,7 @@ from ..checkpoint import is_local_checkpoint
 from ..deploy import is_exported_model
 from ..models import model_config
 from ..utils import UserInputError
-from ..utils.config import innermost_dataset, test_pipeline_of
+from ..utils.config import innermost_dataset, input_channels, test_pipeline_of
 
 #: Meta keys every pack transform must keep for maps to be placed correctly.
 EXPLAIN_META_KEYS = ('img_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape',
@@ -27,8 +27,14 @@ def _is(step: dict, *names: str) -> bool:
     return any(kind.split('.')[-1].startswith(name) for name in names)
 
 
-def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
+def inference_pipeline(pipeline: Sequence[dict], channels: int = 3) -> List[dict]:
     """The test pipeline without annotation loading, keeping the explain meta keys.
+
+    Args:
+        pipeline (list[dict]): The config's test pipeline.
+        channels (int): Channels the model takes (:func:`~mmxai.utils.config.input_channels`).
+            A pipeline that loads no image (MNIST's reads arrays from its
+            dataset) gets a loading step first, in grayscale for 1 channel.
 
     Raises:
         UserInputError: If the pipeline loads precomputed proposals, which
@@ -49,6 +55,9 @@ def inference_pipeline(pipeline: Sequence[dict]) -> List[dict]:
             keys = tuple(step.get('meta_keys', ()))
             step['meta_keys'] = keys + tuple(k for k in EXPLAIN_META_KEYS if k not in keys)
         steps.append(step)
+    if not steps or not _is(steps[0], 'LoadImage', 'mmxai.LoadImage'):
+        steps.insert(0, dict(type='LoadImageFromFile',
+                             color_type='grayscale' if channels == 1 else 'color'))
     return _with_checked_loader(steps)
 
 
@@ -141,7 +150,7 @@ def explain_config(cfg: Config,
     if 'ground_truth' in box_targets:
         _check_boxes_in_original_pixels(test_pipeline_of(cfg))
     # Images given alone (inputs) go through the test pipeline minus annotations.
-    pipeline = inference_pipeline(test_pipeline_of(cfg)) if inputs else None
+    pipeline = inference_pipeline(test_pipeline_of(cfg), input_channels(cfg)) if inputs else None
     metainfo = cfg.test_dataloader.dataset.get('metainfo')
     prepare = dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
                    explain_all_classes=explain_all_classes, target_classes=target_classes,

@@ -10,7 +10,7 @@ from mmengine.registry import MODELS, init_default_scope
 
 from ..geometry import to_original_image
 from ..models import ExplainModel, SaliencyModel, build_model
-from ..utils.config import test_pipeline_of
+from ..utils.config import input_channels, test_pipeline_of
 from ..visualization import predictions_of
 from .explain_config import inference_pipeline, use_exported_model
 
@@ -34,10 +34,11 @@ class ImageExplainer:
     def __init__(self, cfg: Config, model: SaliencyModel, normalize: str = 'per_map') -> None:
         self.model = model
         self.normalize = normalize
-        steps = inference_pipeline(test_pipeline_of(cfg))
+        steps = inference_pipeline(test_pipeline_of(cfg), input_channels(cfg))
         self.file_pipeline = Compose(steps)
         self.array_pipeline = Compose([
-            dict(type='mmxai.LoadImageFromArray', to_float32=steps[0].get('to_float32', False)),
+            dict(type='mmxai.LoadImageFromArray', to_float32=steps[0].get('to_float32', False),
+                 color_type=steps[0].get('color_type', 'color')),
             *steps[1:]])
 
     @torch.no_grad()

@@ -1,6 +1,7 @@
 """Data transforms of mmxai."""
 from typing import Optional
 
+import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 
@@ -22,10 +23,16 @@ class LoadImageFromArray(BaseTransform):
         to_float32 (bool): Convert the image to float32, as the replaced
             ``LoadImageFromFile(to_float32=True)`` does (CenterNet's pipeline
             needs it).
+        color_type (str): ``'color'`` (the array as given) or
+            ``'grayscale'`` ((H, W), as the replaced loader reads for
+            one-channel models).
     """
 
-    def __init__(self, to_float32: bool = False) -> None:
+    def __init__(self, to_float32: bool = False, color_type: str = 'color') -> None:
+        if color_type not in ('color', 'grayscale'):
+            raise ValueError(f"color_type must be 'color' or 'grayscale', got {color_type!r}")
         self.to_float32 = to_float32
+        self.color_type = color_type
 
     def transform(self, results: dict) -> Optional[dict]:
         image = results['img']
@@ -33,6 +40,8 @@ class LoadImageFromArray(BaseTransform):
             shape = getattr(image, 'shape', type(image).__name__)
             raise ValueError(f'expected an (H, W, 3) BGR uint8 array, got {shape}')
         image = np.ascontiguousarray(image)
+        if self.color_type == 'grayscale':
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         results['img'] = image.astype(np.float32) if self.to_float32 else image
         results['img_shape'] = results['ori_shape'] = image.shape[:2]
         results.setdefault('img_path', None)

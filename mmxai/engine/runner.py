@@ -11,6 +11,18 @@ from mmengine.runner import Runner
 from .hooks import ProgressBarHook
 
 
+class _EndBarLine(logging.Filter):
+    """A console filter that ends the progress bar's line before a record is printed."""
+
+    def __init__(self, bar: ProgressBarHook) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.bar.end_line()
+        return True
+
+
 class QuietRunner(Runner):
     """:class:`~mmengine.runner.Runner` whose console shows progress bars and warnings.
 
@@ -18,7 +30,8 @@ class QuietRunner(Runner):
     Runner's as usual: the environment, the config and every logged
     iteration at ``log_level``. The console shows only records of level
     ``WARNING`` and above, and a :class:`~mmxai.engine.hooks.ProgressBarHook`
-    bar for training and testing. Build it as the Runner:
+    bar for training and testing; a warning printed while a bar is drawn
+    starts on its own line. Build it as the Runner:
     ``QuietRunner.from_cfg(cfg)``.
     """
 
@@ -35,7 +48,13 @@ class QuietRunner(Runner):
                        custom_hooks: Optional[List[Union[Hook, Dict]]] = None) -> None:
         """The config's hooks and a progress bar."""
         super().register_hooks(default_hooks, custom_hooks)
-        self.register_hook(ProgressBarHook())
+        bar = ProgressBarHook()
+        self.register_hook(bar)
+        for handler in self._console_handlers():
+            handler.addFilter(_EndBarLine(bar))
+
+    def _console_handlers(self) -> List[logging.Handler]:
+        return [h for h in self.logger.handlers if not isinstance(h, logging.FileHandler)]
 
     def load_checkpoint(self, filename: str, map_location: Union[str, Callable] = 'cpu',
                         strict: bool = False, revise_keys: Optional[list] = None) -> dict:

@@ -75,3 +75,35 @@ def test_api_builds_a_classifier_as_the_runner_does(tmp_path, shapes_classificat
     for index, explanation in enumerate(entry['explanations']):
         np.testing.assert_allclose(explained['maps'][index],
                                    np.load(osp.join(out, explanation['raw'])), atol=1e-5)
+
+
+def test_one_channel_model_reads_images_in_grayscale(tmp_path, shapes_classification):
+    # MNIST's configs: one-channel mean and std, and a test pipeline that loads
+    # nothing (the data set holds arrays). Files and arrays are read in grayscale.
+    config = tmp_path / 'resnet18_gray.py'
+    config.write_text(
+        "_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'\n"
+        "model = dict(backbone=dict(in_channels=1, depth=18, base_channels=16, "
+        "stem_channels=16), head=dict(num_classes=3, in_channels=128))\n"
+        "data_preprocessor = dict(mean=[120.0], std=[60.0], to_rgb=False)\n"
+        "test_dataloader = dict(dataset=dict(pipeline=[dict(type='PackInputs')]))\n")
+    cfg = Config.fromfile(str(config))
+    model = build_model(cfg)
+    checkpoint = str(tmp_path / 'random.pth')
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': {'classes': ['a', 'b', 'c']}}}, checkpoint)
+    folder = osp.join(shapes_classification, 'val', 'red_square')
+    path = osp.join(folder, sorted(f for f in os.listdir(folder) if f.endswith('.png'))[0])
+    color = cv2.imread(path)
+    from_file, from_array = SaliencyExplainer(cfg, checkpoint, explain_all_classes=True)(
+        [path, color])
+    # Each read as OpenCV does: a file with IMREAD_GRAYSCALE (MMCV's 'grayscale'
+    # flag), an array with BGR2GRAY (they differ by one grey level here and there).
+    grays = (cv2.imread(path, cv2.IMREAD_GRAYSCALE), cv2.cvtColor(color, cv2.COLOR_BGR2GRAY))
+    for result, gray in zip((from_file, from_array), grays):
+        inputs = (torch.from_numpy(gray).float()[None, None] - 120.0) / 60.0
+        with torch.no_grad():
+            expected = model(inputs, mode='predict')[0].pred_score
+        np.testing.assert_allclose(result['predictions']['scores'], expected.numpy(), atol=1e-6)
+        assert result['maps'].shape == (3, *color.shape[:2])
+        assert (result['maps'].max(axis=(1, 2)) > result['maps'].min(axis=(1, 2))).all()

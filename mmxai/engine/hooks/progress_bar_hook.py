@@ -19,6 +19,9 @@ class ProgressBarHook(Hook):
     Training counts iterations (from the resumed one), testing counts
     batches of the process's share. Only the main process draws. Validation
     during training draws nothing: its bar would break the training bar.
+    A message printed while a bar is drawn goes below it
+    (:meth:`end_line`, which :class:`~mmxai.engine.QuietRunner` calls
+    before its console prints), and the bar goes on under the message.
 
     Args:
         file (IO, optional): Where the bars go; default ``sys.stdout`` at the
@@ -30,20 +33,28 @@ class ProgressBarHook(Hook):
     def __init__(self, file: Optional[IO[str]] = None) -> None:
         self.file = file
         self._bar: Optional[ProgressBar] = None
+        self._mid_line = False
+
+    def end_line(self) -> None:
+        """End the line of the bar being drawn, if any, so that what is printed next has its own."""
+        if self._bar is not None and self._mid_line:
+            self._bar.file.write('\n')
+            self._bar.file.flush()
+            self._mid_line = False
 
     def _start(self, count: int) -> None:
         if is_main_process() and count > 0:
             self._bar = ProgressBar(count, file=self.file or sys.stdout)
+            self._mid_line = True
 
     def _advance(self) -> None:
         if self._bar is not None:
             self._bar.update()
+            self._mid_line = True
 
     def _finish(self) -> None:
-        if self._bar is not None:
-            self._bar.file.write('\n')
-            self._bar.file.flush()
-            self._bar = None
+        self.end_line()
+        self._bar = None
 
     def before_train(self, runner: 'Runner') -> None:
         self._start(runner.max_iters - runner.iter)
