@@ -1,5 +1,6 @@
 """Shared helpers: real configs, real models, real data, no downloads."""
 import contextlib
+import copy
 import functools
 import http.server
 import json
@@ -60,6 +61,23 @@ def build_model(cfg: Config, seed: int = 0) -> torch.nn.Module:
     model = mmxai_build_model(cfg)
     model.init_weights()
     return model.eval()
+
+
+def write_initialised_checkpoint(cfg: Config, path: str, seed: int = 0) -> str:
+    """Save the config's model as training would start it: its own ``init_weights()``.
+
+    A model's initialisation is part of it (Sparse R-CNN's proposal boxes
+    start as the whole image; PyTorch's default init gives boxes of negative
+    size). ``Pretrained`` inits are dropped (no downloads). Saved as
+    MMEngine's ``CheckpointHook`` saves (``state_dict`` in a dict).
+
+    Returns:
+        str: ``path``.
+    """
+    from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+    model = build_model(copy.deepcopy(cfg), seed)
+    save_checkpoint(dict(state_dict=weights_to_cpu(model.state_dict())), path)
+    return path
 
 
 def random_images(count: int, height: int, width: int, seed: int = 0) -> List[np.ndarray]:

@@ -74,14 +74,16 @@ the image and its mirror image (unless the random-weight model itself
 predicts the same for both). `refused`: a one-line `UserInputError` naming
 the cause (most are upstream: a package the model needs is not installed, an
 MMCV op without a CPU kernel, an MMDetection config or code bug, a model that
-is not a detector). `**error**`: a traceback, i.e. an mmxai bug.
+is not a detector). `model fails`: the random-weight model's own prediction
+fails without mmxai (untestable here; a trained model may explain).
+`**error**`: a traceback, i.e. an mmxai bug.
 """
 
 
 def outcome_cell(outcome: ZooOutcome) -> str:
     if outcome.status == 'maps':
         return 'maps'
-    if outcome.status in ('refused', 'no model'):
+    if outcome.status in ('refused', 'no model', 'model fails'):
         return outcome.status
     return '**error**'
 

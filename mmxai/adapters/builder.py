@@ -7,7 +7,7 @@ from .classifier import ClassifierAdapter
 from .detector import DetectorAdapter
 from .instance_segmentation import InstanceSegmentationAdapter, has_roi_mask_head
 from .two_stage import TwoStageDetectorAdapter, has_roi_box_head
-from .vision_transformer import VisionTransformerAdapter
+from .vision_transformer import VIT_LIKE_BACKBONES, VisionTransformerAdapter
 
 #: What mmxai explains, for refusals.
 EXPLAINED_MODELS = 'MMDetection detectors (BaseDetector) and MMPretrain ImageClassifier models'
@@ -79,6 +79,7 @@ def build_adapter(model: nn.Module) -> ModelAdapter:
         if has_roi_box_head(detector):
             return TwoStageDetectorAdapter(detector)
         return DetectorAdapter(detector)
-    if _is_instance(model.backbone, 'mmpretrain.models.backbones', 'VisionTransformer'):
+    if any(_is_instance(model.backbone, 'mmpretrain.models.backbones', name)
+           for name in VIT_LIKE_BACKBONES):
         return VisionTransformerAdapter(model)
     return ClassifierAdapter(model)

@@ -66,6 +66,27 @@ def inner_classifier(backbone: nn.Module) -> Optional[InnerMap]:
     return None
 
 
+def token_grid_module(backbone: nn.Module) -> Optional[Tuple[str, nn.Module]]:
+    """Where a backbone whose output is a token sequence shows that sequence's grid.
+
+    MLP-Mixer's final tokens are its patch grid (``patch_embed`` returns the
+    grid's size with the tokens); EfficientFormer's last stage flattens a
+    (B, C, h, w) map (its ``Flat`` module) into the tokens it outputs.
+
+    Returns:
+        tuple, optional: ``('patch_embed', module)`` (its output holds
+        ``(tokens, (h, w))``) or ``('flattened', module)`` (its input is the
+        map), or None.
+    """
+    flats = [m for m in backbone.modules() if type(m).__name__ == 'Flat']
+    if flats:
+        return 'flattened', flats[-1]
+    patch_embed = getattr(backbone, 'patch_embed', None)
+    if patch_embed is not None and getattr(backbone, 'patch_resolution', None) is not None:
+        return 'patch_embed', patch_embed
+    return None
+
+
 def combined_logits(output: Any) -> Tensor:
     """(n, K) logits of a head's forward output as its ``predict`` combines them.
 
@@ -81,6 +102,9 @@ class ClassifierAdapter(ModelAdapter):
     """Adapter for MMPretrain ``ImageClassifier`` models (backbone, neck, head).
 
     The feature map is the backbone's last (B, C, h, w) output (CNNs, Swin),
+    its last (B, C, h*w) token output on the tokens' grid where a sequence
+    pooling neck follows (MLP-Mixer, EfficientFormer; see
+    :func:`token_grid_module`),
     the output of a neck that fuses all of them (HRNet's ``HRFuseScales``),
     or, for backbones that pool before their final norm (see
     :func:`pooling_stage`) or end in their own classifier (see
@@ -119,6 +143,8 @@ class ClassifierAdapter(ModelAdapter):
         self.necks_after_map = necks[1:] if self.fusing_neck is not None else necks
         if self.fusing_neck is not None:
             self.feature_source = 'fused'
+        #: Where the grid of a (B, C, N) token output shows (see :func:`token_grid_module`).
+        self.token_grid = token_grid_module(model.backbone) if self.inner_map is None else None
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
         modules = {'backbone': self.model.backbone}
@@ -126,13 +152,26 @@ class ClassifierAdapter(ModelAdapter):
             modules['inner_map'] = self.inner_map.source
         if self.fusing_neck is not None:
             modules['fused'] = self.fusing_neck
+        if self.token_grid is not None and self.token_grid[0] == 'patch_embed':
+            modules['token_grid'] = self.token_grid[1]
         return modules
 
     def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
         inputs = super().inputs_to_capture()
         if self.final_norm is not None:
             inputs['final_norm_input'] = (self.final_norm, 0)
+        if self.token_grid is not None and self.token_grid[0] == 'flattened':
+            inputs['token_grid'] = (self.token_grid[1], 0)
         return inputs
+
+    def _grid_of_tokens(self, tokens: Tensor) -> Optional[Tuple[int, int]]:
+        """(h, w) of a (B, C, N) token output with N = h * w, or None."""
+        if self.token_grid is None:
+            return None
+        captured = self.captured('token_grid')
+        grid = tuple(captured[1]) if self.token_grid[0] == 'patch_embed' \
+            else tuple(captured.shape[-2:])
+        return grid if len(grid) == 2 and grid[0] * grid[1] == tokens.shape[-1] else None
 
     def _final_norm_of_pooled(self, pooled: Tensor) -> Tensor:
         """The backbone's final norm on (n, C) pooled vectors, shaped as the backbone gives them."""
@@ -151,6 +190,10 @@ class ClassifierAdapter(ModelAdapter):
             return [inner]
         outputs = self.captured('backbone')
         last = outputs[-1] if isinstance(outputs, (tuple, list)) else outputs
+        grid = self._grid_of_tokens(last) if isinstance(last, Tensor) and last.dim() == 3 \
+            else None
+        if grid is not None and self._sequence_pooling_neck():
+            return [last.unflatten(2, grid)]  # MLP-Mixer, EfficientFormer: (B, C, h*w)
         if not (isinstance(last, Tensor) and last.dim() == 4):
             given = f'a {tuple(last.shape)} tensor' if isinstance(last, Tensor) \
                 else type(last).__name__
@@ -179,7 +222,18 @@ class ClassifierAdapter(ModelAdapter):
         from mmpretrain.models.necks import GlobalAveragePooling
         necks = self.necks_after_map
         return len(necks) == 1 and isinstance(necks[0], GlobalAveragePooling) \
-            and isinstance(necks[0].gap, nn.AdaptiveAvgPool2d)
+            and isinstance(necks[0].gap, nn.AdaptiveAvgPool2d) or self._sequence_pooling_neck()
+
+    def _sequence_pooling_neck(self) -> bool:
+        """Whether the only neck averages the tokens of a backbone whose tokens have a grid.
+
+        That neck is ``GlobalAveragePooling(dim=1)`` (MLP-Mixer, EfficientFormer).
+        """
+        from mmpretrain.models.necks import GlobalAveragePooling
+        necks = self.necks_after_map
+        return self.token_grid is not None and len(necks) == 1 \
+            and isinstance(necks[0], GlobalAveragePooling) \
+            and isinstance(necks[0].gap, nn.AdaptiveAvgPool1d)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Class probabilities of (n, K) logits: softmax, or sigmoid for multi-label heads."""
@@ -213,6 +267,8 @@ class ClassifierAdapter(ModelAdapter):
             if self.inner_map.pools:
                 return self.pooled_logits(feature_maps.mean((-2, -1)))
             return self.head_logits((self.inner_map.finish(feature_maps),))
+        if self._sequence_pooling_neck():  # back to the (n, C, N) tokens the neck takes
+            return self.head_logits((feature_maps.flatten(2),))
         return self.head_logits((feature_maps,))
 
     def scores_from_feature_maps(self, feature_maps: Tensor) -> Tensor:

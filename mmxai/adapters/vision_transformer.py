@@ -1,16 +1,22 @@
-"""The adapter of MMPretrain vision transformers (ViT, DeiT)."""
+"""The adapter of MMPretrain vision transformers (ViT, DeiT, BEiT, EVA, RevViT)."""
 from typing import Dict, List, Tuple
 
 from torch import Tensor, nn
 
 from .classifier import ClassifierAdapter
 
+#: Backbones that are a stack of blocks over patch tokens, as ``VisionTransformer``
+#: (``patch_embed`` returning the grid, ``layers``, ``out_type``, ``num_extra_tokens``).
+VIT_LIKE_BACKBONES = ('VisionTransformer', 'BEiTViT', 'RevVisionTransformer')
+
 
 class VisionTransformerAdapter(ClassifierAdapter):
-    """Adapter for classifiers with a ``VisionTransformer`` backbone (ViT, DeiT).
+    """Adapter for classifiers with a vision transformer backbone (:data:`VIT_LIKE_BACKBONES`).
 
-    Its feature map is the final patch tokens on the patch grid; it also keeps
-    the input of every transformer block, for ViT Recipro-CAM.
+    Its feature map is the final patch tokens on the patch grid: the output
+    of the final norm (``ln1``) or last block, or of RevViT's fusion of its
+    two streams. It also keeps the input of every transformer block, for
+    ViT Recipro-CAM.
     """
 
     family = 'vision_transformer'
@@ -19,8 +25,10 @@ class VisionTransformerAdapter(ClassifierAdapter):
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
         backbone = self.model.backbone
+        last = getattr(backbone, 'fusion_layer', None) or \
+            (backbone.ln1 if backbone.final_norm else backbone.layers[-1])
         return dict(super().modules_to_capture(), patch_embed=backbone.patch_embed,
-                    last_tokens=backbone.ln1 if backbone.final_norm else backbone.layers[-1])
+                    last_tokens=last)
 
     def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
         blocks = {f'block_input.{index}': (layer, 0)
@@ -53,15 +61,16 @@ class VisionTransformerAdapter(ClassifierAdapter):
     def pools_to_vectors(self) -> bool:
         """Whether the backbone averages its final patch tokens (``out_type='avg_featmap'``).
 
-        Then its output is ``ln2`` of that average (MAE-style fine-tuning), and
-        Recipro-CAM's pooled mosaics of the final tokens are exact (see
-        :meth:`pooled_logits`).
+        Then its output is ``ln2`` of that average (MAE-style fine-tuning; the
+        plain average for RevViT, which has no ``ln2``), and Recipro-CAM's
+        pooled mosaics of the final tokens are exact (see :meth:`pooled_logits`).
         """
         return self.model.backbone.out_type == 'avg_featmap'
 
     def pooled_logits(self, pooled: Tensor) -> Tensor:
         """(n, K) logits from (n, C) averages of final patch tokens: ``ln2``, then the head."""
-        return self.head_logits((self.model.backbone.ln2(pooled),))
+        norm = getattr(self.model.backbone, 'ln2', None)
+        return self.head_logits((pooled if norm is None else norm(pooled),))
 
     def feature_map_logits(self, feature_maps: Tensor) -> Tensor:
         """(n, K) logits from (n, C, h, w) final patch tokens of an averaging backbone."""

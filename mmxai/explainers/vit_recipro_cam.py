@@ -237,15 +237,16 @@ class ViTReciproCAM(BaseExplainer):
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM: target_layer={self.target_layer} is out of range: {name} '
                 f'has {num_layers} blocks (-1 is the last)')
+        out_indices = list(getattr(backbone, 'out_indices', [-1]))  # RevViT: the last only
+        if adapter.pools_to_vectors and len(out_indices) == 1 \
+                and out_indices[0] % num_layers == num_layers - 1:
+            return  # the averaged final tokens: Recipro-CAM's pooled mosaics (see explain)
         block = backbone.layers[self.target_layer]
         if not supported_block(block):
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs MMPretrain TransformerEncoderLayer blocks (ViT, DeiT, '
                 f'DeiT3); {name} has {type(block).__name__}; activationmap and eigencam work '
                 'on its final patch tokens')
-        if adapter.pools_to_vectors and len(backbone.out_indices) == 1 \
-                and backbone.out_indices[0] % num_layers == num_layers - 1:
-            return  # the averaged final tokens: Recipro-CAM's pooled mosaics (see explain)
         if getattr(backbone, 'cls_token', None) is None:  # DeiT3 keeps no with_cls_token
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '

@@ -72,3 +72,17 @@ def test_family_explains_or_refuses_in_one_line(family, config, tmp_path):
         if error is not None:  # the mosaics' path after the feature map is the model's own
             assert error < 1e-5, f'{method}: rebuilt logits differ by {error}'
     _record(family, outcomes)  # only what passed
+
+
+@pytest.mark.parametrize('family', ['efficientformer', 'revvit', 'eva02'])
+def test_token_models_score_mosaics_as_the_model_does(family, tmp_path):
+    """The token paths outside the zoo tier: a (B, C, h*w) output before a sequence
+    pooling neck (EfficientFormer), a ViT-like backbone without ``ln2`` (RevViT) and
+    averaged tokens of blocks ViT Recipro-CAM does not read (EVA02)."""
+    from tests.classifier_zoo import explain_family
+    outcome = explain_family(dict(FAMILIES)[family], str(tmp_path),
+                             methods=('classwisesaliencymap',))['classwisesaliencymap']
+    assert 'maps' in outcome, outcome
+    assert outcome['logits_error'] is not None and outcome['logits_error'] < 1e-5
+    first, second = (_min_max(m) for m in outcome['maps'])
+    assert not np.allclose(first, second, rtol=0, atol=1e-6)

@@ -5,6 +5,7 @@ random weights, one generated image and its mirror image through
 :class:`mmxai.apis.SaliencyExplainer` with each zoo method. Any exception other
 than mmxai's one-line ``UserInputError`` fails the family's test.
 """
+import numpy as np
 import pytest
 import torch
 
@@ -57,6 +58,12 @@ def test_families_are_read_from_the_installed_package():
     # The representative of a family is its shortest config that defines a model:
     # the TTA wrapper retinanet_tta.py (no model) is passed over.
     assert representative_config(FAMILIES['retinanet']).endswith('retinanet_r18_fpn_1x_coco.py')
+
+
+def test_zoo_images_are_a_scene_and_its_mirror_image():
+    first, mirrored = zoo_images(size=64)
+    assert first.shape == (64, 64, 3) and first.std() > 0
+    np.testing.assert_array_equal(mirrored, first[:, ::-1])
 
 
 def test_test_resize_is_shrunk_everywhere():
