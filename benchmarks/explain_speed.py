@@ -3,13 +3,16 @@
 Detection (issues 3, 8): MMDetection's ATSS R-50 FPN (random weights) on the
 same images in plain test mode and in explain mode (class maps, activation
 map, Grad-CAM, LayerCAM), without and with writing maps and overlays, and
-D-RISE per mask; MMDetection's Mask R-CNN R-50 FPN (3 classes, random
-weights, its 100 detections per image kept) plain vs its mask class maps.
+D-RISE per mask; Faster R-CNN R-50 FPN's RoI class maps (issue 22);
+MMDetection's Mask R-CNN R-50 FPN (3 classes, random weights, its 100
+detections per image kept) plain vs its mask class maps.
 Classification (issues 4, 8, 14): a ResNet-18 at 224 x 224 (``--cls-size``),
 batch 16, plain vs Recipro-CAM, ActivationMap, EigenCAM, the five gradient
-methods and RISE per mask, and a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM.
+methods and RISE per mask, a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM and a
+ConvNeXt-Tiny with Recipro-CAM on the map inside its backbone (issue 21).
 
-    python benchmarks/explain_speed.py [--task detection instance_segmentation classification]
+    python benchmarks/explain_speed.py [--task detection two_stage instance_segmentation
+        classification]
         [--repeats 3] [--cls-size 224] [--only eigencam ...]
 
 ``--only`` keeps the named algorithms (``classwisesaliencymap`` includes
@@ -144,6 +147,16 @@ def detection(args: argparse.Namespace) -> None:
               f'{drise / plain / masks * 1000:.0f}x plain per 1000 masks)')
 
 
+def two_stage(args: argparse.Namespace) -> None:
+    """Faster R-CNN R-50 FPN (issue 22): its RoI class maps against plain inference."""
+    model = build('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    images, data = detection_batch(args)
+    with torch.no_grad():
+        compare('two-stage (Faster R-CNN)', model, images, data,
+                selected(args, ('classwisesaliencymap', 'activationmap')),
+                list(range(args.det_classes)), args.repeats)
+
+
 def instance_segmentation(args: argparse.Namespace) -> None:
     # Random weights score every box ~1/4: keep them all (100 per image, its
     # test_cfg's maximum), so that the mask head and the pasting see a full load.
@@ -182,14 +195,16 @@ def classification(args: argparse.Namespace) -> None:
                   f'plain, {rise / plain / masks * 1000:.0f}x plain per 1000 masks)')
     if not selected(args, ['classwisesaliencymap']):
         return
-    vit = build('mmpretrain::deit/deit-tiny_4xb256_in1k.py')
-    explain = ExplainModel(vit, explainer='classwisesaliencymap')
-    with torch.no_grad():
-        plain = timed(partial(vit.test_step, data), args.repeats)
-        recipro = timed(partial(explain.test_step, data), args.repeats)
-    print(f'classification plain ViT-Tiny (DeiT-Tiny) {size}px batch {len(images)}: '
-          f'{plain:.3f} s')
-    print(f'classification ViT Recipro-CAM: {recipro:.3f} s ({recipro / plain:.3f}x plain)')
+    for name, config in (('ViT-Tiny (DeiT-Tiny)', 'mmpretrain::deit/deit-tiny_4xb256_in1k.py'),
+                         ('ConvNeXt-Tiny', 'mmpretrain::convnext/convnext-tiny_32xb128_in1k.py')):
+        other = build(config)
+        explain = ExplainModel(other, explainer='classwisesaliencymap')
+        with torch.no_grad():
+            plain = timed(partial(other.test_step, data), args.repeats)
+            recipro = timed(partial(explain.test_step, data), args.repeats)
+        print(f'classification plain {name} {size}px batch {len(images)}: {plain:.3f} s')
+        print(f'classification {type(explain.explainer).__name__} on {name}: {recipro:.3f} s '
+              f'({recipro / plain:.3f}x plain)')
 
 
 #: openvino-xai 1.1's Recipro-CAM on the plain ONNX graph, run in its own venv (numpy 1.x,
@@ -301,7 +316,8 @@ def openvino_xai(args: argparse.Namespace, model: nn.Module, size: int, image: n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--task', nargs='+',
-                        default=['detection', 'instance_segmentation', 'classification'])
+                        default=['detection', 'two_stage', 'instance_segmentation',
+                                 'classification'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--det-size', type=int, default=512, help='detection image side')
     parser.add_argument('--det-batch', type=int, default=2)
@@ -322,6 +338,8 @@ def main() -> None:
         return
     if 'detection' in args.task:
         detection(args)
+    if 'two_stage' in args.task:
+        two_stage(args)
     if 'instance_segmentation' in args.task:
         instance_segmentation(args)
     if 'classification' in args.task:

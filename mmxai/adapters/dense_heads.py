@@ -11,6 +11,10 @@ become probabilities:
 * softmax heads (SSD): ``softmax`` over the C = K + 1 channels of each
   anchor, the background channel (the last one) is dropped;
 * YOLOX multiplies by its separate objectness output, as its box scores do.
+
+A subclass of a table head that overrides none of :data:`PREDICTION_METHODS`
+(NAS-FCOS's head changes only its layers, FreeAnchor's and LD's only their
+losses) computes its class scores as that head does and is read the same way.
 """
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -38,15 +42,47 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
 }
 
 
+#: What decides a head's outputs and how its prediction reads them.
+PREDICTION_METHODS = ('forward', 'forward_single', 'predict_by_feat',
+                      '_predict_by_feat_single', '_bbox_decode')
+
+
+def supported_head_type(head: Optional[nn.Module]) -> Optional[str]:
+    """The head of :data:`SUPPORTED_HEADS` whose class scores ``head`` computes, or None.
+
+    The head itself, or the nearest table head among its ancestors when no
+    class in between overrides one of :data:`PREDICTION_METHODS`.
+    """
+    for cls in type(head).__mro__ if head is not None else ():
+        if cls.__name__ in SUPPORTED_HEADS:
+            return cls.__name__
+        if any(name in vars(cls) for name in PREDICTION_METHODS):
+            return None
+    return None
+
+
+def _why_unsupported(head: Optional[nn.Module]) -> str:
+    if head is None:
+        return 'no dense bbox_head'
+    for cls in type(head).__mro__:
+        if cls.__name__ in SUPPORTED_HEADS:
+            break
+        overridden = [name for name in PREDICTION_METHODS if name in vars(cls)]
+        if overridden and any(c.__name__ in SUPPORTED_HEADS for c in type(head).__mro__):
+            return (f'{type(head).__name__}: {cls.__name__} overrides '
+                    f'{", ".join(overridden)} of the table head it derives from')
+    return type(head).__name__
+
+
 def check_head_supported(head: Optional[nn.Module], detector_name: str,
                          method: str = 'classwisesaliencymap') -> None:
-    """Raise :class:`UnsupportedModelError` for heads not in the table."""
-    name = type(head).__name__ if head is not None else 'no dense bbox_head'
-    if name not in SUPPORTED_HEADS:
+    """Raise :class:`UnsupportedModelError` for heads :func:`supported_head_type` cannot read."""
+    if supported_head_type(head) is None:
         raise UnsupportedModelError(
-            f'{method} does not support {detector_name} ({name}); it supports '
-            f'single-stage detectors with heads: {", ".join(sorted(SUPPORTED_HEADS))}. '
-            'drise, activationmap and eigencam work for any detector.')
+            f'{method} does not support {detector_name} ({_why_unsupported(head)}); it '
+            f'supports single-stage detectors with heads: {", ".join(sorted(SUPPORTED_HEADS))} '
+            '(and subclasses that keep their prediction). drise, activationmap and eigencam '
+            'work for any detector.')
 
 
 def check_head_predicts(head: Optional[nn.Module], detector_name: str) -> None:
@@ -80,7 +116,7 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
     Returns:
         list[Tensor]: One (B, A, K, h_l, w_l) tensor per level.
     """
-    objectness_index = SUPPORTED_HEADS[type(head).__name__]
+    objectness_index = SUPPORTED_HEADS[supported_head_type(head)]
     channels = head.cls_out_channels
     levels = []
     for level, cls_score in enumerate(head_outputs[0]):
@@ -133,7 +169,7 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
     bbox_preds = head_outputs[1]
     sizes = [tuple(pred.shape[-2:]) for pred in bbox_preds]
     device, dtype = bbox_preds[0].device, bbox_preds[0].dtype
-    if type(head).__name__ == 'YOLOXHead':
+    if supported_head_type(head) == 'YOLOXHead':
         priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device,
                                                   with_stride=True)
         return [head._bbox_decode(prior, pred[image].permute(1, 2, 0).reshape(-1, 4))
