@@ -55,6 +55,25 @@ def timed(step: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def timed_pair(plain: Callable[[], object], explain: Callable[[], object],
+               repeats: int) -> Tuple[float, float, float]:
+    """Median seconds of plain and explain runs taken in turns, and the median of their ratios.
+
+    Alternating the two keeps a busy machine's slow moments from landing on
+    one side only.
+    """
+    plain(), explain()
+    pairs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        plain()
+        middle = time.perf_counter()
+        explain()
+        pairs.append((middle - start, time.perf_counter() - middle))
+    return (statistics.median(p for p, _ in pairs), statistics.median(e for _, e in pairs),
+            statistics.median(e / p for p, e in pairs))
+
+
 def build(config: str, options: Optional[dict] = None) -> torch.nn.Module:
     """The config's model with random weights; ``options`` as ``--cfg-options``."""
     return build_with_config(config, options)[1]
@@ -107,12 +126,13 @@ def compare(task: str, model: torch.nn.Module, images: List[np.ndarray], data: d
     print(f'{task} plain inference: {plain:.3f} s / batch of {len(images)}')
     for algorithm in algorithms:
         explain = ExplainModel(model, explainer=algorithm, target_classes=classes)
-        compute = timed(partial(explain.test_step, data), repeats)
+        _, compute, ratio = timed_pair(lambda: model.test_step(data),
+                                       partial(explain.test_step, data), repeats)
         with tempfile.TemporaryDirectory() as out:
             writer = SaliencyWriter(out)
             written = timed(partial(explain_and_write, explain, writer, data, images), repeats)
             maps = explain_and_write(explain, writer, data, images) / len(images)
-        print(f'{task} {algorithm}: {compute:.3f} s ({compute / plain:.3f}x plain) '
+        print(f'{task} {algorithm}: {compute:.3f} s ({ratio:.3f}x plain, paired) '
               f'without writing, {written:.3f} s ({written / plain:.3f}x plain) with '
               f'{maps:.0f} maps + overlays written per image')
         if maps == 0:
@@ -200,11 +220,11 @@ def classification(args: argparse.Namespace) -> None:
         other = build(config)
         explain = ExplainModel(other, explainer='classwisesaliencymap')
         with torch.no_grad():
-            plain = timed(partial(other.test_step, data), args.repeats)
-            recipro = timed(partial(explain.test_step, data), args.repeats)
+            plain, recipro, ratio = timed_pair(partial(other.test_step, data),
+                                               partial(explain.test_step, data), args.repeats)
         print(f'classification plain {name} {size}px batch {len(images)}: {plain:.3f} s')
         print(f'classification {type(explain.explainer).__name__} on {name}: {recipro:.3f} s '
-              f'({recipro / plain:.3f}x plain)')
+              f'({ratio:.3f}x plain, median of paired runs)')
 
 
 #: openvino-xai 1.1's Recipro-CAM on the plain ONNX graph, run in its own venv (numpy 1.x,
