@@ -8,7 +8,7 @@ from .image_folder import (
                            find_images,
 )
 from .image_io import UnreadableImageError, check_image_bytes, read_image
-from .output_names import distinguishing_suffixes, output_stems, relative_names
+from .output_names import ImageOutputNames, distinguishing_suffixes, output_stems, relative_names
 from .synthetic import SHAPE_CLASSES, make_classification_split, make_detection_split
 from .transforms import LoadImageChecked, LoadImageFromArray
 
@@ -16,4 +16,4 @@ __all__ = ['IMAGE_EXTENSIONS', 'SKIPPED', 'ImageFolderDataset', 'ImageList',
            'collate_skipping_unreadable', 'find_images', 'UnreadableImageError',
            'check_image_bytes', 'read_image', 'SHAPE_CLASSES', 'make_classification_split',
            'make_detection_split', 'LoadImageChecked', 'LoadImageFromArray',
-           'distinguishing_suffixes', 'output_stems', 'relative_names']
+           'ImageOutputNames', 'distinguishing_suffixes', 'output_stems', 'relative_names']

@@ -119,3 +119,63 @@ def output_stems(rel_paths: Sequence[str]) -> List[str]:
         taken.add(candidate.casefold())
         stems.append(candidate)
     return stems
+
+
+class ImageOutputNames:
+    """Where each image of a data set writes its files: a relative path and an output folder.
+
+    Folder-mode samples (:class:`~mmxai.datasets.ImageFolderDataset`) carry
+    their own (``rel_path``, ``output_stem`` in the metainfo). The images of
+    an annotated data set are named relative to its image folder when every
+    image lies in it (wrappers such as ``ConcatDataset`` have none), else by
+    the trailing path components that tell them apart (:func:`relative_names`,
+    :func:`output_stems`).
+    """
+
+    def __init__(self) -> None:
+        #: The data set's image folder (``data_prefix``), if it has one.
+        self.input_root: Optional[str] = None
+        self._names: Dict[str, Tuple[str, str]] = {}
+        self._dataset: object = None
+
+    def use(self, dataset: object) -> None:
+        """Name the images of ``dataset`` (computed once per data set)."""
+        prefix = getattr(dataset, 'data_prefix', None) or {}
+        self.input_root = prefix.get('img') or prefix.get('img_path') or None
+        if self._dataset is dataset:  # validation: the same data set every time
+            return
+        self._dataset = dataset
+        self._names = {}
+        from .image_folder import ImageFolderDataset
+        if isinstance(dataset, ImageFolderDataset) or not hasattr(dataset, 'get_data_info'):
+            return
+        paths = []
+        for index in range(len(dataset)):
+            info = dataset.get_data_info(index)
+            if isinstance(info, dict) and info.get('img_path'):
+                paths.append(osp.abspath(info['img_path']))
+        paths = list(dict.fromkeys(paths))
+        names = relative_names(paths, self.input_root)
+        self._names = dict(zip(paths, zip(names, output_stems(names))))
+
+    def relative_path(self, metainfo: dict) -> str:
+        """Where an image's files go, relative to the output root (the manifest's key)."""
+        if 'rel_path' in metainfo:
+            return metainfo['rel_path']
+        named = self._names.get(osp.abspath(metainfo['img_path']))
+        if named:
+            return named[0]
+        path = metainfo['img_path']
+        root = osp.abspath(self.input_root) + os.sep if self.input_root else None
+        if root and osp.abspath(path).startswith(root):
+            return osp.relpath(path, root)
+        return osp.basename(path)
+
+    def output_stem(self, metainfo: dict) -> str:
+        """The folder of an image's files, relative to the output root."""
+        if 'output_stem' in metainfo:
+            return metainfo['output_stem']
+        named = self._names.get(osp.abspath(metainfo['img_path']))
+        if named and 'rel_path' not in metainfo:
+            return named[1]
+        return osp.splitext(self.relative_path(metainfo))[0]

@@ -1,7 +1,8 @@
 """Saliency maps for people: colour maps, overlays, the files of a run, the report."""
 from .colormap import colorize, overlay, to_uint8
 from .report import explain_run, sanity_run, write_report
+from .write_queue import WriteQueue
 from .writer import SaliencyWriter, predictions_of
 
 __all__ = ['colorize', 'overlay', 'to_uint8', 'explain_run', 'sanity_run', 'write_report',
-           'SaliencyWriter', 'predictions_of']
+           'SaliencyWriter', 'WriteQueue', 'predictions_of']

@@ -128,3 +128,13 @@ def test_annotated_images_outside_one_root_are_named_by_their_parents(tmp_path):
                                                           '1.png']
     assert relative_names(paths[1:], str(tmp_path / 'q')) == [osp.join('val', '0.png'),
                                                               osp.join('val', '1.png')]
+
+
+def test_relative_path_keeps_subfolders():
+    from mmxai.datasets import ImageOutputNames
+    names = ImageOutputNames()
+    names.input_root = '/data/images'
+    assert names.relative_path(dict(img_path='/data/images/a/b/c.jpg')) == \
+        osp.join('a', 'b', 'c.jpg')
+    assert names.output_stem(dict(img_path='/data/images/a/b/c.jpg')) == osp.join('a', 'b', 'c')
+    assert names.relative_path(dict(img_path='/elsewhere/c.jpg')) == 'c.jpg'

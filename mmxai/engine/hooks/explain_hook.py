@@ -3,17 +3,15 @@ import json
 import os
 import os.path as osp
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from mmengine.dist import all_gather_object, barrier, get_rank, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ...datasets.image_folder import SKIPPED, ImageFolderDataset
+from ...datasets.image_folder import SKIPPED
 from ...datasets.image_io import stat_signature
-from ...datasets.output_names import output_stems, relative_names
+from ...datasets.output_names import ImageOutputNames
 from ...models import SaliencyModel
 from ...registry import HOOKS
 from ...utils import (
@@ -24,7 +22,7 @@ from ...utils import (
     safe_filename,
     write_record,
 )
-from ...visualization import SaliencyWriter
+from ...visualization import SaliencyWriter, WriteQueue
 
 if TYPE_CHECKING:
     from mmengine.runner import Runner
@@ -90,8 +88,9 @@ class ExplainHook(Hook):
         self.manifest_meta = dict(manifest_meta or {})
         self.run_id = run_id
         self.write_workers = write_workers
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._pending: Deque[Future] = deque()
+        self.writes = WriteQueue(write_workers)
+        #: Each image's relative path and output folder.
+        self.names = ImageOutputNames()
         #: After ``runner.test()``: counts of ``explained`` (including
         #: ``resumed``) and ``skipped`` images, on every process.
         self.summary: Dict[str, int] = {}
@@ -100,9 +99,6 @@ class ExplainHook(Hook):
         self._start = 0.0
         self._done = 0
         self._writer: Optional[SaliencyWriter] = None
-        self._input_root: Optional[str] = None
-        self._names: Dict[str, Tuple[str, str]] = {}
-        self._names_of: Optional[Any] = None
         self._validations = 0
 
     def _begin(self, runner: 'Runner', dataloader: Any, output_dir: str) -> None:
@@ -114,32 +110,8 @@ class ExplainHook(Hook):
         os.makedirs(output_dir, exist_ok=True)
         self._writer = SaliencyWriter(output_dir, self.overlay_weight, self.save_raw,
                                       self.normalize)
-        prefix = getattr(dataloader.dataset, 'data_prefix', None) or {}
-        self._input_root = prefix.get('img') or prefix.get('img_path') or None
-        self._names = self._image_names(dataloader.dataset)
+        self.names.use(dataloader.dataset)
         self._entries, self._done, self._start = [], 0, time.perf_counter()
-
-    def _image_names(self, dataset: Any) -> Dict[str, Tuple[str, str]]:
-        """Relative path and output folder of every image of an annotated data set.
-
-        Relative to the data set's image folder when every image lies in it
-        (wrappers such as ``ConcatDataset`` have none), else the trailing
-        path components that tell the images apart. Folder-mode samples carry
-        their own (``rel_path``, ``output_stem``).
-        """
-        if isinstance(dataset, ImageFolderDataset) or not hasattr(dataset, 'get_data_info'):
-            return {}
-        if self._names_of is dataset:  # validation: the same data set every time
-            return self._names
-        paths = []
-        for index in range(len(dataset)):
-            info = dataset.get_data_info(index)
-            if isinstance(info, dict) and info.get('img_path'):
-                paths.append(osp.abspath(info['img_path']))
-        paths = list(dict.fromkeys(paths))
-        names = relative_names(paths, self._input_root)
-        self._names_of = dataset
-        return dict(zip(paths, zip(names, output_stems(names))))
 
     def before_test(self, runner: 'Runner') -> None:
         output_dir = self.output_dir or osp.join(runner.work_dir, 'explain')
@@ -166,13 +138,13 @@ class ExplainHook(Hook):
     def after_test_iter(self, runner: 'Runner', batch_idx: int,
                         data_batch: Any = None, outputs: Optional[Sequence] = None) -> None:
         for sample in outputs or ():
-            output_stem = self.output_stem(sample)
-            entry, files = self._writer.prepare(sample, self.relative_path(sample),
+            output_stem = self.names.output_stem(sample.metainfo)
+            entry, files = self._writer.prepare(sample, self.names.relative_path(sample.metainfo),
                                                 output_stem=output_stem)
             entry = json.loads(json.dumps(entry))  # as a resumed run reads it back
             self._entries.append(entry)
-            self._submit(self._commit, files, record_path(self._writer.output_dir, output_stem),
-                         entry)
+            self.writes.submit(self._commit, files,
+                               record_path(self._writer.output_dir, output_stem), entry)
         self._done += len(outputs or ())
         if self.every_n_inner_iters(batch_idx, self.log_interval) or \
                 self.end_of_epoch(runner.test_dataloader, batch_idx):
@@ -185,30 +157,13 @@ class ExplainHook(Hook):
         self._writer.commit(files)
         write_record(record, self.run_id, stat_signature(entry['image']), entry)  # last
 
-    def _submit(self, task: Callable[..., None], *args: Any) -> None:
-        if self.write_workers <= 0:
-            task(*args)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.write_workers, thread_name_prefix='mmxai-write')
-        self._pending.append(self._pool.submit(task, *args))
-        while len(self._pending) > 2 * self.write_workers:
-            self._pending.popleft().result()  # re-raises a failed write here
-
-    def _drain(self) -> None:
-        while self._pending:
-            self._pending.popleft().result()
-
     def after_run(self, runner: 'Runner') -> None:
         """Finish pending writes and stop the write threads."""
-        self._drain()
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self.writes.close()
 
     def after_test_epoch(self, runner: 'Runner',
                          metrics: Optional[Dict[str, float]] = None) -> None:
-        self._drain()
+        self.writes.drain()
         dataset = runner.test_dataloader.dataset
         finished = list(getattr(dataset, 'finished', ()))
         entries = finished + [entry for part in all_gather_object(self._entries)
@@ -216,7 +171,7 @@ class ExplainHook(Hook):
         skipped = list(getattr(dataset, 'skipped', ())) + [
             item for part in all_gather_object(self._skipped) for item in part]
         # On an annotated test set DefaultSampler repeats a few images on the last ranks;
-        # distinct images never share a rel_path (find_images, _image_names).
+        # distinct images never share a rel_path (find_images, ImageOutputNames).
         entries = sorted({entry['rel_path']: entry for entry in entries}.values(),
                          key=lambda entry: entry['rel_path'])
         skipped.sort(key=lambda item: item['image'])
@@ -252,8 +207,9 @@ class ExplainHook(Hook):
             if self._done >= self.val_max_images:
                 return
             rendered = self._writer.render(sample)
-            entry = self._writer.write(sample, self.relative_path(sample), rendered,
-                                       output_stem=self.output_stem(sample))
+            entry = self._writer.write(sample, self.names.relative_path(sample.metainfo),
+                                       rendered, output_stem=self.names.output_stem(
+                                           sample.metainfo))
             self._done += 1
             overlays_rgb = rendered[2].flip(-1).cpu().numpy()
             for overlay_rgb, explanation in zip(overlays_rgb, entry['explanations']):
@@ -264,29 +220,6 @@ class ExplainHook(Hook):
                 # throughout an iteration-based schedule.
                 runner.visualizer.add_image(name, overlay_rgb, step=runner.iter)
 
-    def relative_path(self, sample: Any) -> str:
-        """Where an image's files go, relative to the output root."""
-        meta = sample.metainfo
-        if 'rel_path' in meta:
-            return meta['rel_path']
-        named = self._names.get(osp.abspath(meta['img_path']))
-        if named:
-            return named[0]
-        path = meta['img_path']
-        root = osp.abspath(self._input_root) + os.sep if self._input_root else None
-        if root and osp.abspath(path).startswith(root):
-            return osp.relpath(path, root)
-        return osp.basename(path)
-
-    def output_stem(self, sample: Any) -> str:
-        """The folder of an image's files, relative to the output root."""
-        meta = sample.metainfo
-        if 'output_stem' in meta:
-            return meta['output_stem']
-        named = self._names.get(osp.abspath(meta['img_path']))
-        if named and 'rel_path' not in meta:
-            return named[1]
-        return osp.splitext(self.relative_path(sample))[0]
 
 
 def saliency_model(runner: 'Runner') -> SaliencyModel:

@@ -1,5 +1,4 @@
 import json
-import os.path as osp
 
 import cv2
 import pytest
@@ -54,16 +53,6 @@ def test_validation_during_training_writes_and_visualizes(shapes_detection, tmp_
     assert not any(key.startswith('module.') for key in state)
 
 
-def test_relative_path_keeps_subfolders():
-    from mmengine.structures import BaseDataElement
-    hook = ExplainHook()
-    hook._input_root = '/data/images'
-    sample = BaseDataElement(metainfo=dict(img_path='/data/images/a/b/c.jpg'))
-    assert hook.relative_path(sample) == osp.join('a', 'b', 'c.jpg')
-    sample = BaseDataElement(metainfo=dict(img_path='/elsewhere/c.jpg'))
-    assert hook.relative_path(sample) == 'c.jpg'
-
-
 def test_background_writes_are_bounded_and_their_errors_surface(tmp_path):
     hook = ExplainHook(write_workers=1)
     started = []
@@ -74,9 +63,9 @@ def test_background_writes_are_bounded_and_their_errors_surface(tmp_path):
             raise OSError(f'disk full at {index}')
 
     for index in range(3):
-        hook._submit(write, index)
-        assert len(hook._pending) <= 2  # 2 * write_workers images wait at most
-    hook._submit(write, 3)
+        hook.writes.submit(write, index)
+        assert len(hook.writes) <= 2  # 2 * write_workers images wait at most
+    hook.writes.submit(write, 3)
     with pytest.raises(OSError, match='disk full at 3'):
-        hook._drain()
+        hook.writes.drain()
     assert started == [0, 1, 2, 3]
