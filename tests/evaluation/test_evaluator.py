@@ -55,9 +55,10 @@ def test_detection_algorithms_beat_random(trained_detector, tmp_path):
 def test_classification_algorithms_beat_random(trained_classifier, tmp_path):
     summary = _evaluate(*trained_classifier, tmp_path, 'classification')
     _check_beats_random(summary, 'classification')
-    # 0.833 with training seed 0 (docs/development.md, benchmarks/quality_floors.py).
+    # Training seeds 0, 1, 2: 0.833, 1.000, 0.767 (n = 30; docs/development.md,
+    # benchmarks/quality_floors.py); 0.6 is five hits under the worst.
     check_floor('evaluator: Recipro-CAM pointing game',
-                summary['classwisesaliencymap']['pointing_game'], 0.7)
+                summary['classwisesaliencymap']['pointing_game'], 0.6)
 
 
 def test_pointing_game_metric_inside_runner_test(trained_detector, tmp_path):

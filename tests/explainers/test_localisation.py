@@ -96,14 +96,15 @@ def test_recipro_cam_peaks_inside_the_object(trained_classifier, tmp_path):
     config_path, checkpoint = trained_classifier
     rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'trained'),
                      'classwisesaliencymap', _folder_boxes, [0, 1, 2])
-    # Measured (benchmarks/quality_floors.py, docs/development.md): 0.833 with training
-    # seed 0 here and on the issue's new machine, 0.90-0.93 in earlier CI runs; 0.30
-    # untrained. 0.7 is four hits of 30 under the worst measured seed.
-    check_floor('Recipro-CAM pointing game', rate, 0.7)
+    # Measured (benchmarks/quality_floors.py, docs/development.md): training seeds
+    # 0, 1, 2 give 0.833, 1.000, 0.767 (n = 30 images each); 0.833 on issue 25's new
+    # machine, 0.90-0.93 in earlier CI runs; 0.30 untrained. 0.6 is five hits of 30
+    # under the worst seed and nine above the untrained model.
+    check_floor('Recipro-CAM pointing game', rate, 0.6)
     untrained = _random_checkpoint(config_path, str(tmp_path / 'random.pth'))
     rate = _hit_rate(config_path, untrained, str(tmp_path / 'random'),
                      'classwisesaliencymap', _folder_boxes, [0, 1, 2])
-    check_ceiling('Recipro-CAM pointing game, untrained', rate, 0.7)
+    check_ceiling('Recipro-CAM pointing game, untrained', rate, 0.6)
 
 
 # Floors under the measured rates (README: classification 0.90 for every
@@ -120,8 +121,8 @@ def test_gradient_methods_peak_inside_the_object(trained_classifier, trained_det
     config_path, checkpoint = trained_classifier
     rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'cls'), algorithm, _folder_boxes,
                      [0, 1, 2])
-    # Seed 0: 0.83 (Grad-CAM, XGrad-CAM, HiResCAM) to 0.90 (Grad-CAM++, LayerCAM).
-    check_floor(f'{algorithm} classification pointing game', rate, 0.7)
+    # Seeds 0, 1, 2: 0.83-0.90, 1.00, 0.77 for every gradient method (n = 30).
+    check_floor(f'{algorithm} classification pointing game', rate, 0.6)
     config_path, checkpoint = trained_detector
     boxes_of = _coco_boxes(osp.join(shapes_detection, 'val.json'))
     rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'det'), algorithm, boxes_of,
