@@ -23,6 +23,7 @@ from mmengine.config import Config
 
 from mmxai.utils.config import test_pipeline_of
 from mmxai.utils.errors import UserInputError
+from tests.helpers import drop_pretrained
 
 #: The methods every family is tried with.
 METHODS = ('classwisesaliencymap', 'activationmap', 'eigencam')
@@ -89,19 +90,7 @@ def classifier_families() -> Tuple[Tuple[str, str], ...]:
     return tuple(families)
 
 
-def _drop_pretrained(cfg: object) -> None:
-    if isinstance(cfg, dict):
-        init = cfg.get('init_cfg')
-        if isinstance(init, dict) and init.get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        for value in cfg.values():
-            _drop_pretrained(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _drop_pretrained(value)
-
-
-def write_random_checkpoint(cfg: Config, path: str, images: List[str],
+def write_random_checkpoint(cfg: Config, path: str, images: List[np.ndarray],
                             seed: int = 0) -> List[str]:
     """Build the config's model with random weights and save it as the Runner does.
 
@@ -142,19 +131,19 @@ def write_random_checkpoint(cfg: Config, path: str, images: List[str],
     return classes
 
 
-def _calibrate_batch_norms(model: torch.nn.Module, cfg: Config, images: List[str]) -> None:
-    """Set every batch norm's running statistics to those of ``images`` (files)."""
-    from mmengine.dataset import Compose, pseudo_collate
+def _calibrate_batch_norms(model: torch.nn.Module, cfg: Config,
+                           images: List[np.ndarray]) -> None:
+    """Set every batch norm's running statistics to those of ``images`` (BGR arrays)."""
+    from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
 
-    from mmxai.apis import inference_pipeline
-    from mmxai.utils.config import input_channels
+    from mmxai.apis.inference import image_pipelines
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
     init_default_scope('mmpretrain')
-    pipeline = Compose(inference_pipeline(test_pipeline_of(cfg), input_channels(cfg)))
-    batch = model.data_preprocessor(pseudo_collate([pipeline(dict(img_path=image))
+    _, pipeline = image_pipelines(cfg)
+    batch = model.data_preprocessor(pseudo_collate([pipeline(dict(img=image))
                                                     for image in images]), False)
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
@@ -185,7 +174,7 @@ def prepared_config(path: str, shrink: bool = True) -> Config:
 
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(path)
-    _drop_pretrained(cfg.model)
+    drop_pretrained(cfg.model)
     backbone = MODELS.get(cfg.model.backbone.type)
     if not shrink or backbone is not None and \
             'img_size' in inspect.signature(backbone.__init__).parameters:
@@ -210,14 +199,6 @@ def generated_images(count: int = 2, seed: int = 0) -> List[np.ndarray]:
         small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
         images.append(cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC))
     return images
-
-
-def _write_images(images: List[np.ndarray], folder: str) -> List[str]:
-    import cv2
-    paths = [osp.join(folder, f'calibration{index}.png') for index in range(len(images))]
-    for path, image in zip(paths, images):
-        cv2.imwrite(path, image)
-    return paths
 
 
 def unmasked_logits_error(adapter: object) -> Optional[float]:
@@ -283,8 +264,7 @@ def _explain_config(cfg: Config, work_dir: Optional[str],
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         checkpoint = osp.join(tmp, 'random.pth')
         images = generated_images()
-        write_random_checkpoint(cfg, checkpoint, _write_images(
-            generated_images(count=4, seed=1), tmp))
+        write_random_checkpoint(cfg, checkpoint, generated_images(count=4, seed=1))
         explain_model = None
         for method in methods:
             try:

@@ -78,7 +78,8 @@ def token_grid_module(backbone: nn.Module) -> Optional[Tuple[str, nn.Module]]:
         ``(tokens, (h, w))``) or ``('flattened', module)`` (its input is the
         map), or None.
     """
-    flats = [m for m in backbone.modules() if type(m).__name__ == 'Flat']
+    from mmpretrain.models.backbones.efficientformer import Flat
+    flats = [m for m in backbone.modules() if isinstance(m, Flat)]
     if flats:
         return 'flattened', flats[-1]
     patch_embed = getattr(backbone, 'patch_embed', None)

@@ -47,39 +47,42 @@ PREDICTION_METHODS = ('forward', 'forward_single', 'predict_by_feat',
                       '_predict_by_feat_single', '_bbox_decode')
 
 
+def _nearest_table_head(head: Optional[nn.Module]) -> Tuple[Optional[str], str]:
+    """The table head whose prediction ``head`` keeps (or None), and why not when None.
+
+    The head's own class or the nearest table head among its ancestors, as
+    long as no class on the way overrides one of :data:`PREDICTION_METHODS`.
+    """
+    if head is None:
+        return None, 'no dense bbox_head'
+    for cls in type(head).__mro__:
+        if cls.__name__ in SUPPORTED_HEADS:
+            return cls.__name__, ''
+        overridden = [name for name in PREDICTION_METHODS if name in vars(cls)]
+        if overridden:
+            derives = any(c.__name__ in SUPPORTED_HEADS for c in type(head).__mro__)
+            return None, (f'{type(head).__name__}: {cls.__name__} overrides '
+                          f'{", ".join(overridden)} of the table head it derives from'
+                          if derives else type(head).__name__)
+    return None, type(head).__name__
+
+
 def supported_head_type(head: Optional[nn.Module]) -> Optional[str]:
     """The head of :data:`SUPPORTED_HEADS` whose class scores ``head`` computes, or None.
 
     The head itself, or the nearest table head among its ancestors when no
     class in between overrides one of :data:`PREDICTION_METHODS`.
     """
-    for cls in type(head).__mro__ if head is not None else ():
-        if cls.__name__ in SUPPORTED_HEADS:
-            return cls.__name__
-        if any(name in vars(cls) for name in PREDICTION_METHODS):
-            return None
-    return None
-
-
-def _why_unsupported(head: Optional[nn.Module]) -> str:
-    if head is None:
-        return 'no dense bbox_head'
-    for cls in type(head).__mro__:
-        if cls.__name__ in SUPPORTED_HEADS:
-            break
-        overridden = [name for name in PREDICTION_METHODS if name in vars(cls)]
-        if overridden and any(c.__name__ in SUPPORTED_HEADS for c in type(head).__mro__):
-            return (f'{type(head).__name__}: {cls.__name__} overrides '
-                    f'{", ".join(overridden)} of the table head it derives from')
-    return type(head).__name__
+    return _nearest_table_head(head)[0]
 
 
 def check_head_supported(head: Optional[nn.Module], detector_name: str,
                          method: str = 'classwisesaliencymap') -> None:
     """Raise :class:`UnsupportedModelError` for heads :func:`supported_head_type` cannot read."""
-    if supported_head_type(head) is None:
+    supported, why = _nearest_table_head(head)
+    if supported is None:
         raise UnsupportedModelError(
-            f'{method} does not support {detector_name} ({_why_unsupported(head)}); it '
+            f'{method} does not support {detector_name} ({why}); it '
             f'supports single-stage detectors with heads: {", ".join(sorted(SUPPORTED_HEADS))} '
             '(and subclasses that keep their prediction). drise, activationmap and eigencam '
             'work for any detector.')

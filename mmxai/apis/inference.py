@@ -1,6 +1,6 @@
 """Explain images in-process and get the maps back as arrays (notebooks)."""
 import copy
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -15,6 +15,19 @@ from ..visualization import predictions_of
 from .explain_config import inference_pipeline, use_exported_model
 
 ImageInput = Union[str, np.ndarray]
+
+
+def image_pipelines(cfg: Config) -> Tuple[Compose, Compose]:
+    """The config's inference pipeline for image files, and the same for BGR arrays.
+
+    The array pipeline loads with :class:`mmxai.LoadImageFromArray` (with the
+    file loader's ``to_float32`` and colour type) instead of the file loader.
+    """
+    steps = inference_pipeline(test_pipeline_of(cfg), input_channels(cfg))
+    array_loader = dict(type='mmxai.LoadImageFromArray',
+                        to_float32=steps[0].get('to_float32', False),
+                        color_type=steps[0].get('color_type', 'color'))
+    return Compose(steps), Compose([array_loader, *steps[1:]])
 
 
 class ImageExplainer:
@@ -34,12 +47,7 @@ class ImageExplainer:
     def __init__(self, cfg: Config, model: SaliencyModel, normalize: str = 'per_map') -> None:
         self.model = model
         self.normalize = normalize
-        steps = inference_pipeline(test_pipeline_of(cfg), input_channels(cfg))
-        self.file_pipeline = Compose(steps)
-        self.array_pipeline = Compose([
-            dict(type='mmxai.LoadImageFromArray', to_float32=steps[0].get('to_float32', False),
-                 color_type=steps[0].get('color_type', 'color')),
-            *steps[1:]])
+        self.file_pipeline, self.array_pipeline = image_pipelines(cfg)
 
     @torch.no_grad()
     def __call__(self, images: Sequence[ImageInput]) -> List[Dict[str, Any]]:
