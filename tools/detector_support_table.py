@@ -67,6 +67,19 @@ refusal): Sparse R-CNN / QueryInst (`SparseRoIHead`, query-based),
 TridentNet (one batch entry per branch), CrowdDet (several instances per
 RoI), Fast R-CNN on images alone (it reads precomputed proposals).
 
+## Query-based detectors
+
+`classwisesaliencymap` of a DETR-style detector (`QueryClassMap`) reads its
+one prediction pass through forward hooks: DINO and DDQ-DETR get the
+encoder's per-token class probabilities (the scores `pre_decoder` picks its
+queries by), merged over levels like a dense head's map; DETR, Conditional
+DETR, DAB-DETR and Deformable DETR get `sum_q p_q(c) A_q`, the last decoder
+layer's cross-attention of every query weighted by its class probability
+(deformable attention splatted onto the tokens where `grid_sample` reads).
+Per-box maps: the attention of the queries whose own box overlaps the box
+with IoU >= 0.5. Models with more than 100 classes (LVIS, Objects365, V3Det)
+are explained here for the classes they detect, not all of them.
+
 ## How to read the table
 
 `maps`: the method gave maps of the right shape, finite, that differ between

@@ -5,9 +5,11 @@ from .classifier import ClassifierAdapter
 from .dense_heads import SUPPORTED_HEADS, check_head_supported, class_probability_levels
 from .detector import DetectorAdapter
 from .instance_segmentation import InstanceSegmentationAdapter
+from .query_detector import QueryDetectorAdapter
 from .two_stage import TwoStageDetectorAdapter
 from .vision_transformer import VisionTransformerAdapter
 
 __all__ = ['ModelAdapter', 'build_adapter', 'ClassifierAdapter', 'SUPPORTED_HEADS',
            'check_head_supported', 'class_probability_levels', 'DetectorAdapter',
-           'InstanceSegmentationAdapter', 'TwoStageDetectorAdapter', 'VisionTransformerAdapter']
+           'InstanceSegmentationAdapter', 'QueryDetectorAdapter', 'TwoStageDetectorAdapter',
+           'VisionTransformerAdapter']

@@ -6,6 +6,7 @@ from .base import ModelAdapter
 from .classifier import ClassifierAdapter
 from .detector import DetectorAdapter
 from .instance_segmentation import InstanceSegmentationAdapter, has_roi_mask_head
+from .query_detector import QueryDetectorAdapter, is_query_detector
 from .two_stage import TwoStageDetectorAdapter, has_roi_box_head
 from .vision_transformer import VIT_LIKE_BACKBONES, VisionTransformerAdapter
 
@@ -74,6 +75,8 @@ def build_adapter(model: nn.Module) -> ModelAdapter:
     check_explainable(type(model))
     if _is_instance(model, 'mmdet.models.detectors', 'BaseDetector'):
         detector = predicting_detector(model)
+        if is_query_detector(detector):
+            return QueryDetectorAdapter(detector)
         if has_roi_mask_head(detector):
             return InstanceSegmentationAdapter(detector)
         if has_roi_box_head(detector):

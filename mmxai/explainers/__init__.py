@@ -16,6 +16,7 @@ from .grad_cam import GradCAM
 from .grad_cam_plus_plus import GradCAMPlusPlus
 from .layer_cam import HiResCAM, LayerCAM
 from .mask_class_map import MaskClassMap
+from .query_class_map import QueryClassMap
 from .recipro_cam import ReciproCAM
 from .rise import RISE, RandomMaskExplainer
 from .roi_class_probability_map import RoIClassProbabilityMap
@@ -24,6 +25,6 @@ from .xgrad_cam import XGradCAM
 
 __all__ = ['ALGORITHMS', 'BLACK_BOX_ALGORITHMS', 'EXPLAINER_TYPES', 'ActivationMap',
            'BaseExplainer', 'BaseGradientCAM', 'DRISE', 'DetClassProbabilityMap', 'EigenCAM',
-           'GradCAM', 'GradCAMPlusPlus', 'HiResCAM', 'LayerCAM', 'MaskClassMap', 'RISE',
-           'RandomMaskExplainer', 'ReciproCAM', 'RoIClassProbabilityMap', 'ViTReciproCAM',
+           'GradCAM', 'GradCAMPlusPlus', 'HiResCAM', 'LayerCAM', 'MaskClassMap', 'QueryClassMap',
+           'RISE', 'RandomMaskExplainer', 'ReciproCAM', 'RoIClassProbabilityMap', 'ViTReciproCAM',
            'XGradCAM', 'algorithms_for', 'build_explainer']

@@ -13,6 +13,7 @@ from .grad_cam import GradCAM
 from .grad_cam_plus_plus import GradCAMPlusPlus
 from .layer_cam import HiResCAM, LayerCAM
 from .mask_class_map import MaskClassMap
+from .query_class_map import QueryClassMap
 from .recipro_cam import ReciproCAM
 from .rise import RISE
 from .roi_class_probability_map import RoIClassProbabilityMap
@@ -21,7 +22,8 @@ from .xgrad_cam import XGradCAM
 
 #: Every method, in the order ``--explain-algorithm`` lists their names.
 EXPLAINER_TYPES: List[Type[BaseExplainer]] = [
-    ActivationMap, EigenCAM, DetClassProbabilityMap, RoIClassProbabilityMap, MaskClassMap,
+    ActivationMap, EigenCAM, DetClassProbabilityMap, RoIClassProbabilityMap, QueryClassMap,
+    MaskClassMap,
     ReciproCAM, ViTReciproCAM,
     GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, RISE, DRISE]
 
@@ -57,8 +59,9 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str,
             ``dict(algorithm='drise', num_masks=500)``, a config such as
             ``dict(type='EigenCAM')``, or an explainer.
         family (str): ``'detection'``, ``'two_stage_detection'`` (detectors
-            with an RoI box head), ``'instance_segmentation'`` (detectors
-            with an RoI mask head), ``'classification'`` (CNN-like classifiers)
+            with an RoI box head), ``'query_detection'`` (DETR-style),
+            ``'instance_segmentation'`` (detectors with an RoI mask head),
+            ``'classification'`` (CNN-like classifiers)
             or ``'vision_transformer'`` (ViT, DeiT): an adapter's ``family``.
         score_thr (float, optional): The run's detection score threshold. It
             reaches every method that uses one (D-RISE's targets, mask class

@@ -27,9 +27,11 @@ FAMILIES = family_configs()
 NOT_DETECTORS = {'bytetrack', 'deepsort', 'mask2former_vis', 'masktrack_rcnn', 'ocsort',
                  'qdtrack', 'reid', 'sort'}
 #: Families that must give maps with every zoo method (a regression guard: the
-#: dense heads, two-stage and instance segmentation detectors mmxai explains).
+#: dense heads, two-stage, query-based and instance segmentation detectors mmxai
+#: explains).
 MUST_EXPLAIN = {'atss', 'cascade_rcnn', 'faster_rcnn', 'fcos', 'gfl', 'mask_rcnn', 'retinanet',
-                'rpn', 'htc', 'double_heads', 'dynamic_rcnn', 'pafpn', 'yolox'}
+                'rpn', 'htc', 'double_heads', 'dynamic_rcnn', 'pafpn', 'yolox',
+                'detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'dino', 'ddq'}
 
 #: Families refused for every method, and what the one-line refusal must name.
 REFUSED_WITH = {
