@@ -103,7 +103,8 @@ def main() -> None:
                                        args.dino_iters if 'dino' in config else None)
         model = runner.model.eval()
         metrics = runner.test()
-        evaluator = ExplanationEvaluator(model, ['classwisesaliencymap'])
+        # Few insertion/deletion steps: the pointing game is the measure here.
+        evaluator = ExplanationEvaluator(model, ['classwisesaliencymap'], steps=4)
         process_batches(runner.build_dataloader(cfg.test_dataloader), evaluator.process,
                         'evaluated')
         results[name] = dict(

@@ -3,7 +3,8 @@
 Detection (issues 3, 8): MMDetection's ATSS R-50 FPN (random weights) on the
 same images in plain test mode and in explain mode (class maps, activation
 map, Grad-CAM, LayerCAM), without and with writing maps and overlays, and
-D-RISE per mask; Faster R-CNN R-50 FPN's RoI class maps (issue 22);
+D-RISE per mask; Faster R-CNN R-50 FPN's RoI class maps (issue 22); DINO-4scale R-50's and
+DETR R-18's query class maps at the demo size (issue 23);
 MMDetection's Mask R-CNN R-50 FPN (3 classes, random weights, its 100
 detections per image kept) plain vs its mask class maps.
 Classification (issues 4, 8, 14): a ResNet-18 at 224 x 224 (``--cls-size``),
@@ -11,8 +12,8 @@ batch 16, plain vs Recipro-CAM, ActivationMap, EigenCAM, the five gradient
 methods and RISE per mask, a ViT-Tiny (DeiT-Tiny) with ViT Recipro-CAM and a
 ConvNeXt-Tiny with Recipro-CAM on the map inside its backbone (issue 21).
 
-    python benchmarks/explain_speed.py [--task detection two_stage instance_segmentation
-        classification]
+    python benchmarks/explain_speed.py [--task detection two_stage query
+        instance_segmentation classification]
         [--repeats 3] [--cls-size 224] [--only eigencam ...]
 
 ``--only`` keeps the named algorithms (``classwisesaliencymap`` includes
@@ -177,6 +178,26 @@ def two_stage(args: argparse.Namespace) -> None:
                 list(range(args.det_classes)), args.repeats)
 
 
+def query(args: argparse.Namespace) -> None:
+    """DINO-4scale R-50 and DETR R-18 (issue 23): query class maps against plain inference.
+
+    At the demo size (``--query-size``, 256 px): DINO's default maps (its
+    encoder's token scores) and its attention maps (deformable attention
+    splatted onto the tokens), DETR's attention maps.
+    """
+    size_args = argparse.Namespace(**{**vars(args), 'det_size': args.query_size})
+    images, data = detection_batch(size_args)
+    for name, config in (('DINO', 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'),
+                         ('DETR', 'mmdet::detr/detr_r18_8xb2-500e_coco.py')):
+        model = build(config)
+        algorithms = ['classwisesaliencymap', 'activationmap']
+        if name == 'DINO':
+            algorithms.insert(1, dict(algorithm='classwisesaliencymap', source='attention'))
+        with torch.no_grad():
+            compare(f'query-based ({name})', model, images, data, selected(args, algorithms),
+                    list(range(args.det_classes)), args.repeats)
+
+
 def instance_segmentation(args: argparse.Namespace) -> None:
     # Random weights score every box ~1/4: keep them all (100 per image, its
     # test_cfg's maximum), so that the mask head and the pasting see a full load.
@@ -336,11 +357,13 @@ def openvino_xai(args: argparse.Namespace, model: nn.Module, size: int, image: n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--task', nargs='+',
-                        default=['detection', 'two_stage', 'instance_segmentation',
+                        default=['detection', 'two_stage', 'query', 'instance_segmentation',
                                  'classification'])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--det-size', type=int, default=512, help='detection image side')
     parser.add_argument('--det-batch', type=int, default=2)
+    parser.add_argument('--query-size', type=int, default=256,
+                        help='image side of the query-based detectors (the demo size)')
     parser.add_argument('--det-classes', type=int, default=3,
                         help='explained classes per image')
     parser.add_argument('--cls-batch', type=int, default=16)
@@ -360,6 +383,8 @@ def main() -> None:
         detection(args)
     if 'two_stage' in args.task:
         two_stage(args)
+    if 'query' in args.task:
+        query(args)
     if 'instance_segmentation' in args.task:
         instance_segmentation(args)
     if 'classification' in args.task:

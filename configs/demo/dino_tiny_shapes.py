@@ -1,5 +1,5 @@
-# A small DINO (ResNet-18 at 1/4 width, 64-d embeddings, two encoder and three
-# decoder layers, 30 queries) for the synthetic shapes data set that
+# A small DINO (ResNet-18 at 1/4 width, two encoder and three decoder layers,
+# 512-wide feed-forwards, 30 queries) for the synthetic shapes data set that
 # `mmxai.datasets.make_detection_split` writes. Only sizes, query counts, data
 # and schedule differ from MMDetection's DINO config; DETR-style training is
 # slow on CPU, so benchmarks/detector_quality.py trains it, not `make demo`.
@@ -8,9 +8,11 @@ _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 data_root = 'work_dirs/shapes/detection/'
 metainfo = dict(classes=('red_square', 'green_circle', 'blue_triangle'))
 image_scale = (256, 256)
-embed_dims = 64
+# MMDetection 3.3's DINO decoder encodes reference points with 128 features per
+# coordinate whatever the width, so its embeddings stay 256-d.
+embed_dims = 256
 attention = dict(embed_dims=embed_dims)
-ffn = dict(embed_dims=embed_dims, feedforward_channels=4 * embed_dims)
+ffn = dict(embed_dims=embed_dims, feedforward_channels=512)
 
 model = dict(
     num_queries=30,
@@ -23,7 +25,7 @@ model = dict(
     decoder=dict(num_layers=3, layer_cfg=dict(self_attn_cfg=attention,
                                               cross_attn_cfg=attention, ffn_cfg=ffn)),
     positional_encoding=dict(num_feats=embed_dims // 2),
-    bbox_head=dict(num_classes=3),
+    bbox_head=dict(num_classes=3, embed_dims=embed_dims),
     dn_cfg=dict(group_cfg=dict(num_dn_queries=30)),
     test_cfg=dict(max_per_img=30))
 
@@ -53,11 +55,11 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'val.json')
 test_evaluator = val_evaluator
 
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1500, val_interval=1500)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1000, val_interval=1000)
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=4e-4, weight_decay=1e-4),
                      clip_grad=dict(max_norm=0.1, norm_type=2))
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50)]
-default_hooks = dict(checkpoint=dict(by_epoch=False, interval=1500, max_keep_ckpts=1),
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval=1000, max_keep_ckpts=1),
                      logger=dict(interval=50))
 log_processor = dict(by_epoch=False)

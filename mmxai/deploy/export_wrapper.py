@@ -76,6 +76,11 @@ class ExplainExportWrapper(nn.Module):
         if self.adapter.task == 'detection' and getattr(self.model, 'bbox_head', None) is None:
             raise UnsupportedExportError(f'{model_name} cannot be exported: {ROI_HEAD_REASON}; '
                                          'single-stage detectors with a dense bbox_head can be')
+        if self.adapter.family == 'query_detection':
+            raise UnsupportedExportError(
+                f'{model_name} cannot be exported: its head reads the transformer decoder\'s '
+                'queries, not the feature maps (mmxai exports a detector as its features and '
+                'dense head); single-stage detectors with a dense bbox_head can be')
         if name in EXPORTABLE_EXPLAINERS:
             return
         reason = GRADIENT_REASON if isinstance(self.explainer, BaseGradientCAM) else \

@@ -1,4 +1,6 @@
 """QueryClassMap: class and per-box maps of DETR-style detectors from their one prediction pass."""
+import os.path as osp
+
 import pytest
 import torch
 
@@ -6,7 +8,7 @@ from mmxai.explainers import QueryClassMap, build_explainer
 from mmxai.models import ExplainModel
 from mmxai.utils import UnsupportedModelError
 from tests.adapters.test_query_detector import NUM_CLASSES, SMALL, predict, query_detector
-from tests.helpers import build_model, det_batch, load_config, random_images
+from tests.helpers import CONFIGS, build_model, det_batch, load_config, random_images
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +58,7 @@ def test_a_query_box_map_is_that_querys_attention():
 
 
 def test_dino_maps_come_from_the_encoder_and_per_box_from_attention():
-    dino = query_detector('dino')
+    dino = build_model(load_config(osp.join(CONFIGS, 'demo', 'dino_tiny_shapes.py')))
     explain = ExplainModel(dino, explainer='classwisesaliencymap', score_thr=0.0,
                            explain_all_classes=True, box_targets=['predictions'])
     assert isinstance(explain.explainer, QueryClassMap)
@@ -97,3 +99,10 @@ def test_encoder_maps_are_refused_where_the_encoder_scores_no_classes(detr):
     assert sample.saliency_map.flatten(1).amax(1).min() > 0
     with pytest.raises(ValueError, match='source must be one of'):
         QueryClassMap(source='decoder')
+
+
+def test_exporting_a_query_based_detector_is_refused_in_one_line(detr):
+    from mmxai.deploy import ExplainExportWrapper
+    from mmxai.utils import UnsupportedExportError
+    with pytest.raises(UnsupportedExportError, match='DETR cannot be exported: its head reads'):
+        ExplainExportWrapper(detr, 'activationmap')
