@@ -6,6 +6,7 @@ from torch import Tensor
 from ..adapters.dense_heads import check_head_supported
 from ..geometry import merge_levels
 from ..registry import EXPLAINERS
+from ..utils.errors import UnsupportedModelError
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
@@ -48,7 +49,14 @@ class DetClassProbabilityMap(BaseExplainer):
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
-        check_head_supported(adapter.dense_head, type(adapter.model).__name__, self.algorithm)
+        name = type(adapter.model).__name__
+        segmenter = getattr(adapter.model, 'panoptic_head', None)
+        if adapter.dense_head is None and segmenter is not None:
+            raise UnsupportedModelError(
+                f'{self.algorithm} does not support {name}: its {type(segmenter).__name__} '
+                'predicts a mask and a class per learned query (a query-based segmenter, '
+                'which mmxai does not read yet). activationmap, eigencam and drise work for it')
+        check_head_supported(adapter.dense_head, name, self.algorithm)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

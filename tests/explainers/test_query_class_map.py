@@ -106,3 +106,13 @@ def test_exporting_a_query_based_detector_is_refused_in_one_line(detr):
     from mmxai.utils import UnsupportedExportError
     with pytest.raises(UnsupportedExportError, match='DETR cannot be exported: its head reads'):
         ExplainExportWrapper(detr, 'activationmap')
+
+
+def test_query_based_segmenters_are_refused_naming_why():
+    # MaskFormer / Mask2Former: a mask and a class per query, no box decoder to read.
+    cfg = load_config('mmdet::maskformer/maskformer_r50_ms-16xb1-75e_coco.py')
+    cfg.model.backbone.depth = 18
+    cfg.model.panoptic_head.in_channels = [64, 128, 256, 512]
+    with pytest.raises(UnsupportedModelError, match='MaskFormer: its MaskFormerHead predicts a '
+                                                    'mask and a class per learned query'):
+        ExplainModel(build_model(cfg))
