@@ -117,11 +117,13 @@ class QueryDetectorAdapter(DetectorAdapter):
             elif kind == 'multihead':
                 handles.append(cross.attn.register_forward_hook(keep('cross_attention', 1)))
             if getattr(self.model, 'as_two_stage', False):
+                def keep_memory(_module: nn.Module, args: Any) -> None:
+                    store.setdefault('encoder_memory', args[0])
+
                 branch = self.model.bbox_head.cls_branches[self.model.decoder.num_layers]
                 # First calls: a shared branch runs again for the decoder layers.
                 handles += [branch.register_forward_hook(keep('encoder_logits', first=True)),
-                            self.model.memory_trans_fc.register_forward_pre_hook(
-                                lambda _m, args: store.setdefault('encoder_memory', args[0]))]
+                            self.model.memory_trans_fc.register_forward_pre_hook(keep_memory)]
             try:
                 yield
             finally:
