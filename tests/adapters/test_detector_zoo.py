@@ -29,8 +29,9 @@ NOT_DETECTORS = {'bytetrack', 'deepsort', 'mask2former_vis', 'masktrack_rcnn', '
 #: Families that must give maps with every zoo method (a regression guard: the
 #: dense heads, two-stage, query-based and instance segmentation detectors mmxai
 #: explains).
+#: (Not RPN: its one objectness class is not a head of the table; its class map is refused.)
 MUST_EXPLAIN = {'atss', 'cascade_rcnn', 'faster_rcnn', 'fcos', 'gfl', 'mask_rcnn', 'retinanet',
-                'rpn', 'htc', 'double_heads', 'dynamic_rcnn', 'pafpn', 'yolox',
+                'htc', 'double_heads', 'dynamic_rcnn', 'pafpn', 'yolox',
                 'detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'dino', 'ddq'}
 
 #: Families refused for every method, and what the one-line refusal must name.
