@@ -62,10 +62,13 @@ centre: the map where a detection sits is at least that detection's score.
 Only the explained classes are computed; the work is the RoIs' area, not
 RoIs x cells. Per-box maps (`--per-box`, `--explain-gt`, `--target-boxes`)
 keep the RoIs whose own regressed box (for the box's class, decoded as the
-last stage predicts) overlaps the box with IoU >= 0.5. Not supported (named
-refusal): Sparse R-CNN / QueryInst (`SparseRoIHead`, query-based),
-TridentNet (one batch entry per branch), CrowdDet (several instances per
-RoI), Fast R-CNN on images alone (it reads precomputed proposals).
+last stage predicts) overlaps the box with IoU >= 0.5. Sparse R-CNN
+(`SparseRoIHead`) by the same rule: one RoI per learned query, scored by its
+last stage alone through a sigmoid, as its `predict_bbox` does (QueryInst,
+its mask variant, cannot predict with random weights here). Not supported
+(named refusal): TridentNet (one batch entry per branch), CrowdDet (several
+instances per RoI), Fast R-CNN on images alone (it reads precomputed
+proposals).
 
 ## Query-based detectors
 

@@ -32,18 +32,24 @@ def has_roi_box_head(model: nn.Module) -> bool:
         getattr(roi_head, 'bbox_roi_extractor', None) is not None
 
 
+def scores_last_stage_only(roi_head: nn.Module) -> bool:
+    """Whether an RoI head predicts from its last stage's scores alone (``SparseRoIHead``)."""
+    from mmdet.models.roi_heads import SparseRoIHead
+    return isinstance(roi_head, SparseRoIHead)
+
+
 def check_roi_head_supported(model: nn.Module, method: str) -> None:
     """Raise :class:`UnsupportedModelError` for RoI heads whose scores are not per proposal.
 
     Supported: MMDetection's ``StandardRoIHead`` and ``CascadeRoIHead`` and
-    their descendants, which score each proposal once per stage; not the
-    query-based ``SparseRoIHead`` (Sparse R-CNN, QueryInst), TridentNet's
-    per-branch batch or CrowdDet's several instances per RoI.
+    their descendants, which score each proposal once per stage (the
+    query-based ``SparseRoIHead`` of Sparse R-CNN included: one RoI per learned
+    query and stage); not TridentNet's per-branch batch or CrowdDet's several
+    instances per RoI.
     """
     from mmdet.models.roi_heads import (
         CascadeRoIHead,
         MultiInstanceRoIHead,
-        SparseRoIHead,
         StandardRoIHead,
         TridentRoIHead,
     )
@@ -52,8 +58,6 @@ def check_roi_head_supported(model: nn.Module, method: str) -> None:
     why = None
     if not isinstance(roi_head, (StandardRoIHead, CascadeRoIHead)):
         why = f'its RoI head {type(roi_head).__name__} is not a StandardRoIHead or CascadeRoIHead'
-    elif isinstance(roi_head, SparseRoIHead):
-        why = 'SparseRoIHead scores learned queries, not proposals (query-based detector)'
     elif isinstance(roi_head, TridentRoIHead):
         why = 'TridentRoIHead scores each image once per branch'
     elif isinstance(roi_head, MultiInstanceRoIHead):
@@ -130,7 +134,11 @@ class TwoStageDetectorAdapter(DetectorAdapter):
         does. Cascades: the raw scores of all stages averaged, then the last
         stage's activation, as ``CascadeRoIHead._refine_roi`` and the last
         head's ``predict_by_feat`` do; the RoIs are the last stage's, the ones
-        the predicted boxes are regressed from.
+        the predicted boxes are regressed from. Sparse R-CNN
+        (``SparseRoIHead``): the last stage's scores alone, through a sigmoid
+        (softmax without background for heads not trained with a sigmoid
+        loss), as ``SparseRoIHead.predict_bbox`` does; one RoI per learned
+        query.
 
         Returns:
             tuple | None: (N, 5) RoIs ``(image index, x1, y1, x2, y2)`` in
@@ -145,23 +153,34 @@ class TwoStageDetectorAdapter(DetectorAdapter):
             return None
         head = self.box_stages[-1][1]
         rois = calls[-1]['rois']
-        scores = [call['cls_score'] for call in calls]
+        # Sparse R-CNN's DIIHead scores (images, queries, classes); rows follow the RoIs.
+        scores = [call['cls_score'].flatten(0, -2) if isinstance(call['cls_score'], Tensor)
+                  and call['cls_score'].dim() == 3 else call['cls_score'] for call in calls]
+        bbox_pred = calls[-1]['bbox_pred']
+        if isinstance(bbox_pred, Tensor) and bbox_pred.dim() == 3:
+            bbox_pred = bbox_pred.flatten(0, -2)
         if rois is None or any(not isinstance(s, Tensor) or s.dim() != 2 or
                                s.shape != scores[-1].shape for s in scores) \
                 or len(scores[-1]) != len(rois):
             raise UnsupportedModelError(
                 f'{type(self.model).__name__}: its box head scores do not match the RoIs it read')
-        logits = sum(scores) / len(scores)
-        if getattr(head, 'custom_cls_channels', False):
-            probabilities = head.loss_cls.get_activation(logits)
+        background = True
+        if scores_last_stage_only(self.model.roi_head):
+            logits = scores[-1]
+            background = not head.loss_cls.use_sigmoid
+            probabilities = F.softmax(logits, dim=-1) if background else logits.sigmoid()
         else:
-            probabilities = F.softmax(logits, dim=-1)
-        if probabilities.shape[1] != head.num_classes + 1:
+            logits = sum(scores) / len(scores)
+            if getattr(head, 'custom_cls_channels', False):
+                probabilities = head.loss_cls.get_activation(logits)
+            else:
+                probabilities = F.softmax(logits, dim=-1)
+        if probabilities.shape[1] != head.num_classes + background:
             raise UnsupportedModelError(
                 f'{type(self.model).__name__}: {type(head).__name__} gives '
-                f'{probabilities.shape[1]} scores per RoI, not {head.num_classes} classes + '
-                'background')
-        return rois, probabilities[:, :head.num_classes], calls[-1]['bbox_pred']
+                f'{probabilities.shape[1]} scores per RoI, not {head.num_classes} classes' +
+                (' + background' if background else ''))
+        return rois, probabilities[:, :head.num_classes], bbox_pred
 
     def regressed_boxes(self, rois: Tensor, bbox_pred: Any, labels: Tensor,
                         max_shape: Optional[Tuple[int, int]] = None) -> Tensor:

@@ -32,7 +32,8 @@ NOT_DETECTORS = {'bytetrack', 'deepsort', 'mask2former_vis', 'masktrack_rcnn', '
 #: (Not RPN: its one objectness class is not a head of the table; its class map is refused.)
 MUST_EXPLAIN = {'atss', 'cascade_rcnn', 'faster_rcnn', 'fcos', 'gfl', 'mask_rcnn', 'retinanet',
                 'htc', 'double_heads', 'dynamic_rcnn', 'pafpn', 'yolox',
-                'detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'dino', 'ddq'}
+                'detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'dino', 'ddq',
+                'sparse_rcnn'}
 
 #: Families refused for every method, and what the one-line refusal must name.
 REFUSED_WITH = {
