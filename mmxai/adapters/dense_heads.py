@@ -15,6 +15,15 @@ become probabilities:
 A subclass of a table head that overrides none of :data:`PREDICTION_METHODS`
 (NAS-FCOS's head changes only its layers, FreeAnchor's and LD's only their
 losses) computes its class scores as that head does and is read the same way.
+
+Any other head whose prediction is ``BaseDenseHead``'s own (``predict_by_feat``
+and ``_predict_by_feat_single`` not overridden: VFNet, DDOD, YOLOF,
+AutoAssign, ...) is read by that prediction's rule, whatever its layers
+compute: ``predict_by_feat(*forward(x))`` takes the first output as the
+per-level class logits of every prior of its ``prior_generator`` (sigmoid or
+softmax from ``use_sigmoid_cls``) and decodes the second with its
+``bbox_coder``. Score factors (centerness, IoU) are box quality, not class,
+and stay out of the class maps as ATSS's centerness does.
 """
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -46,32 +55,52 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
 PREDICTION_METHODS = ('forward', 'forward_single', 'predict_by_feat',
                       '_predict_by_feat_single', '_bbox_decode')
 
+#: The rule of heads that predict with ``BaseDenseHead``'s own methods.
+BASE_PREDICTION = 'BaseDenseHead'
+
+
+def _predicts_as_base_dense_head(head: nn.Module) -> bool:
+    """Whether a dense head scores and decodes its priors with ``BaseDenseHead``'s prediction."""
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    cls = type(head)
+    return isinstance(head, BaseDenseHead) and hasattr(head, 'prior_generator') and \
+        hasattr(head, 'bbox_coder') and not getattr(head, 'custom_cls_channels', False) and \
+        cls.predict_by_feat is BaseDenseHead.predict_by_feat and \
+        cls._predict_by_feat_single is BaseDenseHead._predict_by_feat_single
+
 
 def _nearest_table_head(head: Optional[nn.Module]) -> Tuple[Optional[str], str]:
-    """The table head whose prediction ``head`` keeps (or None), and why not when None.
+    """The rule ``head``'s class scores follow (or None), and why not when None.
 
     The head's own class or the nearest table head among its ancestors, as
-    long as no class on the way overrides one of :data:`PREDICTION_METHODS`.
+    long as no class on the way overrides one of :data:`PREDICTION_METHODS`;
+    otherwise :data:`BASE_PREDICTION` for heads that predict with
+    ``BaseDenseHead``'s own methods.
     """
     if head is None:
         return None, 'no dense bbox_head'
+    why = type(head).__name__
     for cls in type(head).__mro__:
         if cls.__name__ in SUPPORTED_HEADS:
             return cls.__name__, ''
         overridden = [name for name in PREDICTION_METHODS if name in vars(cls)]
         if overridden:
-            derives = any(c.__name__ in SUPPORTED_HEADS for c in type(head).__mro__)
-            return None, (f'{type(head).__name__}: {cls.__name__} overrides '
-                          f'{", ".join(overridden)} of the table head it derives from'
-                          if derives else type(head).__name__)
-    return None, type(head).__name__
+            if any(c.__name__ in SUPPORTED_HEADS for c in type(head).__mro__):
+                why = (f'{type(head).__name__}: {cls.__name__} overrides '
+                       f'{", ".join(overridden)} of the table head it derives from')
+            break
+    if _predicts_as_base_dense_head(head):
+        return BASE_PREDICTION, ''
+    return None, why
 
 
 def supported_head_type(head: Optional[nn.Module]) -> Optional[str]:
     """The head of :data:`SUPPORTED_HEADS` whose class scores ``head`` computes, or None.
 
     The head itself, or the nearest table head among its ancestors when no
-    class in between overrides one of :data:`PREDICTION_METHODS`.
+    class in between overrides one of :data:`PREDICTION_METHODS`, or
+    :data:`BASE_PREDICTION` for any head predicting with ``BaseDenseHead``'s
+    own methods.
     """
     return _nearest_table_head(head)[0]
 
@@ -83,7 +112,8 @@ def check_head_supported(head: Optional[nn.Module], detector_name: str,
     if supported is None:
         raise UnsupportedModelError(
             f'{method} does not support {detector_name} ({why}); it '
-            f'supports single-stage detectors with heads: {", ".join(sorted(SUPPORTED_HEADS))} '
+            'supports single-stage detectors whose head predicts with BaseDenseHead\'s own '
+            f'predict_by_feat, and the heads {", ".join(sorted(SUPPORTED_HEADS))} '
             '(and subclasses that keep their prediction). drise, activationmap and eigencam '
             'work for any detector.')
 
@@ -119,10 +149,16 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
     Returns:
         list[Tensor]: One (B, A, K, h_l, w_l) tensor per level.
     """
-    objectness_index = SUPPORTED_HEADS[supported_head_type(head)]
+    objectness_index = SUPPORTED_HEADS.get(supported_head_type(head))
     channels = head.cls_out_channels
+    priors = getattr(head.prior_generator, 'num_base_priors', None)
     levels = []
     for level, cls_score in enumerate(head_outputs[0]):
+        if not isinstance(cls_score, Tensor) or cls_score.dim() != 4 or \
+                (priors and cls_score.shape[1] != priors[level] * channels):
+            raise UnsupportedModelError(
+                f'{type(head).__name__}: its class output of level {level} is not '
+                f'(B, priors x {channels}, h, w), so its scores cannot be placed on its priors')
         batch, _, height, width = cls_score.shape
         logits = cls_score.reshape(batch, -1, channels, height, width)
         if head.use_sigmoid_cls:

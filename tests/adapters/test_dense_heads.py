@@ -18,7 +18,14 @@ HEAD_CONFIGS = {
     # Subclasses of table heads that keep their prediction (layers, losses differ).
     'NASFCOSHead': 'mmdet::nas_fcos/nas-fcos_r50-caffe_fpn_nashead-gn-head_4xb4-1x_coco.py',
     'FreeAnchorRetinaHead': 'mmdet::free_anchor/freeanchor_r50_fpn_1x_coco.py',
+    # Heads outside the table that predict with BaseDenseHead's own predict_by_feat.
+    'VFNetHead': 'mmdet::vfnet/vfnet_r50_fpn_1x_coco.py',
+    'DDODHead': 'mmdet::ddod/ddod_r50_fpn_1x_coco.py',
+    'YOLOFHead': 'mmdet::yolof/yolof_r50-c5_8xb8-1x_coco.py',
+    'AutoAssignHead': 'mmdet::autoassign/autoassign_r50-caffe_fpn_1x_coco.py',
 }
+#: Not in the table, read by the rule of BaseDenseHead's prediction.
+BASE_PREDICTION_HEADS = ('VFNetHead', 'DDODHead', 'YOLOFHead', 'AutoAssignHead')
 # mmdet 3.3.0 cannot run SSD inference at all (open-mmlab/mmdetection#11305):
 # its table entry is tested on the head's own forward outputs instead.
 SSD_CONFIG = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
@@ -29,6 +36,10 @@ SIZE = 128
 def _build(head_name, config=None):
     cfg = load_config(config or HEAD_CONFIGS[head_name])
     cfg.model.bbox_head.num_classes = NUM_CLASSES
+    if head_name == 'DDODHead':
+        # MMCV's deformable convolution needs feature maps of at least 3 x 3 (DDOD's
+        # stride-128 level: 384 px); DCN changes the features, not how the head predicts.
+        cfg.model.bbox_head.use_dcn = False
     model = build_model(cfg)
     assert type(model.bbox_head).__name__ == head_name
     return model
@@ -41,7 +52,8 @@ def detector(request):
 
 def test_table_covers_the_required_heads():
     for name in [*HEAD_CONFIGS, 'SSDHead']:
-        assert name in SUPPORTED_HEADS or name in ('NASFCOSHead', 'FreeAnchorRetinaHead')
+        assert name in SUPPORTED_HEADS or \
+            name in ('NASFCOSHead', 'FreeAnchorRetinaHead', *BASE_PREDICTION_HEADS)
 
 
 def test_subclass_that_changes_its_prediction_is_refused_in_one_line():
@@ -150,3 +162,26 @@ def test_prior_boxes_are_the_boxes_the_head_itself_decodes(detector):
     ours = torch.cat(adapter.prior_boxes(0, small))
     distance = torch.cdist(theirs.double(), ours.double(), p=float('inf'))
     assert distance.amin(1).max() < 1e-3
+
+
+def test_class_probabilities_are_the_scores_the_head_itself_predicts(detector):
+    # MMDetection's own post-processing, with NMS off and nothing filtered, scores
+    # every (prior, class) pair; given the class output alone (no centerness or IoU
+    # factor: box quality, kept out of class maps), its scores are our probabilities.
+    from mmengine.config import ConfigDict
+
+    from mmxai.adapters.dense_heads import anchor_class_probabilities
+    head = detector.bbox_head
+    data = detector.data_preprocessor(det_batch(random_images(1, SIZE, SIZE, seed=6)), False)
+    with torch.no_grad():
+        outputs = head(detector.extract_feat(data['inputs']))
+        cfg = ConfigDict(head.test_cfg, score_thr=-1.0, nms_pre=10 ** 9, min_bbox_size=-1)
+        meta = dict(data['data_samples'][0].metainfo, img_shape=(SIZE, SIZE))
+        yolox = type(head).__name__ == 'YOLOXHead'  # its scores include its objectness
+        given = outputs if yolox else (outputs[0], outputs[1], None)
+        theirs = head.predict_by_feat(*given, batch_img_metas=[meta], cfg=cfg, rescale=False,
+                                      with_nms=False)[0].scores
+    ours = torch.cat([probs[0].flatten(0, 0).movedim(1, -1).reshape(-1, NUM_CLASSES)
+                      for probs in anchor_class_probabilities(head, outputs)])
+    expected = ours.amax(1) if yolox else ours.flatten()  # YOLOX: one score per prior
+    torch.testing.assert_close(theirs.sort().values, expected.sort().values)
