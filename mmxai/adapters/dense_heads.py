@@ -22,9 +22,14 @@ AutoAssign, ...) is read by that prediction's rule, whatever its layers
 compute: ``predict_by_feat(*forward(x))`` takes the first output as the
 per-level class logits of every prior of its ``prior_generator`` (sigmoid or
 softmax from ``use_sigmoid_cls``) and decodes the second with its
-``bbox_coder``. Score factors (centerness, IoU) are box quality, not class,
-and stay out of the class maps as ATSS's centerness does.
+``bbox_coder``. Its score factor (the third output) is part of the class
+probability when the head's own ``loss_by_feat`` calls it ``objectnesses``
+(AutoAssign's implicit objectness: its classes are trained as ``class x
+objectness``, as YOLOX's are) and is multiplied in; centerness and IoU
+factors are box quality, not class, and stay out of the class maps as ATSS's
+centerness does.
 """
+import inspect
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -94,6 +99,20 @@ def _nearest_table_head(head: Optional[nn.Module]) -> Tuple[Optional[str], str]:
     return None, why
 
 
+def objectness_output(head: nn.Module) -> Optional[int]:
+    """Index of the ``forward()`` output multiplied into the class probabilities, or None.
+
+    The table's entry for table heads (YOLOX: 2); for heads read by
+    :data:`BASE_PREDICTION`, 2 when their ``loss_by_feat`` names its third
+    argument ``objectnesses``.
+    """
+    rule = supported_head_type(head)
+    if rule != BASE_PREDICTION:
+        return SUPPORTED_HEADS.get(rule)
+    arguments = list(inspect.signature(type(head).loss_by_feat).parameters)[1:]
+    return 2 if arguments[2:3] == ['objectnesses'] else None
+
+
 def supported_head_type(head: Optional[nn.Module]) -> Optional[str]:
     """The head of :data:`SUPPORTED_HEADS` whose class scores ``head`` computes, or None.
 
@@ -149,7 +168,7 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
     Returns:
         list[Tensor]: One (B, A, K, h_l, w_l) tensor per level.
     """
-    objectness_index = SUPPORTED_HEADS.get(supported_head_type(head))
+    objectness_index = objectness_output(head)
     channels = head.cls_out_channels
     priors = getattr(head.prior_generator, 'num_base_priors', None)
     levels = []

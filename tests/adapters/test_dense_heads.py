@@ -166,22 +166,32 @@ def test_prior_boxes_are_the_boxes_the_head_itself_decodes(detector):
 
 def test_class_probabilities_are_the_scores_the_head_itself_predicts(detector):
     # MMDetection's own post-processing, with NMS off and nothing filtered, scores
-    # every (prior, class) pair; given the class output alone (no centerness or IoU
-    # factor: box quality, kept out of class maps), its scores are our probabilities.
+    # every (prior, class) pair; given the class output (and objectness: YOLOX,
+    # AutoAssign) without centerness or IoU factors (box quality, kept out of class
+    # maps), its scores are our probabilities.
     from mmengine.config import ConfigDict
 
-    from mmxai.adapters.dense_heads import anchor_class_probabilities
+    from mmxai.adapters.dense_heads import anchor_class_probabilities, objectness_output
     head = detector.bbox_head
     data = detector.data_preprocessor(det_batch(random_images(1, SIZE, SIZE, seed=6)), False)
     with torch.no_grad():
         outputs = head(detector.extract_feat(data['inputs']))
         cfg = ConfigDict(head.test_cfg, score_thr=-1.0, nms_pre=10 ** 9, min_bbox_size=-1)
         meta = dict(data['data_samples'][0].metainfo, img_shape=(SIZE, SIZE))
-        yolox = type(head).__name__ == 'YOLOXHead'  # its scores include its objectness
-        given = outputs if yolox else (outputs[0], outputs[1], None)
+        yolox = type(head).__name__ == 'YOLOXHead'
+        given = outputs if objectness_output(head) else (outputs[0], outputs[1], None)
         theirs = head.predict_by_feat(*given, batch_img_metas=[meta], cfg=cfg, rescale=False,
                                       with_nms=False)[0].scores
     ours = torch.cat([probs[0].flatten(0, 0).movedim(1, -1).reshape(-1, NUM_CLASSES)
                       for probs in anchor_class_probabilities(head, outputs)])
     expected = ours.amax(1) if yolox else ours.flatten()  # YOLOX: one score per prior
     torch.testing.assert_close(theirs.sort().values, expected.sort().values)
+
+
+def test_objectness_is_part_of_the_class_probability_only_where_classes_train_with_it(detector):
+    # YOLOX and AutoAssign (its "implicit objectness") train class x objectness; the
+    # centerness of FCOS/ATSS and DDOD's IoU are box quality and stay out.
+    from mmxai.adapters.dense_heads import objectness_output
+    multiplied = {'YOLOXHead': 2, 'AutoAssignHead': 2}
+    head = detector.bbox_head
+    assert objectness_output(head) == multiplied.get(type(head).__name__)
