@@ -10,7 +10,10 @@ become probabilities:
 * sigmoid heads (``use_sigmoid_cls``): ``sigmoid`` per channel, C = K;
 * softmax heads (SSD): ``softmax`` over the C = K + 1 channels of each
   anchor, the background channel (the last one) is dropped;
-* YOLOX multiplies by its separate objectness output, as its box scores do.
+* YOLOX multiplies by its separate objectness output, as its box scores do;
+* YOLOv3 packs ``(x, y, w, h, objectness, classes)`` per anchor in one output
+  (B, A*(5+K), h, w): class sigmoid times objectness sigmoid, as its
+  ``predict_by_feat`` scores them.
 
 A subclass of a table head that overrides none of :data:`PREDICTION_METHODS`
 (NAS-FCOS's head changes only its layers, FreeAnchor's and LD's only their
@@ -53,6 +56,7 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
     'RTMDetSepBNHead': None,
     'SSDHead': None,
     'YOLOXHead': 2,
+    'YOLOV3Head': None,  # objectness packed with the classes (see module docstring)
 }
 
 
@@ -168,6 +172,8 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
     Returns:
         list[Tensor]: One (B, A, K, h_l, w_l) tensor per level.
     """
+    if supported_head_type(head) == 'YOLOV3Head':
+        return [_yolov3_probabilities(head, pred_map) for pred_map in head_outputs[0]]
     objectness_index = objectness_output(head)
     channels = head.cls_out_channels
     priors = getattr(head.prior_generator, 'num_base_priors', None)
@@ -188,6 +194,13 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
             probs = probs * head_outputs[objectness_index][level].sigmoid().unsqueeze(1)
         levels.append(probs)
     return levels
+
+
+def _yolov3_probabilities(head: nn.Module, pred_map: Tensor) -> Tensor:
+    """(B, A, K, h, w) class x objectness probabilities of one YOLOv3 level."""
+    batch, _, height, width = pred_map.shape
+    attributes = pred_map.reshape(batch, head.num_base_priors, head.num_attrib, height, width)
+    return attributes[:, :, 5:].sigmoid() * attributes[:, :, 4:5].sigmoid()
 
 
 def class_probability_levels(head: nn.Module, head_outputs: Any) -> List[Tensor]:
@@ -224,6 +237,17 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
         anchor), which is the order of :func:`anchor_class_probabilities`'s
         (A, h, w) permuted to (h, w, A).
     """
+    if supported_head_type(head) == 'YOLOV3Head':  # decoded from sigmoid xy, never clipped
+        pred_maps = head_outputs[0]
+        priors = head.prior_generator.grid_priors([tuple(p.shape[-2:]) for p in pred_maps],
+                                                  dtype=pred_maps[0].dtype,
+                                                  device=pred_maps[0].device)
+        boxes = []
+        for prior, pred, stride in zip(priors, pred_maps, head.featmap_strides):
+            pred = pred[image].permute(1, 2, 0).reshape(-1, head.num_attrib)
+            offsets = torch.cat([pred[:, :2].sigmoid(), pred[:, 2:4]], dim=1)
+            boxes.append(head.bbox_coder.decode(prior, offsets, stride))
+        return boxes
     bbox_preds = head_outputs[1]
     sizes = [tuple(pred.shape[-2:]) for pred in bbox_preds]
     device, dtype = bbox_preds[0].device, bbox_preds[0].dtype

@@ -13,6 +13,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 from mmxai.adapters import build_adapter
+from mmxai.adapters.dense_heads import objectness_output
 from mmxai.explainers import DetClassProbabilityMap
 from mmxai.geometry import to_original_image
 from tests.adapters.test_dense_heads import HEAD_CONFIGS, NUM_CLASSES, SSD_CONFIG
@@ -47,6 +48,8 @@ class OneHotClassScore:
         self.head, self.level, self.cell = head, 0, (0, 0)
 
     def __call__(self, _module, _args, outputs):
+        if type(self.head).__name__ == 'YOLOV3Head':
+            return self.yolov3(outputs)
         head, channels = self.head, self.head.cls_out_channels
         scores = []
         for level, cls_score in enumerate(outputs[0]):
@@ -62,9 +65,22 @@ class OneHotClassScore:
             scores.append(logits.flatten(1, 2))
         outputs = list(outputs)
         outputs[0] = scores
-        if type(head).__name__ == 'YOLOXHead':  # objectness, multiplied in
+        if objectness_output(head):  # objectness, multiplied in: certain everywhere
             outputs[2] = [torch.full_like(o, LOGIT) for o in outputs[2]]
         return tuple(outputs)
+
+    def yolov3(self, outputs):
+        """YOLOv3's one output per level: (x, y, w, h, objectness, classes) per anchor."""
+        pred_maps = []
+        for level, pred_map in enumerate(outputs[0]):
+            batch, _, height, width = pred_map.shape
+            attributes = pred_map.clone().reshape(batch, -1, self.head.num_attrib, height, width)
+            attributes[:, :, 4] = LOGIT
+            attributes[:, :, 5:] = -LOGIT
+            if level == self.level:
+                attributes[:, :, 5, self.cell[0], self.cell[1]] = LOGIT
+            pred_maps.append(attributes.flatten(1, 2))
+        return (pred_maps,)
 
 
 @pytest.mark.parametrize('head_name', sorted(CONFIGS))

@@ -23,6 +23,7 @@ HEAD_CONFIGS = {
     'DDODHead': 'mmdet::ddod/ddod_r50_fpn_1x_coco.py',
     'YOLOFHead': 'mmdet::yolof/yolof_r50-c5_8xb8-1x_coco.py',
     'AutoAssignHead': 'mmdet::autoassign/autoassign_r50-caffe_fpn_1x_coco.py',
+    'YOLOV3Head': 'mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py',
 }
 #: Not in the table, read by the rule of BaseDenseHead's prediction.
 BASE_PREDICTION_HEADS = ('VFNetHead', 'DDODHead', 'YOLOFHead', 'AutoAssignHead')
@@ -145,7 +146,7 @@ def test_prior_boxes_are_the_boxes_the_head_itself_decodes(detector):
         ours = torch.cat(adapter.prior_boxes(0))
         meta = dict(data['data_samples'][0].metainfo, img_shape=(SIZE, SIZE))
         cfg = ConfigDict(detector.bbox_head.test_cfg, score_thr=-1.0, nms_pre=10 ** 9,
-                         min_bbox_size=-1)
+                         min_bbox_size=-1, conf_thr=-1.0)
         theirs = detector.bbox_head.predict_by_feat(
             *outputs, batch_img_metas=[meta], cfg=cfg, rescale=False, with_nms=False)[0].bboxes
     # Their boxes come in score order, once per (prior, class) (YOLOX: once per prior).
@@ -176,10 +177,12 @@ def test_class_probabilities_are_the_scores_the_head_itself_predicts(detector):
     data = detector.data_preprocessor(det_batch(random_images(1, SIZE, SIZE, seed=6)), False)
     with torch.no_grad():
         outputs = head(detector.extract_feat(data['inputs']))
-        cfg = ConfigDict(head.test_cfg, score_thr=-1.0, nms_pre=10 ** 9, min_bbox_size=-1)
+        cfg = ConfigDict(head.test_cfg, score_thr=-1.0, nms_pre=10 ** 9, min_bbox_size=-1,
+                         conf_thr=-1.0)
         meta = dict(data['data_samples'][0].metainfo, img_shape=(SIZE, SIZE))
         yolox = type(head).__name__ == 'YOLOXHead'
-        given = outputs if objectness_output(head) else (outputs[0], outputs[1], None)
+        packed = type(head).__name__ == 'YOLOV3Head'  # objectness packed with the classes
+        given = outputs if packed or objectness_output(head) else (outputs[0], outputs[1], None)
         theirs = head.predict_by_feat(*given, batch_img_metas=[meta], cfg=cfg, rescale=False,
                                       with_nms=False)[0].scores
     ours = torch.cat([probs[0].flatten(0, 0).movedim(1, -1).reshape(-1, NUM_CLASSES)
