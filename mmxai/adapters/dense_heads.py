@@ -11,6 +11,9 @@ become probabilities:
 * softmax heads (SSD): ``softmax`` over the C = K + 1 channels of each
   anchor, the background channel (the last one) is dropped;
 * YOLOX multiplies by its separate objectness output, as its box scores do;
+* TOOD's ``forward`` already returns probabilities (the geometric mean of
+  two sigmoids) and boxes in stride units, which its prediction reads as
+  they are;
 * YOLOv3 packs ``(x, y, w, h, objectness, classes)`` per anchor in one output
   (B, A*(5+K), h, w): class sigmoid times objectness sigmoid, as its
   ``predict_by_feat`` scores them.
@@ -57,7 +60,11 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
     'SSDHead': None,
     'YOLOXHead': 2,
     'YOLOV3Head': None,  # objectness packed with the classes (see module docstring)
+    'TOODHead': None,
 }
+
+#: Table heads whose ``forward()`` returns class probabilities, not logits.
+PROBABILITY_OUTPUTS = ('TOODHead',)
 
 
 #: What decides a head's outputs and how its prediction reads them.
@@ -186,7 +193,9 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
                 f'(B, priors x {channels}, h, w), so its scores cannot be placed on its priors')
         batch, _, height, width = cls_score.shape
         logits = cls_score.reshape(batch, -1, channels, height, width)
-        if head.use_sigmoid_cls:
+        if supported_head_type(head) in PROBABILITY_OUTPUTS:
+            probs = logits
+        elif head.use_sigmoid_cls:
             probs = logits.sigmoid()
         else:
             probs = F.softmax(logits, dim=2)[:, :, :head.num_classes]
@@ -256,6 +265,9 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
                                                   with_stride=True)
         return [head._bbox_decode(prior, pred[image].permute(1, 2, 0).reshape(-1, 4))
                 for prior, pred in zip(priors, bbox_preds)]
+    if supported_head_type(head) == 'TOODHead':  # boxes in stride units, not clipped
+        return [pred[image].permute(1, 2, 0).reshape(-1, 4) * stride[0]
+                for pred, stride in zip(bbox_preds, head.prior_generator.strides)]
     priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device)
     boxes = []
     for level, (prior, pred) in enumerate(zip(priors, bbox_preds)):

@@ -13,7 +13,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 from mmxai.adapters import build_adapter
-from mmxai.adapters.dense_heads import objectness_output
+from mmxai.adapters.dense_heads import PROBABILITY_OUTPUTS, objectness_output
 from mmxai.explainers import DetClassProbabilityMap
 from mmxai.geometry import to_original_image
 from tests.adapters.test_dense_heads import HEAD_CONFIGS, NUM_CLASSES, SSD_CONFIG
@@ -51,17 +51,19 @@ class OneHotClassScore:
         if type(self.head).__name__ == 'YOLOV3Head':
             return self.yolov3(outputs)
         head, channels = self.head, self.head.cls_out_channels
+        # TOOD's forward gives probabilities: certain is 1, absent 0.
+        low, high = (0.0, 1.0) if type(head).__name__ in PROBABILITY_OUTPUTS else (-LOGIT, LOGIT)
         scores = []
         for level, cls_score in enumerate(outputs[0]):
             batch, _, height, width = cls_score.shape
             logits = cls_score.new_full((batch, cls_score.shape[1] // channels, channels,
-                                         height, width), -LOGIT)
+                                         height, width), low)
             if not head.use_sigmoid_cls:  # softmax over classes + background (last)
-                logits[:, :, -1] = LOGIT
+                logits[:, :, -1] = high
             if level == self.level:
                 y, x = self.cell
-                logits[:, :, :, y, x] = -LOGIT
-                logits[:, :, 0, y, x] = LOGIT
+                logits[:, :, :, y, x] = low
+                logits[:, :, 0, y, x] = high
             scores.append(logits.flatten(1, 2))
         outputs = list(outputs)
         outputs[0] = scores

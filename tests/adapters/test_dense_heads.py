@@ -24,6 +24,7 @@ HEAD_CONFIGS = {
     'YOLOFHead': 'mmdet::yolof/yolof_r50-c5_8xb8-1x_coco.py',
     'AutoAssignHead': 'mmdet::autoassign/autoassign_r50-caffe_fpn_1x_coco.py',
     'YOLOV3Head': 'mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py',
+    'TOODHead': 'mmdet::tood/tood_r50_fpn_1x_coco.py',
 }
 #: Not in the table, read by the rule of BaseDenseHead's prediction.
 BASE_PREDICTION_HEADS = ('VFNetHead', 'DDODHead', 'YOLOFHead', 'AutoAssignHead')
@@ -58,13 +59,13 @@ def test_table_covers_the_required_heads():
 
 
 def test_subclass_that_changes_its_prediction_is_refused_in_one_line():
-    # TOOD's head derives from ATSSHead but its forward returns probabilities
-    # (sqrt of two sigmoids), not logits: read as ATSS's, its maps would be wrong.
-    model = _build('TOODHead', 'mmdet::tood/tood_r50_fpn_1x_coco.py')
+    # RTMDet-Ins's head derives from RTMDetHead but predicts masks its own way: read
+    # as RTMDet's, its maps would leave out what it predicts.
+    model = _build('RTMDetInsSepBNHead', 'mmdet::rtmdet/rtmdet-ins_s_8xb32-300e_coco.py')
     with pytest.raises(UnsupportedModelError) as error:
         ExplainModel(model, explainer='classwisesaliencymap')
     message = str(error.value)
-    assert '\n' not in message and 'TOODHead overrides forward' in message, message
+    assert '\n' not in message and 'RTMDetInsSepBNHead overrides forward' in message, message
 
 
 def test_ssd_softmax_head_with_background_and_per_level_anchors():
