@@ -246,7 +246,7 @@ def model_num_classes(model_cfg: Any) -> int:
     if isinstance(model_cfg, dict):
         found = [model_cfg['num_classes']] if isinstance(model_cfg.get('num_classes'), int) \
             else []
-        return max(found + [model_num_classes(v) for v in model_cfg.values()])
+        return max(found + [model_num_classes(v) for v in model_cfg.values()] + [0])
     if isinstance(model_cfg, (list, tuple)):
         return max([model_num_classes(v) for v in model_cfg] + [0])
     return 0
