@@ -19,6 +19,10 @@ from ..utils.errors import CascadeError
 FALLBACK_STD = 0.02
 
 
+#: Children that make the prediction, randomised first in this order.
+PREDICTION_HEADS = ('bbox_head', 'roi_head', 'mask_head', 'panoptic_head', 'head')
+
+
 def _has_parameters(module: nn.Module) -> bool:
     return any(True for _ in module.parameters())
 
@@ -43,9 +47,13 @@ def _backbone_stages(backbone: nn.Module, prefix: str) -> List[List[str]]:
 def default_cascade(model: nn.Module) -> List[List[str]]:
     """Module names to randomise per step, top layer first.
 
-    The model's parts after the backbone in reverse order of definition
-    (MMDetection: ``bbox_head`` or ``roi_head`` then ``rpn_head``, then
-    ``neck``; MMPretrain: ``head``, ``neck``), then the backbone's stages from
+    The heads that make the prediction first (:data:`PREDICTION_HEADS`: a
+    DETR-style detector defines its ``bbox_head`` before its transformer),
+    then the model's other parts after the backbone in reverse order of
+    definition (MMDetection: ``rpn_head``, then ``neck``; DINO: its
+    training-only ``dn_query_generator``, which repeats the step before it,
+    then the decoder, encoder and neck; MMPretrain: ``neck``), then the
+    backbone's stages from
     the last (ResNets: ``layer4`` ... ``layer1``, then the stem's layers
     together; other backbones: each child from the last, each block of a
     block list on its own). Parts without parameters (a global average
@@ -58,8 +66,10 @@ def default_cascade(model: nn.Module) -> List[List[str]]:
     Returns:
         list[list[str]]: Module names (``model.named_modules()``) per step.
     """
-    steps = [[name] for name, module in reversed(list(model.named_children()))
+    parts = [name for name, module in reversed(list(model.named_children()))
              if name not in ('backbone', 'data_preprocessor') and _has_parameters(module)]
+    heads = [name for name in PREDICTION_HEADS if name in parts]
+    steps = [[name] for name in heads + [name for name in parts if name not in heads]]
     backbone = getattr(model, 'backbone', None)
     if isinstance(backbone, nn.Module):
         steps += _backbone_stages(backbone, 'backbone')

@@ -27,6 +27,15 @@ def test_default_cascade_goes_from_the_head_down(classifier, detector):
         ['backbone.layer1'], ['backbone.conv1', 'backbone.bn1']]
 
 
+def test_a_detr_style_detector_starts_with_its_head():
+    # DINO defines bbox_head before its transformer and a training-only denoising
+    # query generator last: randomised first, that no-op step would flag every method.
+    dino = build_model(load_config('configs/demo/dino_tiny_shapes.py'))
+    steps = default_cascade(dino)
+    assert steps[0] == ['bbox_head']
+    assert steps.index(['decoder']) < steps.index(['encoder']) < steps.index(['neck'])
+
+
 def _state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
