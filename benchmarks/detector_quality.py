@@ -9,7 +9,7 @@ and for DINO the share of detections scoring at least 0.3 whose per-box map
 peaks inside their own box::
 
     python benchmarks/detector_quality.py [--seed 0] [--val-images 30] \
-        [--dino-iters 1500] [--output work_dirs/detector_quality]
+        [--dino-iters N] [--output work_dirs/detector_quality]
 
 Trained checkpoints are reused when their work dir holds one (delete it to
 train again). Goals: DINO's pointing game at least ATSS's; per-box maps peak
