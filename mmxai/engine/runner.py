@@ -37,7 +37,19 @@ class QuietRunner(Runner):
 
     def build_logger(self, log_level: Union[int, str] = 'INFO', log_file: Optional[str] = None,
                      **kwargs: Any) -> MMLogger:
-        """The Runner's logger, its console handler raised to ``WARNING``."""
+        """The Runner's logger, its console handler raised to ``WARNING``.
+
+        Its name is the experiment's (``<config>_<timestamp>``), made unique in
+        the process: MMEngine hands a second Runner of the same config started
+        in the same second (a tool explaining with several methods in turn) the
+        first one's logger and visualizer, so its log would go to the first
+        run's file.
+        """
+        if 'name' not in kwargs:
+            name, number = self._experiment_name, 2
+            while MMLogger.check_instance_created(name):
+                name, number = f'{self._experiment_name}_{number}', number + 1
+            self._experiment_name = name  # the visualizer, built next, takes it too
         logger = super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
         for handler in logger.handlers:
             if not isinstance(handler, logging.FileHandler):  # the console

@@ -40,3 +40,22 @@ def test_console_shows_the_bar_and_warnings_on_their_own_lines(shapes_classifica
     # Everything went to the log file too.
     log = next((tmp_path / 'work').rglob('*.log')).read_text()
     assert 'planted warning' in log and 'planted info' in log
+
+
+def test_runners_started_in_the_same_second_keep_their_own_logs(shapes_classification, tmp_path,
+                                                                 monkeypatch):
+    # MMEngine names a run's logger <config>_<timestamp>: two runs of one config in the
+    # same second (the demo explains with one method after the other) share it.
+    import time
+    now = time.time()
+    monkeypatch.setattr(time, 'time', lambda: now)
+    logs = []
+    for run in ('first', 'second'):
+        cfg = set_data_root(load_config(CLS_DEMO_CONFIG), shapes_classification)
+        cfg.work_dir = str(tmp_path / run)
+        runner = QuietRunner.from_cfg(cfg)
+        runner.logger.warning(f'this is the {run} run')
+        logs.append(next((tmp_path / run).rglob('*.log')).read_text())
+    assert runner.timestamp == time.strftime('%Y%m%d_%H%M%S', time.localtime(now))
+    assert 'first run' in logs[0] and 'second run' not in logs[0]
+    assert 'second run' in logs[1] and 'first run' not in logs[1]
