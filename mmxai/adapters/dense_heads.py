@@ -179,7 +179,8 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
     Returns:
         list[Tensor]: One (B, A, K, h_l, w_l) tensor per level.
     """
-    if supported_head_type(head) == 'YOLOV3Head':
+    rule = supported_head_type(head)
+    if rule == 'YOLOV3Head':
         return [_yolov3_probabilities(head, pred_map) for pred_map in head_outputs[0]]
     objectness_index = objectness_output(head)
     channels = head.cls_out_channels
@@ -193,7 +194,7 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
                 f'(B, priors x {channels}, h, w), so its scores cannot be placed on its priors')
         batch, _, height, width = cls_score.shape
         logits = cls_score.reshape(batch, -1, channels, height, width)
-        if supported_head_type(head) in PROBABILITY_OUTPUTS:
+        if rule in PROBABILITY_OUTPUTS:
             probs = logits
         elif head.use_sigmoid_cls:
             probs = logits.sigmoid()
