@@ -209,11 +209,12 @@ def unmasked_logits_error(adapter: object) -> Optional[float]:
     What the mosaics of Recipro-CAM go through, given every position (the
     full map, or for models that pool right after it the pooled map), must
     be what the model does after that map. None for adapters without that
-    path (vision transformers score their tokens differently).
+    path (vision transformers score their tokens differently; Conformer's
+    scores do not come from its map alone).
     """
     from mmxai.adapters.classifier import ClassifierAdapter, combined_logits
     exact_type = type(adapter) is ClassifierAdapter
-    if not (exact_type or adapter.pools_to_vectors):
+    if not (exact_type or adapter.pools_to_vectors) or not adapter.map_decides_scores:
         return None
     features = adapter.feature_maps()[-1]
     with torch.no_grad():

@@ -135,6 +135,9 @@ class ModelAdapter:
         """Number of classes the model predicts."""
         raise NotImplementedError
 
+    #: Whether the class scores are a function of :meth:`feature_maps` alone.
+    map_decides_scores = True
+
     def differentiable_scores(self, target_layer: Optional[str] = None,
                               score_thr: float = DEFAULT_SCORE_THR) -> Tuple[List[Tensor], Tensor]:
         """Target-layer activations and (B, K) class scores differentiable in them.
@@ -156,6 +159,10 @@ class ModelAdapter:
             (B, K) scores.
         """
         if target_layer is None:
+            if not self.map_decides_scores:
+                raise UnsupportedModelError(
+                    f'{type(self.model.backbone).__name__}: its class scores do not come from '
+                    'its feature map alone; name a target_layer to take gradients at')
             activations = [f.detach().requires_grad_() for f in self.feature_maps()]
             return activations, self.scores_after_features(activations, score_thr)
         modules = dict(self.model.named_modules())

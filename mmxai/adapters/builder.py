@@ -8,7 +8,7 @@ from .detector import DetectorAdapter
 from .instance_segmentation import InstanceSegmentationAdapter, has_roi_mask_head
 from .query_detector import QueryDetectorAdapter, is_query_detector
 from .two_stage import TwoStageDetectorAdapter, has_roi_box_head
-from .vision_transformer import VIT_LIKE_BACKBONES, VisionTransformerAdapter
+from .vision_transformer import VisionTransformerAdapter, token_stack
 
 #: What mmxai explains, for refusals.
 EXPLAINED_MODELS = 'MMDetection detectors (BaseDetector) and MMPretrain ImageClassifier models'
@@ -82,7 +82,6 @@ def build_adapter(model: nn.Module) -> ModelAdapter:
         if has_roi_box_head(detector):
             return TwoStageDetectorAdapter(detector)
         return DetectorAdapter(detector)
-    if any(_is_instance(model.backbone, 'mmpretrain.models.backbones', name)
-           for name in VIT_LIKE_BACKBONES):
+    if token_stack(model.backbone) is not None:
         return VisionTransformerAdapter(model)
     return ClassifierAdapter(model)

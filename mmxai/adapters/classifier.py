@@ -88,6 +88,20 @@ def token_grid_module(backbone: nn.Module) -> Optional[Tuple[str, nn.Module]]:
     return None
 
 
+def two_branch_stage(backbone: nn.Module) -> Optional[nn.Module]:
+    """The last stage of a backbone with a convolution and a transformer branch.
+
+    Conformer's stages return ``(conv map, tokens)``; it outputs the average
+    of the last conv map with the CLS token, and its head scores both. The
+    conv map is the spatial map to show, but the class scores are not a
+    function of it alone.
+    """
+    from mmpretrain.models.backbones import Conformer
+    if not isinstance(backbone, Conformer):
+        return None
+    return getattr(backbone, f'conv_trans_{backbone.fin_stage - 1}')
+
+
 def combined_logits(output: Any) -> Tensor:
     """(n, K) logits of a head's forward output as its ``predict`` combines them.
 
@@ -146,6 +160,10 @@ class ClassifierAdapter(ModelAdapter):
             self.feature_source = 'fused'
         #: Where the grid of a (B, C, N) token output shows (see :func:`token_grid_module`).
         self.token_grid = token_grid_module(model.backbone) if self.inner_map is None else None
+        #: Conformer's last stage, whose conv map is shown (see :func:`two_branch_stage`).
+        self.branch_stage = two_branch_stage(model.backbone)
+        if self.branch_stage is not None:
+            self.feature_source = 'branch_stage'
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
         modules = {'backbone': self.model.backbone}
@@ -155,6 +173,8 @@ class ClassifierAdapter(ModelAdapter):
             modules['fused'] = self.fusing_neck
         if self.token_grid is not None and self.token_grid[0] == 'patch_embed':
             modules['token_grid'] = self.token_grid[1]
+        if self.branch_stage is not None:
+            modules['branch_stage'] = self.branch_stage
         return modules
 
     def inputs_to_capture(self) -> Dict[str, Tuple[nn.Module, int]]:
@@ -180,7 +200,19 @@ class ClassifierAdapter(ModelAdapter):
         return self.final_norm(pooled.reshape(*pooled.shape, *([1] * (norm_input.dim() - 2)))
                                ).flatten(1)
 
+    @property
+    def map_decides_scores(self) -> bool:
+        """Whether the class scores are a function of the feature map alone.
+
+        Methods that score or differentiate the rest of the model after the
+        map (Recipro-CAM, the gradient methods at their default layer) need
+        it; Conformer's transformer branch also scores its classes.
+        """
+        return self.branch_stage is None
+
     def feature_maps(self) -> List[Tensor]:
+        if self.branch_stage is not None:
+            return [self.captured('branch_stage')[0]]
         if self.fusing_neck is not None:
             return [self.captured('fused')[-1]]
         if self.inner_map is not None:

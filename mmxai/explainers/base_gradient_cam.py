@@ -7,6 +7,7 @@ from torch import Tensor
 from ..adapters.dense_heads import check_head_supported
 from ..geometry import merge_levels
 from ..utils.defaults import DEFAULT_SCORE_THR
+from ..utils.errors import UnsupportedModelError
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
@@ -52,6 +53,11 @@ class BaseGradientCAM(BaseExplainer):
         if adapter.task == 'detection':  # differentiates the dense head's class scores
             check_head_supported(adapter.dense_head, type(adapter.model).__name__,
                                  self.algorithm)
+        if self.target_layer is None and not adapter.map_decides_scores:
+            raise UnsupportedModelError(
+                f'{self.algorithm}: {type(adapter.model.backbone).__name__} also scores its '
+                'classes from a transformer branch, not from its feature map alone; name a '
+                'target_layer, or use activationmap, eigencam or rise')
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:

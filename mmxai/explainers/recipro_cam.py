@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from ..registry import EXPLAINERS
+from ..utils.errors import UnsupportedModelError
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
@@ -44,6 +45,14 @@ class ReciproCAM(BaseExplainer):
     class_wise = True
     value_range = (0.0, 1.0)
     families = ('classification',)
+
+    def check_supported(self, adapter: 'ModelAdapter') -> None:
+        super().check_supported(adapter)
+        if not adapter.map_decides_scores:
+            raise UnsupportedModelError(
+                f'Recipro-CAM: {type(adapter.model.backbone).__name__} also scores its classes '
+                'from a transformer branch, so mosaics of its convolution map do not give its '
+                'scores; activationmap, eigencam and rise work on it')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

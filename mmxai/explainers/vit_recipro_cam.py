@@ -9,8 +9,14 @@ patch token; the extra tokens (CLS, distillation) are kept or zeroed
 (``cls_token``). The block's residual carries its input masked the same way
 (openvino-xai), which at the CLS token of the last block is the unmasked CLS
 token. The rest of the network scores the classes for every mosaic.
+
+Transformers whose blocks name that norm otherwise get the same definition
+at their own first norm (see :class:`mmxai.adapters.vision_transformer.TokenStack`):
+T2T-ViT's encoder layers, TNT's outer blocks (``norm_attn``) and XCiT's
+class-attention blocks (``norm1``; its earlier cross-covariance blocks have
+no CLS token).
 """
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -73,11 +79,58 @@ def ffn_norm(block: nn.Module) -> nn.Module:
 
 
 def supported_block(block: nn.Module) -> bool:
-    """Whether ``block`` computes ``x + attn(ln1(x))`` then ``ffn(norm(x), identity=x)``."""
+    """Whether :func:`masked_block` computes ``block``'s forward.
+
+    That is a residual block over all tokens that normalises them first:
+    MMPretrain's ``TransformerEncoderLayer`` (ViT, DeiT, BEiT-style),
+    ``DeiT3TransformerEncoderLayer``, T2T-ViT's encoder layers (without the
+    value shortcut of its tokens-to-token layers), TNT's outer
+    ``TransformerBlock`` and XCiT's ``ClassAttentionBlock``.
+    """
+    from mmpretrain.models.backbones.t2t_vit import T2TTransformerLayer
+    from mmpretrain.models.backbones.tnt import TransformerBlock
+    from mmpretrain.models.backbones.xcit import ClassAttentionBlock
+    if type(block).forward is T2TTransformerLayer.forward:
+        return not block.v_shortcut
+    return is_encoder_layer(block) or type(block).forward in (TransformerBlock.forward,
+                                                              ClassAttentionBlock.forward)
+
+
+def is_encoder_layer(block: nn.Module) -> bool:
+    """Whether ``block`` is a ViT or DeiT III encoder layer (what the fast path computes)."""
     from mmpretrain.models.backbones.deit3 import DeiT3TransformerEncoderLayer
     from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
     return type(block).forward in (TransformerEncoderLayer.forward,
                                    DeiT3TransformerEncoderLayer.forward)
+
+
+def masked_block(block: nn.Module, residual: Tensor, normed: Tensor) -> Tensor:
+    """A :func:`supported_block`'s forward with its input and first norm's output given.
+
+    Args:
+        block (nn.Module): The block.
+        residual (Tensor): (n, T, C) what the block adds its branches to
+            (its input, masked).
+        normed (Tensor): (n, T, C) what its first norm gives (masked).
+
+    Returns:
+        Tensor: (n, T, C), the block's output, as its own ``forward`` computes
+        it from an input whose first norm is ``normed``.
+    """
+    from mmpretrain.models.backbones.tnt import TransformerBlock
+    from mmpretrain.models.backbones.xcit import ClassAttentionBlock
+    if isinstance(block, TransformerBlock):  # TNT: MMCV attention adds its own identity
+        hidden = block.attn(normed, identity=residual)
+        return block.ffn(block.norm_ffn(hidden), identity=hidden)
+    if isinstance(block, ClassAttentionBlock):  # XCiT: only the CLS token queries
+        attended = torch.cat([block.attn(normed), normed[:, 1:]], dim=1)
+        hidden = residual + block.drop_path(block.gamma1 * attended)
+        hidden = block.norm2(hidden) if block.tokens_norm else \
+            torch.cat([block.norm2(hidden[:, :1]), hidden[:, 1:]], dim=1)
+        cls_token = block.gamma2 * block.ffn(hidden[:, :1], identity=0)
+        return hidden + block.drop_path(torch.cat([cls_token, hidden[:, 1:]], dim=1))
+    hidden = residual + block.attn(normed)
+    return block.ffn(ffn_norm(block)(hidden), identity=hidden)
 
 
 def last_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int, index: Tensor,
@@ -147,9 +200,9 @@ def last_block_extra_tokens(block: nn.Module, tokens: Tensor, num_extra: int, in
     return block.ffn(ffn_norm(block)(hidden), identity=hidden)
 
 
-def masked_blocks_extra_tokens(blocks: nn.ModuleList, target: int, tokens: Tensor,
+def masked_blocks_extra_tokens(blocks: Sequence[nn.Module], target: int, tokens: Tensor,
                                num_extra: int, index: Tensor, weight: Tensor,
-                               cls_token: bool) -> Tensor:
+                               cls_token: bool, first_norm: str = 'ln1') -> Tensor:
     """Output of the last block at the extra tokens, mosaics made at block ``target``.
 
     The target block runs on every full mosaic (its attention on the masked
@@ -157,13 +210,15 @@ def masked_blocks_extra_tokens(blocks: nn.ModuleList, target: int, tokens: Tenso
     block runs as it is, in chunks of about :data:`CHUNK_TOKENS` tokens.
 
     Args:
-        blocks (nn.ModuleList): The backbone's transformer blocks.
+        blocks (Sequence[nn.Module]): The backbone's transformer blocks
+            (:func:`supported_block`).
         target (int): Index of the target block in ``blocks``.
         tokens (Tensor): (B, E + N, C) input of the target block.
         num_extra (int): E, the extra tokens in front.
         index (Tensor): (P, k) kept patch indices per mosaic.
         weight (Tensor): (P, k) their weights (0: not kept).
         cls_token (bool): Keep the extra tokens (else they are zeroed too).
+        first_norm (str): The attribute of the blocks' first norm.
 
     Returns:
         Tensor: (B, P, E, C), the last block's output at the extra tokens.
@@ -174,14 +229,13 @@ def masked_blocks_extra_tokens(blocks: nn.ModuleList, target: int, tokens: Tenso
     masks = tokens.new_zeros(num_masks, length)  # per mosaic, the weight of each token
     masks[:, num_extra:].scatter_add_(1, index, weight)  # border neighbours weigh 0
     masks[:, :num_extra] = float(cls_token)
-    normed = block.ln1(tokens)
+    normed = getattr(block, first_norm)(tokens)
     chunk = max(1, CHUNK_TOKENS // (batch * length))
     outputs = []
     for start in range(0, num_masks, chunk):
         part = masks[start:start + chunk, :, None]  # (m, T, 1)
         residual = (tokens[:, None] * part).flatten(0, 1)  # (B * m, T, C)
-        x = residual + block.attn((normed[:, None] * part).flatten(0, 1))
-        x = block.ffn(ffn_norm(block)(x), identity=x)
+        x = masked_block(block, residual, (normed[:, None] * part).flatten(0, 1))
         for later in blocks[target + 1:]:
             x = later(x)
         outputs.append(x[:, :num_extra].unflatten(0, (batch, -1)))
@@ -200,14 +254,17 @@ class ViTReciproCAM(BaseExplainer):
     score: it gets Recipro-CAM on its final token map, whose pooled mosaics go
     through its own ``ln2`` and head. With the last block as
     target (the default) all mosaics of all images run as one batch and only
-    the block's CLS output is computed (:func:`last_block_extra_tokens`);
-    with an earlier one, the full mosaics run through the remaining blocks in
-    chunks (:func:`masked_blocks_extra_tokens`).
+    the block's CLS output of a ViT or DeiT III layer is computed
+    (:func:`last_block_extra_tokens`); otherwise the full mosaics run through
+    the target block and the later ones in chunks
+    (:func:`masked_blocks_extra_tokens`).
 
     Args:
-        target_layer (int): The target block, an index into
-            ``backbone.layers`` (-1: the last, as OTX 1.x's ``layer_index``;
-            openvino-xai counts it from the end as ``k = 1``).
+        target_layer (int): The target block, an index into the backbone's
+            blocks (``backbone.layers``; T2T-ViT's ``encoder``, XCiT's
+            ``ca_layers``, TNT's last outer block only); -1 is the last, as
+            OTX 1.x's ``layer_index`` (openvino-xai counts it from the end as
+            ``k = 1``).
         use_gaussian (bool): 3x3 Gaussian neighbourhoods (True) or the single
             token of each position (False), as the references' option.
         cls_token (bool): Keep the CLS (and distillation) token in every
@@ -230,33 +287,34 @@ class ViTReciproCAM(BaseExplainer):
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
-        backbone = adapter.model.backbone
+        stack, backbone = adapter.stack, adapter.model.backbone
         name = type(backbone).__name__
-        num_layers = len(backbone.layers)
+        num_layers = len(stack.blocks)
         if not -num_layers <= self.target_layer < num_layers:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM: target_layer={self.target_layer} is out of range: {name} '
                 f'has {num_layers} blocks (-1 is the last)')
-        out_indices = list(getattr(backbone, 'out_indices', [-1]))  # RevViT: the last only
-        if adapter.pools_to_vectors and len(out_indices) == 1 \
-                and out_indices[0] % num_layers == num_layers - 1:
+        if adapter.pools_to_vectors and stack.last_only:
             return  # the averaged final tokens: Recipro-CAM's pooled mosaics (see explain)
-        block = backbone.layers[self.target_layer]
+        block = stack.blocks[self.target_layer]
         if not supported_block(block):
             raise UnsupportedModelError(
-                f'ViT Recipro-CAM needs MMPretrain TransformerEncoderLayer blocks (ViT, DeiT, '
-                f'DeiT3); {name} has {type(block).__name__}; activationmap and eigencam work '
-                'on its final patch tokens')
-        if getattr(backbone, 'cls_token', None) is None:  # DeiT3 keeps no with_cls_token
+                f'ViT Recipro-CAM needs residual transformer blocks over all tokens (ViT, '
+                f'DeiT, DeiT3, T2T-ViT, TNT, XCiT); {name} has {type(block).__name__}; '
+                'activationmap and eigencam work on its final patch tokens')
+        if self.target_layer % num_layers != num_layers - 1 and not stack.later_blocks_run_alone:
+            raise UnsupportedModelError(
+                f'ViT Recipro-CAM: {name} explains at its last block only (target_layer=-1): '
+                'its later blocks take more than the tokens (TNT: its pixel tokens)')
+        if stack.num_extra_tokens == 0 or getattr(backbone, 'cls_token', None) is None:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
                 'none. Use activationmap or eigencam, or Recipro-CAM for CNN-like backbones')
-        if backbone.out_type != 'cls_token' or len(backbone.out_indices) != 1 \
-                or backbone.out_indices[0] != len(backbone.layers) - 1:
+        if stack.out_type != 'cls_token' or not stack.last_only:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs {name} with out_type="cls_token" from the last layer '
-                f'only; this one has out_type={backbone.out_type!r}, '
-                f'out_indices={list(backbone.out_indices)}')
+                f'only; this one has out_type={stack.out_type!r}, '
+                f'out_indices={list(getattr(backbone, "out_indices", [-1]))}')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
@@ -265,18 +323,20 @@ class ViTReciproCAM(BaseExplainer):
             # so this is Recipro-CAM on that token map (Byun & Lee 2022).
             from .recipro_cam import ReciproCAM
             return ReciproCAM().explain(adapter, samples, targets)
-        blocks = adapter.model.backbone.layers
+        stack = adapter.stack
+        blocks = stack.blocks
         target = self.target_layer % len(blocks)
         tokens = adapter.block_input(target)
         height, width = adapter.patch_resolution
         index, weight = token_masks(height, width, self.use_gaussian, tokens.device)
         weight = weight.to(tokens)
-        if target == len(blocks) - 1 and self._attention_is_standard(blocks[target].attn):
+        if target == len(blocks) - 1 and is_encoder_layer(blocks[target]) \
+                and self._attention_is_standard(blocks[target].attn):
             extra = last_block_extra_tokens(blocks[target], tokens, adapter.num_extra_tokens,
                                             index, weight, self.cls_token)
         else:
             extra = masked_blocks_extra_tokens(blocks, target, tokens, adapter.num_extra_tokens,
-                                               index, weight, self.cls_token)
+                                               index, weight, self.cls_token, stack.first_norm)
         batch = tokens.shape[0]
         scores = adapter.scores_from_extra_tokens(extra.flatten(0, 1))  # (B * P, K)
         return scores.reshape(batch, height, width, -1).permute(0, 3, 1, 2)

@@ -10,11 +10,22 @@ from tests.helpers import build_model, cls_batch, load_config, random_images
 
 SIZE = 128  # 8 x 8 patches of 16 px
 SMALL_ARCH = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
+T2T = 'mmpretrain::t2t_vit/t2t-vit-t-14_8xb64_in1k.py'
+TNT = 'mmpretrain::tnt/tnt-s-p16_16xb64_in1k.py'
+XCIT = 'mmpretrain::xcit/xcit-nano-12-p8_8xb128_in1k.py'
+#: Small backbones of 64 channels on 8 x 8 patch grids, per config outside ViT's ``arch``.
+SMALL_BACKBONES = {
+    T2T: dict(embed_dims=64, num_layers=3, layer_cfgs=dict(num_heads=4)),
+    TNT: dict(arch=dict(embed_dims_inner=16, embed_dims_outer=64, num_layers=2,
+                        num_heads_inner=2, num_heads_outer=4)),
+    XCIT: dict(embed_dims=64, depth=2, cls_attn_layers=2, num_heads=4, patch_size=16),
+}
 
 
 def _vit(config='mmpretrain::deit/deit-tiny_4xb256_in1k.py', **backbone):
     cfg = load_config(config)
-    cfg.model.backbone.update(arch=SMALL_ARCH, img_size=SIZE, **backbone)
+    cfg.model.backbone.update(**SMALL_BACKBONES.get(config, dict(arch=SMALL_ARCH)),
+                              img_size=SIZE, **backbone)
     cfg.model.head.update(num_classes=3, in_channels=64)
     cfg.model.train_cfg = None
     model = build_model(cfg)
@@ -26,6 +37,10 @@ def _vit(config='mmpretrain::deit/deit-tiny_4xb256_in1k.py', **backbone):
         if isinstance(layer, torch.nn.Linear):
             gain = 3.0 if name.endswith('attn.qkv') else 1.0
             layer.weight.data.normal_(0, gain * layer.in_features ** -0.5, generator=generator)
+            if layer.bias is not None:
+                layer.bias.data.normal_(0, 0.1, generator=generator)
+        if isinstance(layer, torch.nn.LayerNorm):  # an identity affine hides what is normalised
+            layer.weight.data.normal_(1, 0.2, generator=generator)
             layer.bias.data.normal_(0, 0.1, generator=generator)
         if type(layer).__name__ == 'LayerScale':  # DeiT III: 1e-5 would mute every block
             layer.weight.data.fill_(1.0)
@@ -59,17 +74,37 @@ def _mosaic_weights(height, width, use_gaussian):
     return padded[:, 1:-1, 1:-1].flatten(1)
 
 
+def _block_and_first_norm(backbone, target_layer):
+    """The block the published definition masks at, and its first LayerNorm, as each
+    architecture names them: a CLS token and all patch tokens meet in ViT's and DeiT's
+    ``layers``, T2T-ViT's ``encoder``, TNT's outer blocks and XCiT's class-attention blocks."""
+    name = type(backbone).__name__
+    if name == 'T2T_ViT':
+        block = backbone.encoder[target_layer]
+        return block, block.ln1
+    if name == 'TNT':
+        block = backbone.layers[target_layer].outer_block
+        return block, block.norm_attn
+    if name == 'XCiT':
+        block = backbone.ca_layers[target_layer]
+        return block, block.norm1
+    block = backbone.layers[target_layer]
+    return block, block.ln1
+
+
 def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token=True):
     """The published definition on the real model: one real pass records the target block's
-    input and its ln1 output; then, per mosaic, a forward hook makes ln1 return the masked
-    normalised tokens and a pre-hook feeds the block its input masked likewise, and the real
-    model (that block, the later blocks, the final norm, the head) scores the classes."""
+    input and its first LayerNorm's output; then, per mosaic, a forward hook makes that norm
+    return the masked normalised tokens and a pre-hook feeds the block its input masked
+    likewise, and the real model (that block, the later blocks, the final norm, the head)
+    scores the classes."""
     inputs = model.data_preprocessor(cls_batch(images))['inputs']
     backbone = model.backbone
-    block = backbone.layers[target_layer]
+    block, first_norm = _block_and_first_norm(backbone, target_layer)
+    num_extra_tokens = getattr(backbone, 'num_extra_tokens', 1)  # TNT, XCiT: the CLS token
     seen = {}
     hooks = [block.register_forward_pre_hook(lambda _m, args: seen.update(tokens=args[0])),
-             block.ln1.register_forward_hook(
+             first_norm.register_forward_hook(
                  lambda _m, _a, out: seen.setdefault('normed', out))]
     with torch.no_grad():
         model(inputs, mode='tensor')
@@ -77,7 +112,7 @@ def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token
         hook.remove()
     height = width = SIZE // 16
     patches = _mosaic_weights(height, width, use_gaussian)
-    extra = torch.full((patches.shape[0], backbone.num_extra_tokens), float(cls_token))
+    extra = torch.full((patches.shape[0], num_extra_tokens), float(cls_token))
     weights = torch.cat([extra, patches], dim=1)  # (P, E + N)
 
     def masked(tokens):
@@ -94,7 +129,7 @@ def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token
         return masked(seen['normed']) if first_call and first_call.pop() else output
 
     hooks = [block.register_forward_pre_hook(mask_block_input),
-             block.ln1.register_forward_hook(mask_first_ln1_output)]
+             first_norm.register_forward_hook(mask_first_ln1_output)]
     try:
         with torch.no_grad():
             scores = model(inputs, mode='tensor').softmax(1)
@@ -114,6 +149,12 @@ def _reference_maps(model, images, target_layer=-1, use_gaussian=True, cls_token
                                                                  cls_token=False)),
     ('mmpretrain::deit3/deit3-small-p16_64xb64_in1k.py', {}),
     ('mmpretrain::deit3/deit3-small-p16_64xb64_in1k.py', dict(target_layer=-2)),
+    (T2T, {}),
+    (T2T, dict(target_layer=0, cls_token=False)),
+    (TNT, {}),
+    (TNT, dict(use_gaussian=False)),
+    (XCIT, {}),
+    (XCIT, dict(target_layer=0)),
 ])
 def test_maps_equal_mosaics_at_the_output_of_the_real_first_layernorm(config, options):
     model = _vit(config)
@@ -152,14 +193,24 @@ def test_probabilities_and_batch_consistency(vit):
     torch.testing.assert_close(maps, single, rtol=1e-4, atol=1e-6)
 
 
-def test_class_agnostic_maps_use_final_patch_tokens_on_the_grid(vit):
+@pytest.mark.parametrize('config', ['mmpretrain::deit/deit-tiny_4xb256_in1k.py', T2T, TNT,
+                                    XCIT])
+def test_class_agnostic_maps_use_final_patch_tokens_on_the_grid(config):
+    model = _vit(config)
+    backbone = model.backbone
+    final_norm = backbone.ln1 if hasattr(backbone, 'ln1') else backbone.norm
+    seen = {}
+    hook = final_norm.register_forward_hook(lambda _m, _a, out: seen.update(tokens=out))
     images = random_images(2, SIZE, SIZE, seed=5)
-    explain, maps = _explain(vit, images, 'activationmap')
-    tokens = explain.adapter.captured('last_tokens')[:, 1:]
+    try:
+        explain, maps = _explain(model, images, 'activationmap')
+    finally:
+        hook.remove()
+    tokens = seen['tokens'][:, getattr(backbone, 'num_extra_tokens', 1):]  # row-major 8 x 8
     expected = tokens.norm(dim=-1).reshape(2, 1, 8, 8)  # LayerNorm'd tokens have both signs
     torch.testing.assert_close(maps, expected)
     assert explain.adapter.cell_anchor == 'center'
-    _, maps = _explain(vit, images, 'eigencam')
+    _, maps = _explain(model, images, 'eigencam')
     assert maps.shape == (2, 1, 8, 8) and torch.isfinite(maps).all()
 
 
@@ -186,6 +237,13 @@ def test_bad_options_and_blocks_are_clear_errors(vit):
     model.backbone.layers[-1].__class__ = other
     with pytest.raises(UnsupportedModelError, match='OtherEncoderLayer.*activationmap'):
         ExplainModel(model, explainer='classwisesaliencymap')
+
+
+def test_tnt_explains_at_its_last_block_only():
+    """TNT's outer blocks after the target would also need its inner pixel tokens."""
+    with pytest.raises(UnsupportedModelError, match='TNT explains at its last block only'):
+        ExplainModel(_vit(TNT), explainer=dict(algorithm='classwisesaliencymap',
+                                               target_layer=0))
 
 
 def test_transformer_without_cls_token_gets_a_clear_error():
