@@ -79,11 +79,13 @@ def test_mask_rcnn_class_maps_peak_inside_their_objects(trained_mask_rcnn, shape
     mask_class_map = dict(algorithm='classwisesaliencymap', score_thr=0.05)
     rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'trained'), mask_class_map,
                      boxes_of, [0, 1, 2])
-    check_floor('mask class maps pointing game', rate, 0.9)
+    # Training seeds 0-3 give 1.000, seed 4 0.950 (one miss of 20 targets); untrained
+    # 0.35 at most. 0.8 is three misses under the worst seed, far above untrained.
+    check_floor('mask class maps pointing game', rate, 0.8)
     untrained = _random_checkpoint(config_path, str(tmp_path / 'random.pth'))
     rate = _hit_rate(config_path, untrained, str(tmp_path / 'random'), mask_class_map,
                      boxes_of, [0, 1, 2])
-    check_ceiling('mask class maps pointing game, untrained', rate, 0.9)
+    check_ceiling('mask class maps pointing game, untrained', rate, 0.8)
 
 
 def _folder_boxes(path):
