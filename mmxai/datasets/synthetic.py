@@ -4,7 +4,9 @@ Objects of a few classes (each class its own shape and colour) on textured
 backgrounds, with boxes: COCO format for detection, MMPretrain's folder format
 for classification with each image's object box in a JSON file beside it.
 Detection annotations also hold each object's outline as a COCO polygon, so
-the same data trains instance segmentation models (Mask R-CNN).
+the same data trains instance segmentation models (Mask R-CNN). Multi-label
+classification images hold two objects of distinct classes, each label's box
+in the JSON beside the image.
 """
 import json
 import os
@@ -175,4 +177,41 @@ def make_classification_split(root: str, split: str, num_images: int, image_size
     ann_file = osp.join(root, f'{split}.txt')
     with open(ann_file, 'w') as file:
         file.writelines(lines)
+    return ann_file
+
+
+def make_multilabel_split(root: str, split: str, num_images: int, image_size: int = 256,
+                          objects_per_image: int = 2, seed: int = 0,
+                          object_size: Tuple[int, int] = (64, 96)) -> str:
+    """Write ``root/<split>/<n>.png``, ``<n>.json`` and ``root/<split>.json``.
+
+    Each image holds ``objects_per_image`` objects of distinct classes, so
+    that each of its labels has its own object. ``<n>.json`` beside each
+    image holds its ``labels``, ``class_names`` and one ``bboxes`` entry
+    (x1, y1, x2, y2) per label; ``<split>.json`` is MMPretrain's
+    ``MultiLabelDataset`` annotation file (``metainfo.classes`` in
+    :data:`SHAPE_CLASSES`' order, ``data_list`` of ``img_path`` and
+    ``gt_label`` lists).
+
+    Returns:
+        str: Path of the annotation file.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(SHAPE_CLASSES)
+    os.makedirs(osp.join(root, split), exist_ok=True)
+    data_list = []
+    for index in range(num_images):
+        chosen = [names[i] for i in rng.permutation(len(names))[:objects_per_image]]
+        image, boxes = scene(rng, image_size, chosen, *object_size)
+        labels = sorted(names.index(name) for name in chosen)
+        by_label = {names.index(name): list(box) for name, box in zip(chosen, boxes)}
+        stem = osp.join(root, split, f'{index:05d}')
+        cv2.imwrite(stem + '.png', image)
+        with open(stem + '.json', 'w') as file:
+            json.dump(dict(labels=labels, class_names=[names[i] for i in labels],
+                           bboxes=[by_label[i] for i in labels]), file)
+        data_list.append(dict(img_path=f'{split}/{index:05d}.png', gt_label=labels))
+    ann_file = osp.join(root, f'{split}.json')
+    with open(ann_file, 'w') as file:
+        json.dump(dict(metainfo=dict(classes=names), data_list=data_list), file)
     return ann_file

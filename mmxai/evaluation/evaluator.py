@@ -66,12 +66,35 @@ def boxes_beside_image(img_path: str) -> Optional[Tensor]:
         return torch.tensor([json.load(file)['bbox']], dtype=torch.float32)
 
 
+def label_boxes_beside_image(img_path: str) -> Dict[int, Tensor]:
+    """The (n, 4) object boxes of each label of a classification image.
+
+    From ``<image stem>.json``: a multi-label image's ``labels`` with one
+    ``bboxes`` entry each, as :func:`mmxai.datasets.make_multilabel_split`
+    writes them, or a single-label image's ``bbox`` (see
+    :func:`boxes_beside_image`), keyed -1: whatever its label. Empty without
+    a JSON.
+    """
+    path = osp.splitext(img_path)[0] + '.json'
+    if not osp.isfile(path):
+        return {}
+    with open(path) as file:
+        info = json.load(file)
+    if 'bboxes' not in info:
+        return {-1: torch.tensor([info['bbox']], dtype=torch.float32)}
+    boxes: Dict[int, List[list]] = defaultdict(list)
+    for label, box in zip(info['labels'], info['bboxes']):
+        boxes[int(label)].append(box)
+    return {label: torch.tensor(value, dtype=torch.float32) for label, value in boxes.items()}
+
+
 class ExplanationEvaluator:
     """Pointing game, insertion/deletion and ADCC of explainers and baselines.
 
     One captured forward pass per batch serves every algorithm. Targets are
-    the annotated classes: a classification image's ground-truth label, and
-    every class present in a detection image's ground truth (maps of predicted
+    the annotated classes: a classification image's ground-truth label (each
+    of them for a multi-label image, each scored against its own object's
+    box), and every class present in a detection image's ground truth (maps of predicted
     classes absent from the ground truth are not scored). Metrics read maps in
     one value space, per-map min-max normalised to [0, 1]: the pointing game
     on the original image (as ``--save-raw`` writes maps), the model-based
@@ -125,9 +148,10 @@ class ExplanationEvaluator:
                 labels, boxes = sample.gt_instances.labels, sample.gt_instances.bboxes
                 for label in labels.unique().tolist():
                     targets.append((index, label, boxes[labels == label].float().cpu()))
-            else:
-                boxes = boxes_beside_image(sample.metainfo['img_path'])
-                targets.append((index, int(sample.gt_label[0]), boxes))
+            else:  # every ground-truth label (several for a multi-label image)
+                boxes = label_boxes_beside_image(sample.metainfo['img_path'])
+                for label in sample.gt_label.unique().tolist():
+                    targets.append((index, label, boxes.get(label, boxes.get(-1))))
         return targets
 
     # ------------------------------------------------------------------ scores
