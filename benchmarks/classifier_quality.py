@@ -17,6 +17,7 @@ import json
 import os
 import os.path as osp
 import time
+from typing import Tuple
 
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
@@ -32,8 +33,14 @@ MODELS = {'ResNet-18 (demo)': 'configs/demo/resnet_tiny_shapes.py',
           'ConvNeXt (small)': 'configs/demo/convnext_tiny_shapes.py'}
 
 
-def train_and_evaluate(config: str, data_root: str, work_dir: str, seed: int) -> dict:
-    """Train ``config`` with ``seed``, then its accuracy and Recipro-CAM's pointing game."""
+def train_seeded(config: str, data_root: str, work_dir: str,
+                 seed: int) -> Tuple[QuietRunner, Config, float]:
+    """Train a config of this repository on ``data_root`` with ``seed``, deterministically.
+
+    Returns:
+        tuple: The runner (its model loaded with the final checkpoint), the
+        config and the training time in seconds.
+    """
     cfg = set_data_root(Config.fromfile(osp.join(REPO, config)), data_root)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed, deterministic=True)
@@ -41,9 +48,15 @@ def train_and_evaluate(config: str, data_root: str, work_dir: str, seed: int) ->
     start = time.perf_counter()
     runner.train()
     seconds = time.perf_counter() - start
-    accuracy = runner.message_hub.log_scalars['val/accuracy/top1'].current()
     checkpoint = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
     load_checkpoint(runner.model, checkpoint, map_location='cpu', strict=True)
+    return runner, cfg, seconds
+
+
+def train_and_evaluate(config: str, data_root: str, work_dir: str, seed: int) -> dict:
+    """Train ``config`` with ``seed``, then its accuracy and Recipro-CAM's pointing game."""
+    runner, cfg, seconds = train_seeded(config, data_root, work_dir, seed)
+    accuracy = runner.message_hub.log_scalars['val/accuracy/top1'].current()
     evaluator = ExplanationEvaluator(runner.model.eval(), ['classwisesaliencymap'])
     process_batches(runner.build_dataloader(cfg.test_dataloader), evaluator.process,
                     'evaluated')

@@ -21,19 +21,15 @@ import argparse
 import json
 import os
 import os.path as osp
-import time
 from typing import Sequence
 
-from mmengine.config import Config
-from mmengine.runner import load_checkpoint
+from classifier_quality import train_seeded  # this folder: run as a script
 
-from mmxai.apis import process_batches, set_data_root
+from mmxai.apis import process_batches
 from mmxai.checkpoint import register_safe_loaders
 from mmxai.datasets import make_multilabel_split
-from mmxai.engine import QuietRunner
 from mmxai.evaluation import ExplanationEvaluator
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/demo/resnet_multilabel_shapes.py'
 ALGORITHMS = ('classwisesaliencymap', 'gradcam', 'activationmap')
 
@@ -44,16 +40,8 @@ def train_and_evaluate(data_root: str, work_dir: str, seed: int,
 
     The pointing game is given per tolerance (pixels), as ``{tolerance: {method: value}}``.
     """
-    cfg = set_data_root(Config.fromfile(osp.join(REPO, CONFIG)), data_root)
-    cfg.work_dir = work_dir
-    cfg.randomness = dict(seed=seed, deterministic=True)
-    runner = QuietRunner.from_cfg(cfg)
-    start = time.perf_counter()
-    runner.train()
-    seconds = time.perf_counter() - start
+    runner, cfg, seconds = train_seeded(CONFIG, data_root, work_dir, seed)
     f1_score = runner.message_hub.log_scalars['val/multi-label/f1-score'].current()
-    checkpoint = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
-    load_checkpoint(runner.model, checkpoint, map_location='cpu', strict=True)
     pointing_game, targets = {}, 0
     for tolerance in tolerances:
         evaluator = ExplanationEvaluator(runner.model.eval(), ALGORITHMS, tolerance=tolerance)
