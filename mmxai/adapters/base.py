@@ -159,10 +159,6 @@ class ModelAdapter:
             (B, K) scores.
         """
         if target_layer is None:
-            if not self.map_decides_scores:
-                raise UnsupportedModelError(
-                    f'{type(self.model.backbone).__name__}: its class scores do not come from '
-                    'its feature map alone; name a target_layer to take gradients at')
             activations = [f.detach().requires_grad_() for f in self.feature_maps()]
             return activations, self.scores_after_features(activations, score_thr)
         modules = dict(self.model.named_modules())

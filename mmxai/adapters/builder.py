@@ -82,6 +82,7 @@ def build_adapter(model: nn.Module) -> ModelAdapter:
         if has_roi_box_head(detector):
             return TwoStageDetectorAdapter(detector)
         return DetectorAdapter(detector)
-    if token_stack(model.backbone) is not None:
-        return VisionTransformerAdapter(model)
+    stack = token_stack(model.backbone)
+    if stack is not None:
+        return VisionTransformerAdapter(model, stack)
     return ClassifierAdapter(model)

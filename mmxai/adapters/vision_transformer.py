@@ -11,10 +11,6 @@ from torch import Tensor, nn
 
 from .classifier import ClassifierAdapter
 
-#: Backbones that are a stack of blocks over patch tokens, as ``VisionTransformer``
-#: (``patch_embed`` returning the grid, ``layers``, ``out_type``, ``num_extra_tokens``).
-VIT_LIKE_BACKBONES = ('VisionTransformer', 'BEiTViT', 'RevVisionTransformer')
-
 
 class TokenStack(NamedTuple):
     """Where a transformer backbone keeps its blocks, patch grid and final tokens.
@@ -55,9 +51,15 @@ def _single_last_output(backbone: nn.Module, num_outputs: int) -> bool:
 
 def token_stack(backbone: nn.Module) -> Optional[TokenStack]:
     """The :class:`TokenStack` of a transformer backbone, or None for other backbones."""
-    from mmpretrain.models import backbones
-    from mmpretrain.models.backbones import TNT, T2T_ViT, XCiT
-    if isinstance(backbone, tuple(getattr(backbones, name) for name in VIT_LIKE_BACKBONES)):
+    from mmpretrain.models.backbones import (
+        TNT,
+        BEiTViT,
+        RevVisionTransformer,
+        T2T_ViT,
+        VisionTransformer,
+        XCiT,
+    )
+    if isinstance(backbone, (VisionTransformer, BEiTViT, RevVisionTransformer)):
         last = getattr(backbone, 'fusion_layer', None) or \
             (backbone.ln1 if backbone.final_norm else backbone.layers[-1])
         final_norm = backbone.ln1 if backbone.final_norm else nn.Identity()
@@ -97,13 +99,10 @@ class VisionTransformerAdapter(ClassifierAdapter):
     feature_source = 'last_tokens'
     cell_anchor = 'center'  # non-overlapping patches
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, stack: TokenStack) -> None:
         super().__init__(model)
-        stack = token_stack(model.backbone)
-        if stack is None:
-            raise TypeError(f'{type(model.backbone).__name__} is not a token stack')
-        #: Where the backbone keeps its blocks, grid and final tokens.
-        self.stack: TokenStack = stack
+        #: Where the backbone keeps its blocks, grid and final tokens (:func:`token_stack`).
+        self.stack = stack
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
         modules = dict(super().modules_to_capture(), last_tokens=self.stack.last_tokens)
