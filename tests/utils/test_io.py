@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from mmxai.engine.hooks.explain_hook import remove_temporary_files
 from mmxai.utils import atomic_write_bytes, finished_entry, write_record
 from mmxai.utils.records import record_path
+from mmxai.visualization.explain_output import remove_temporary_files
 from tests.helpers import REPO
 
 

@@ -2,12 +2,12 @@
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from ...checkpoint import check_checkpoint_fits, checkpoint_class_names, register_safe_loaders
 from ...models import ExplainModel
 from ...models.saliency_targets import resolve_classes
 from ...registry import HOOKS
+from ..runner_model import unwrapped_model
 
 if TYPE_CHECKING:
     from mmengine.runner import Runner
@@ -60,7 +60,7 @@ class PrepareExplainHook(Hook):
         register_safe_loaders()
 
     def after_load_checkpoint(self, runner: 'Runner', checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrapped_model(runner)
         if self.strict_checkpoint:
             check_checkpoint_fits(model, checkpoint, runner.cfg.get('load_from'))
         self.checkpoint_classes = checkpoint_class_names(checkpoint)
@@ -79,7 +79,7 @@ class PrepareExplainHook(Hook):
         if isinstance(runner.model, ExplainModel):
             return
         self._plain_model = runner.model
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrapped_model(runner)
         names = self.checkpoint_classes or dataloader.dataset.metainfo.get('classes')
         runner.model = ExplainModel(
             module=model, explainer=self.explainer,
