@@ -214,23 +214,25 @@ def crop_offset(metainfo: Dict[str, Any]) -> Tuple[int, int]:
 NORMALIZE_MODES = ('per_map', 'absolute', 'none')
 
 
-def to_original_image(maps: Tensor, metainfo: Dict[str, Any],
-                      normalize: str = 'per_map') -> Tensor:
+def to_original_image(maps: Tensor, metainfo: Dict[str, Any], input_shape: Sequence[int],
+                      cell_grid: CellGrid, normalize: str = 'per_map',
+                      value_range: Optional[Sequence[float]] = None) -> Tensor:
     """Undo the test pipeline for maps of one image.
 
     Args:
         maps (Tensor): (T, h, w) maps covering the padded network input.
-        metainfo (dict): The data sample's metainfo: ``explain_input_shape``
-            (the padded input), ``explain_cell_grid`` (a :class:`CellGrid`,
-            where the map's cells sit), ``img_shape``, ``ori_shape`` and,
-            when present, ``scale_factor``, ``flip``/``flip_direction``,
-            ``crop_bbox`` and, for ``normalize='absolute'``,
-            ``explain_value_range``.
+        metainfo (dict): What MMCV's and MMDetection's test transforms record
+            of the image: ``img_shape``, ``ori_shape`` and, when present,
+            ``scale_factor``, ``flip``/``flip_direction`` and ``crop_bbox``.
+        input_shape (Sequence[int]): (H, W) of the padded network input.
+        cell_grid (CellGrid): Where the maps' cells sit on that input.
         normalize (str): ``'per_map'``: each map min-max to [0, 1] (a
-            constant map becomes 0); ``'absolute'``: the method's own range
-            (``explain_value_range``, e.g. (0, 1) for class probabilities)
-            mapped to [0, 1], so a class the model does not see stays low;
-            ``'none'``: the method's values as they are.
+            constant map becomes 0); ``'absolute'``: ``value_range`` (the
+            method's own, e.g. (0, 1) for class probabilities) mapped to [0,
+            1], so a class the model does not see stays low; ``'none'``: the
+            method's values as they are.
+        value_range (Sequence[float], optional): The method's fixed value
+            range; needed for ``'absolute'``.
 
     Returns:
         Tensor: (T, H, W) float maps at the original resolution, each pixel on
@@ -242,9 +244,8 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any],
     ori_h, ori_w = metainfo['ori_shape'][:2]
     if maps.shape[0] == 0:  # nothing to explain (e.g. no detection above the threshold)
         return maps.new_zeros((0, ori_h, ori_w), dtype=torch.float32)
-    scale = _value_scale(metainfo, normalize)
-    maps = resample_cells(maps.float()[None], tuple(metainfo['explain_input_shape']),
-                          metainfo['explain_cell_grid'])[0]
+    scale = _value_scale(normalize, value_range)
+    maps = resample_cells(maps.float()[None], tuple(input_shape), cell_grid)[0]
     img_h, img_w = metainfo['img_shape'][:2]
     maps = maps[:, :img_h, :img_w]  # padding is added at the bottom and right
     if metainfo.get('flip', False):
@@ -262,14 +263,13 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any],
     return normalize_per_map(maps) if normalize == 'per_map' else maps
 
 
-def _value_scale(metainfo: Dict[str, Any], normalize: str) -> Callable[[Tensor], Tensor]:
+def _value_scale(normalize: str, value_range: Optional[Sequence[float]]
+                 ) -> Callable[[Tensor], Tensor]:
     if normalize == 'per_map':
         return normalize_per_map
     if normalize == 'none':
         return lambda maps: maps
-    value_range: Optional[Sequence[float]] = metainfo.get('explain_value_range')
     if value_range is None:
-        raise ValueError(f"{metainfo.get('explain_algorithm', 'this method')}'s maps have no "
-                         "absolute scale; use normalize='per_map'")
+        raise ValueError("these maps have no absolute scale; use normalize='per_map'")
     low, high = (float(v) for v in value_range)
     return lambda maps: ((maps - low) / (high - low)).clamp_(0, 1)

@@ -121,3 +121,23 @@ def test_every_error_type_lives_in_utils_errors():
     assert not elsewhere, elsewhere
     assert {'UserInputError', 'CascadeError', 'UnreadableImageError',
             'ExportedModelError'} <= set(_error_classes(errors))
+
+
+def _keys_read(path: str) -> Iterator[str]:
+    """String keys a module reads: ``x['key']`` and ``x.get('key', ...)``."""
+    for node in ast.walk(ast.parse(open(path, encoding='utf-8').read(), path)):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and \
+                isinstance(node.slice.value, str):
+            yield node.slice.value
+        elif isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'get' and \
+                node.args and isinstance(node.args[0], ast.Constant):
+            yield node.args[0].value
+
+
+def test_geometry_reads_only_the_test_pipelines_metainfo():
+    # What the maps are (input shape, cell grid, value range) comes in as arguments;
+    # from the metainfo only the keys MMCV's and MMDetection's transforms write.
+    pipeline_keys = {'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
+                     'crop_bbox'}
+    keys = set(_keys_read(osp.join(PACKAGE, 'geometry.py')))
+    assert keys and keys <= pipeline_keys, sorted(keys - pipeline_keys)

@@ -1,4 +1,6 @@
 """A map pixel must land on the original image pixel it explains."""
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -42,8 +44,7 @@ def _map_seen_by_network(results, pad_to=1):
     padded[:height, :width] = seen
     meta = {k: results[k] for k in ('ori_shape', 'img_shape', 'scale_factor', 'flip',
                                     'flip_direction') if k in results}
-    meta.update(explain_input_shape=tuple(padded.shape), explain_cell_grid=PIXELS)
-    return padded[None], meta
+    return padded[None], meta, tuple(padded.shape)
 
 
 def _argmax(maps):
@@ -54,9 +55,9 @@ def test_detection_resize_pad_and_flip_are_undone():
     results = _run_pipeline('mmdet', [dict(type='Resize', scale=(256, 256), keep_ratio=True),
                                       dict(type='RandomFlip', prob=1.0)])
     assert results['flip'] and results['img_shape'] == (198, 256)
-    maps, meta = _map_seen_by_network(results, pad_to=32)
-    assert meta['explain_input_shape'] == (224, 256)
-    original = to_original_image(maps, meta)
+    maps, meta, input_shape = _map_seen_by_network(results, pad_to=32)
+    assert input_shape == (224, 256)
+    original = to_original_image(maps, meta, input_shape, PIXELS)
     assert original.shape == (1, 310, 400)
     y, x = _argmax(original)
     assert abs(y - DOT[0]) <= 2 and abs(x - DOT[1]) <= 2
@@ -66,8 +67,8 @@ def test_classification_resize_and_centre_crop_are_undone():
     results = _run_pipeline('mmpretrain', [dict(type='ResizeEdge', scale=256, edge='short'),
                                            dict(type='CenterCrop', crop_size=224)])
     assert results['img_shape'] == (224, 224)
-    maps, meta = _map_seen_by_network(results)
-    original = to_original_image(maps, meta)
+    maps, meta, input_shape = _map_seen_by_network(results)
+    original = to_original_image(maps, meta, input_shape, PIXELS)
     assert original.shape == (1, 310, 400)
     y, x = _argmax(original)
     assert abs(y - DOT[0]) <= 2 and abs(x - DOT[1]) <= 2
@@ -76,9 +77,9 @@ def test_classification_resize_and_centre_crop_are_undone():
 
 
 def test_no_maps_at_all_stay_empty_at_the_original_size():
-    meta = dict(explain_input_shape=(64, 64), img_shape=(64, 64), ori_shape=(310, 400),
-                scale_factor=(0.16, 0.2), explain_cell_grid=CellGrid(8, 8, 0.5, 0.5))
-    assert to_original_image(torch.zeros(0, 8, 8), meta).shape == (0, 310, 400)
+    meta = dict(img_shape=(64, 64), ori_shape=(310, 400), scale_factor=(0.16, 0.2))
+    empty = to_original_image(torch.zeros(0, 8, 8), meta, (64, 64), CellGrid(8, 8, 0.5, 0.5))
+    assert empty.shape == (0, 310, 400)
 
 
 def test_normalize_per_map():
@@ -91,9 +92,8 @@ def test_normalize_per_map():
 @pytest.mark.parametrize('direction,dims', [('vertical', [-2]), ('diagonal', [-2, -1])])
 def test_other_flip_directions(direction, dims):
     maps = torch.rand(1, 4, 6)
-    meta = dict(explain_input_shape=(4, 6), img_shape=(4, 6), ori_shape=(4, 6),
-                flip=True, flip_direction=direction, explain_cell_grid=PIXELS)
-    torch.testing.assert_close(to_original_image(maps, meta),
+    meta = dict(img_shape=(4, 6), ori_shape=(4, 6), flip=True, flip_direction=direction)
+    torch.testing.assert_close(to_original_image(maps, meta, (4, 6), PIXELS),
                                normalize_per_map(maps.flip(dims)))
 
 
@@ -119,12 +119,11 @@ def test_feature_map_cell_lands_on_its_image_pixel():
     """A 1/32 map of a stride-32 CNN, through resize and pad, onto the original."""
     results = _run_pipeline('mmdet', [dict(type='Resize', scale=(256, 256), keep_ratio=True)])
     meta = {k: results[k] for k in ('ori_shape', 'img_shape', 'scale_factor')}
-    meta.update(explain_input_shape=(224, 256),
-                explain_cell_grid=CellGrid.of_ratio((224, 256), (7, 8), 'start'))
     maps = torch.zeros(1, 7, 8)
     dot_y, dot_x = (round(v * 0.64) for v in DOT)  # where the dot is in the network input
     maps[0, dot_y // 32, dot_x // 32] = 1
-    y, x = _argmax(to_original_image(maps, meta))
+    grid = CellGrid.of_ratio((224, 256), (7, 8), 'start')
+    y, x = _argmax(to_original_image(maps, meta, (224, 256), grid))
     assert abs(y - (dot_y // 32) * 32 / 0.64) <= 2 and abs(x - (dot_x // 32) * 32 / 0.64) <= 2
 
 
@@ -155,11 +154,11 @@ def test_merge_levels_reads_each_level_where_its_grid_puts_it():
 
 def test_absolute_and_raw_values_keep_the_method_scale():
     maps = torch.tensor([[[0.1, 0.2], [0.3, 0.4]], [[0.02, 0.02], [0.02, 0.02]]])
-    meta = dict(explain_input_shape=(2, 2), img_shape=(2, 2), ori_shape=(2, 2),
-                explain_cell_grid=PIXELS, explain_value_range=(0.0, 1.0))
-    torch.testing.assert_close(to_original_image(maps, meta, 'absolute'), maps)
-    torch.testing.assert_close(to_original_image(maps, meta, 'none'), maps)
-    per_map = to_original_image(maps, meta)
+    meta = dict(img_shape=(2, 2), ori_shape=(2, 2))
+    on_image = partial(to_original_image, maps, meta, (2, 2), PIXELS)
+    torch.testing.assert_close(on_image('absolute', (0.0, 1.0)), maps)
+    torch.testing.assert_close(on_image('none', (0.0, 1.0)), maps)
+    per_map = on_image()
     assert per_map[0].max() == 1 and per_map[1].max() == 0  # stretched; constant -> 0
     with pytest.raises(ValueError, match='no absolute scale'):
-        to_original_image(maps, dict(meta, explain_value_range=None), 'absolute')
+        on_image('absolute')

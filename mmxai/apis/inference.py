@@ -8,8 +8,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import MODELS, init_default_scope
 
-from ..geometry import to_original_image
-from ..models import ExplainModel, SaliencyModel, build_model
+from ..models import ExplainModel, SaliencyModel, build_model, maps_on_original_image
 from ..utils.config import input_channels, test_pipeline_of
 from ..visualization import predictions_of
 from .explain_config import inference_pipeline, use_exported_model
@@ -62,7 +61,7 @@ class ImageExplainer:
         items = [self.file_pipeline(dict(img_path=image)) if isinstance(image, str)
                  else self.array_pipeline(dict(img=image)) for image in images]
         samples = self.model.test_step(pseudo_collate(items))
-        return [dict(maps=to_original_image(s.saliency_map, s.metainfo, self.normalize)
+        return [dict(maps=maps_on_original_image(s.saliency_map, s.metainfo, self.normalize)
                      .cpu().numpy().astype(np.float32),
                      classes=s.explained_classes.cpu().numpy(),
                      class_names=list(s.metainfo['explained_class_names']),

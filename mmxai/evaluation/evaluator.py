@@ -292,9 +292,8 @@ class ExplanationEvaluator:
             for row, (index, _, boxes) in enumerate(targets):
                 if boxes is None:
                     continue
-                meta = dict(samples[index].metainfo, explain_input_shape=input_shape,
-                            explain_cell_grid=PIXELS)
-                original = to_original_image(maps[row:row + 1], meta)
+                original = to_original_image(maps[row:row + 1], samples[index].metainfo,
+                                             input_shape, PIXELS)
                 values['pointing_game'].append(
                     float(pointing_game_hits(original, [boxes], self.tolerance)[0]))
             curves = insertion_deletion(score, pixels, maps, insertion_canvas,

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from mmengine.evaluator import BaseMetric
 
-from ..geometry import to_original_image
+from ..models import maps_on_original_image
 from ..registry import METRICS
 from .evaluator import boxes_beside_image
 from .functional import pointing_game_hits
@@ -53,7 +53,7 @@ class PointingGameMetric(BaseMetric):
             if boxes is None:
                 return hits
             labels = torch.as_tensor(sample['gt_label']).reshape(-1)[:1]
-        maps = to_original_image(sample['saliency_map'], sample)
+        maps = maps_on_original_image(sample['saliency_map'], sample)
         for row, label in enumerate(sample['explained_classes'].tolist()):
             class_boxes = boxes if label < 0 else boxes[labels.to(boxes.device) == label]
             if len(class_boxes):

@@ -262,7 +262,7 @@ class SanityChecker:
                 continue
             example: Dict[str, Any] = dict(
                 image_index=first_image + image, class_index=cls, other_class_index=other,
-                metainfo=dict(samples[image].metainfo, explain_input_shape=input_shape),
+                metainfo=dict(samples[image].metainfo), input_shape=input_shape,
                 cell_grids={}, maps={}, spearman={}, ssim={}, other_class_map={})
             for label, explainer in self.explainers.items():
                 rows = self._rows(label, targets)

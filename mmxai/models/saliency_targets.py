@@ -10,7 +10,7 @@ import torch
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from ..geometry import CellGrid
+from ..geometry import CellGrid, to_original_image
 from ..utils import TargetClassError
 from ..utils.defaults import DEFAULT_SCORE_THR
 
@@ -166,3 +166,26 @@ def resolve_classes(classes: Optional[Sequence[Union[int, str]]],
             known = ', '.join(map(str, names)) if names else 'none known; use indices'
             raise TargetClassError(f'unknown target class {item!r}; classes: {known}')
     return indices
+
+
+def maps_on_original_image(maps: Tensor, metainfo: Dict[str, Any],
+                           normalize: str = 'per_map') -> Tensor:
+    """Maps of a sample :meth:`SaliencyTargets.attach` filled, on its original image.
+
+    Args:
+        maps (Tensor): (T, h, w) maps on the sample's grid, e.g. its
+            ``saliency_map``, ``box_saliency_map`` or another method's maps
+            of the same network input.
+        metainfo (dict): The sample's metainfo (the test pipeline's keys and
+            the ``explain_*`` keys :meth:`SaliencyTargets.attach` sets).
+        normalize (str): As :func:`mmxai.geometry.to_original_image`.
+
+    Returns:
+        Tensor: (T, H, W) float maps at the original resolution.
+    """
+    value_range = metainfo.get('explain_value_range')
+    if normalize == 'absolute' and value_range is None:
+        raise ValueError(f"{metainfo.get('explain_algorithm', 'these')} maps have no "
+                         "absolute scale; use normalize='per_map'")
+    return to_original_image(maps, metainfo, metainfo['explain_input_shape'],
+                             metainfo['explain_cell_grid'], normalize, value_range)

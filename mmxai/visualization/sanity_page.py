@@ -51,8 +51,8 @@ def _tiles(example: Dict[str, Any], label: str, image: Optional[torch.Tensor],
     maps = list(example['maps'][label])
     if label in example['other_class_map']:
         maps.append(example['other_class_map'][label])
-    metainfo = dict(example['metainfo'], explain_cell_grid=example['cell_grids'][label])
-    colored = colorize(to_original_image(torch.stack(maps).float(), metainfo))
+    colored = colorize(to_original_image(torch.stack(maps).float(), example['metainfo'],
+                                         example['input_shape'], example['cell_grids'][label]))
     return (overlay(image, colored, overlay_weight) if image is not None else colored).numpy()
 
 

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..datasets.image_io import read_image
 from ..evaluation.error_analysis import describe_maps, ground_truth_of
-from ..geometry import to_original_image
+from ..models import maps_on_original_image
 from ..utils import atomic_write_bytes, safe_filename
 from .colormap import colorize, overlay
 
@@ -82,7 +82,7 @@ class SaliencyWriter:
             colour maps and (T, H, W, 3) uint8 BGR overlays, on the maps' device.
         """
         meta = sample.metainfo
-        maps = to_original_image(sample.saliency_map if saliency is None else saliency, meta,
+        maps = maps_on_original_image(sample.saliency_map if saliency is None else saliency, meta,
                                  self.normalize)
         if image_bgr is None:
             image_bgr = read_image(meta['img_path'])
@@ -143,7 +143,7 @@ class SaliencyWriter:
         raw_np = values_np = None
         if self.save_raw:
             raw_np = maps.cpu().numpy().astype(np.float32)
-            values_np = to_original_image(sample.saliency_map, meta, 'none').cpu().numpy()
+            values_np = maps_on_original_image(sample.saliency_map, meta, 'none').cpu().numpy()
         for t, (index, name) in enumerate(zip(sample.explained_classes.tolist(),
                                               meta['explained_class_names'])):
             stem = 'saliency' if index < 0 else f'{index}_{safe_filename(name)}_saliency'
@@ -191,7 +191,7 @@ class SaliencyWriter:
             return records
         maps, colored, blended = (x.cpu().numpy() for x in self.render(sample, image_bgr,
                                                                         box_maps))
-        values = to_original_image(box_maps, meta, 'none').cpu().numpy() \
+        values = maps_on_original_image(box_maps, meta, 'none').cpu().numpy() \
             if self.save_raw else None
         for k, record in enumerate(records):
             x1, y1, x2, y2 = (int(round(v)) for v in record['bbox'])

@@ -108,9 +108,9 @@ def test_one_hot_score_lands_on_its_prior(head_name):
             one_hot.level, one_hot.cell = level, (height // 2, width // 2)
             head(features)
             maps = explainer(adapter)
-            meta = dict(sample.metainfo, explain_input_shape=tuple(inputs.shape[-2:]),
-                        explain_cell_grid=explainer.map_grid(adapter, tuple(maps.shape[-2:])))
-            original = to_original_image(maps[0, :1], meta)[0].double()
+            grid = explainer.map_grid(adapter, tuple(maps.shape[-2:]))
+            original = to_original_image(maps[0, :1], sample.metainfo, tuple(inputs.shape[-2:]),
+                                         grid)[0].double()
             ys = torch.arange(original.shape[0], dtype=torch.float64) + 0.5  # pixel centres
             xs = torch.arange(original.shape[1], dtype=torch.float64) + 0.5
             centre_y = float((original.sum(1) * ys).sum() / original.sum())

@@ -8,8 +8,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmxai.apis import inference_pipeline
 from mmxai.datasets.synthetic import scene
 from mmxai.explainers.drise import box_similarity
-from mmxai.geometry import to_original_image
-from mmxai.models import ExplainModel
+from mmxai.models import ExplainModel, maps_on_original_image
 from mmxai.models import build_model as build_trained
 from mmxai.utils import UnsupportedModelError
 from mmxai.utils.config import test_pipeline_of as pipeline_of
@@ -28,7 +27,7 @@ def _batch(cfg, *images):
 
 
 def _peak(maps, meta):
-    original = to_original_image(maps, meta)
+    original = maps_on_original_image(maps, meta)
     flat = original.flatten(1).argmax(1)
     return torch.stack([flat % original.shape[-1], flat // original.shape[-1]], 1).float() + 0.5
 
