@@ -6,6 +6,7 @@ imports from its source (no import runs, no model is built).
 import ast
 import os
 import os.path as osp
+import re
 from typing import Dict, Iterator, Tuple
 
 from tests.helpers import REPO
@@ -141,3 +142,41 @@ def test_geometry_reads_only_the_test_pipelines_metainfo():
                      'crop_bbox'}
     keys = set(_keys_read(osp.join(PACKAGE, 'geometry.py')))
     assert keys and keys <= pipeline_keys, sorted(keys - pipeline_keys)
+
+
+def _algorithm_names() -> set:
+    """The ``algorithm = '...'`` names the explainer classes declare."""
+    names = set()
+    for module, path in _modules():
+        if _part(module) != 'explainers':
+            continue
+        for node in ast.walk(ast.parse(open(path, encoding='utf-8').read(), path)):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and \
+                    [getattr(t, 'id', '') for t in node.targets] == ['algorithm'] and \
+                    node.value.value:
+                names.add(node.value.value)
+    return names
+
+
+def _message_strings(path: str) -> Iterator[str]:
+    """The string literals of a module that are not docstrings (messages, keys)."""
+    tree = ast.parse(open(path, encoding='utf-8').read(), path)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                id(node) not in docstrings:
+            yield node.value
+
+
+def test_adapters_state_facts_and_never_name_methods():
+    # Which methods explain a refused model is the explainers' business
+    # (explainers.explainer_for lists them from the registry).
+    names = _algorithm_names()
+    assert {'classwisesaliencymap', 'activationmap', 'drise', 'gradcam'} <= names
+    pattern = re.compile(r'\b(%s)\b' % '|'.join(sorted(names)))
+    naming = [f'{module}: {text!r}' for module, path in _modules()
+              if _part(module) == 'adapters' for text in _message_strings(path)
+              if pattern.search(text)]
+    assert not naming, '\n'.join(naming)

@@ -162,10 +162,11 @@ def main() -> None:
             per_box = task != 'classification' and algorithm == 'classwisesaliencymap'
             explain_cfg = explain_config(configure(Config.fromfile(config_path), data_root,
                                                    osp.join(out, 'logs')),
-                                         checkpoint, out, algorithm=algorithm,
-                                         explain_all_classes=True,
-                                         box_targets=('ground_truth',) if per_box else (),
-                                         manifest_meta=dict(command=command, algorithm=algorithm))
+                                         checkpoint, out, explain=dict(
+                                             explainer=algorithm, explain_all_classes=True,
+                                             box_targets=('ground_truth',) if per_box else ()),
+                                         write=dict(manifest_meta=dict(command=command,
+                                                                       algorithm=algorithm)))
             runner_type.from_cfg(explain_cfg).test()
             runs.append(dict(task=task, algorithm=algorithm, output_dir=out))
         if args.sanity_images:

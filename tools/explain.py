@@ -37,6 +37,7 @@ from mmxai.deploy import default_algorithm
 from mmxai.engine import ExplainHook, QuietRunner
 from mmxai.explainers import ALGORITHMS
 from mmxai.utils.defaults import DEFAULT_SCORE_THR
+from mmxai.visualization import summary_line
 
 
 def parse_args() -> argparse.Namespace:
@@ -127,19 +128,21 @@ SKIPPED_SHOWN = 10
 def explain(args: argparse.Namespace) -> Runner:
     cfg = explain_config(
         load_tool_config(args.config, args.cfg_options, args.device), args.checkpoint,
-        args.output, inputs=args.input,
-        algorithm=dict(algorithm=args.explain_algorithm, **args.explainer_options)
-        if args.explainer_options else args.explain_algorithm,
-        explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
-        score_thr=args.score_thr, overlay_weight=args.overlay_weight, save_raw=args.save_raw,
-        normalize=args.normalize,
-        box_targets=[source for flag, source in ((args.per_box, 'predictions'),
-                                                 (args.explain_gt, 'ground_truth')) if flag],
-        target_boxes=args.target_boxes,
-        batch_size=args.batch_size, resume=not args.no_resume, write_workers=args.write_workers,
-        manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
-                           config=args.config, checkpoint=args.checkpoint,
-                           algorithm=args.explain_algorithm))
+        args.output, inputs=args.input, target_boxes=args.target_boxes,
+        batch_size=args.batch_size, resume=not args.no_resume,
+        explain=dict(
+            explainer=dict(algorithm=args.explain_algorithm, **args.explainer_options)
+            if args.explainer_options else args.explain_algorithm,
+            explain_all_classes=args.explain_all_classes, target_classes=args.target_classes,
+            score_thr=args.score_thr,
+            box_targets=[source for flag, source in ((args.per_box, 'predictions'),
+                                                     (args.explain_gt, 'ground_truth')) if flag]),
+        write=dict(
+            overlay_weight=args.overlay_weight, save_raw=args.save_raw, normalize=args.normalize,
+            write_workers=args.write_workers,
+            manifest_meta=dict(command=shlex.join([sys.executable, *sys.argv]),
+                               config=args.config, checkpoint=args.checkpoint,
+                               algorithm=args.explain_algorithm)))
     cfg.work_dir = args.work_dir or os.path.join(args.output, 'logs')
     setup_distributed(cfg, args.launcher)
     runner = (Runner if args.verbose else QuietRunner).from_cfg(cfg)
@@ -153,9 +156,7 @@ def print_summary(output: str, summary: dict, log_file: str) -> None:
     """What was explained, what was skipped and why, and where the files are."""
     with open(os.path.join(output, 'manifest.json'), encoding='utf-8') as file:
         skipped = json.load(file)['skipped']
-    explained, resumed = summary['explained'], summary['resumed']
-    print(f'saliency maps of {explained} images in {output} ({explained - resumed} explained '
-          f'now, {resumed} before); {len(skipped)} inputs skipped')
+    print(summary_line(output, summary))
     for item in skipped[:SKIPPED_SHOWN]:
         print(f'  skipped {item["image"]}: {item["reason"]}')
     if len(skipped) > SKIPPED_SHOWN:

@@ -2,7 +2,7 @@
 from .base import ModelAdapter
 from .builder import build_adapter
 from .classifier import ClassifierAdapter
-from .dense_heads import SUPPORTED_HEADS, check_head_supported, class_probability_levels
+from .dense_heads import SUPPORTED_HEADS, class_probability_levels, unreadable_head_reason
 from .detector import DetectorAdapter
 from .instance_segmentation import InstanceSegmentationAdapter
 from .query_detector import QueryDetectorAdapter
@@ -10,6 +10,6 @@ from .two_stage import TwoStageDetectorAdapter
 from .vision_transformer import VisionTransformerAdapter
 
 __all__ = ['ModelAdapter', 'build_adapter', 'ClassifierAdapter', 'SUPPORTED_HEADS',
-           'check_head_supported', 'class_probability_levels', 'DetectorAdapter',
+           'unreadable_head_reason', 'class_probability_levels', 'DetectorAdapter',
            'InstanceSegmentationAdapter', 'QueryDetectorAdapter', 'TwoStageDetectorAdapter',
            'VisionTransformerAdapter']

@@ -232,8 +232,7 @@ class ClassifierAdapter(ModelAdapter):
                 else type(last).__name__
             raise UnsupportedModelError(
                 f'{type(self.model.backbone).__name__} outputs {given}, not a (B, C, h, w) '
-                'feature map: no spatial map to explain (methods that work on any '
-                'classifier: rise)')
+                'feature map: no spatial map to explain')
         return [last]
 
     @property

@@ -94,7 +94,7 @@ def _nearest_table_head(head: Optional[nn.Module]) -> Tuple[Optional[str], str]:
     ``BaseDenseHead``'s own methods.
     """
     if head is None:
-        return None, 'no dense bbox_head'
+        return None, 'a detector without a dense bbox_head'
     why = type(head).__name__
     for cls in type(head).__mro__:
         if cls.__name__ in SUPPORTED_HEADS:
@@ -135,17 +135,14 @@ def supported_head_type(head: Optional[nn.Module]) -> Optional[str]:
     return _nearest_table_head(head)[0]
 
 
-def check_head_supported(head: Optional[nn.Module], detector_name: str,
-                         method: str = 'classwisesaliencymap') -> None:
-    """Raise :class:`UnsupportedModelError` for heads :func:`supported_head_type` cannot read."""
+def unreadable_head_reason(head: Optional[nn.Module]) -> Optional[str]:
+    """Why :func:`supported_head_type` cannot read ``head``'s class scores; None if it can."""
     supported, why = _nearest_table_head(head)
-    if supported is None:
-        raise UnsupportedModelError(
-            f'{method} does not support {detector_name} ({why}); it '
-            'supports single-stage detectors whose head predicts with BaseDenseHead\'s own '
-            f'predict_by_feat, and the heads {", ".join(sorted(SUPPORTED_HEADS))} '
-            '(and subclasses that keep their prediction). drise, activationmap and eigencam '
-            'work for any detector.')
+    if supported is not None:
+        return None
+    return (f'the class scores of {why} are not read per cell (those of heads predicting with '
+            "BaseDenseHead's own predict_by_feat are, and those of "
+            f'{", ".join(sorted(SUPPORTED_HEADS))} and subclasses that keep their prediction)')
 
 
 def check_head_predicts(head: Optional[nn.Module], detector_name: str) -> None:

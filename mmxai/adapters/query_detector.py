@@ -81,14 +81,13 @@ class QueryDetectorAdapter(DetectorAdapter):
         from mmdet.models.detectors import DINO
         return isinstance(self.model, DINO)
 
-    def check_attention_supported(self, method: str) -> None:
-        """Raise :class:`UnsupportedModelError` if the cross-attention cannot be read."""
-        if _attention_kind(self.cross_attention_module) is None:
-            raise UnsupportedModelError(
-                f'{method} does not support {type(self.model).__name__}: its decoder\'s '
-                f'cross-attention {type(self.cross_attention_module).__name__} is not '
-                'nn.MultiheadAttention, ConditionalAttention or MultiScaleDeformableAttention. '
-                'activationmap, eigencam and drise work for it')
+    def unreadable_attention_reason(self) -> Optional[str]:
+        """Why the decoder's cross-attention weights cannot be read; None if they can."""
+        if _attention_kind(self.cross_attention_module) is not None:
+            return None
+        return (f"its decoder's cross-attention {type(self.cross_attention_module).__name__} "
+                'is not nn.MultiheadAttention, ConditionalAttention or '
+                'MultiScaleDeformableAttention')
 
     @contextmanager
     def capture(self) -> Iterator[None]:

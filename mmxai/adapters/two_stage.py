@@ -38,8 +38,8 @@ def scores_last_stage_only(roi_head: nn.Module) -> bool:
     return isinstance(roi_head, SparseRoIHead)
 
 
-def check_roi_head_supported(model: nn.Module, method: str) -> None:
-    """Raise :class:`UnsupportedModelError` for RoI heads whose scores are not per proposal.
+def unreadable_roi_head_reason(model: nn.Module) -> Optional[str]:
+    """Why the RoI head's class scores are not one per proposal and stage; None if they are.
 
     Supported: MMDetection's ``StandardRoIHead`` and ``CascadeRoIHead`` and
     their descendants, which score each proposal once per stage (the
@@ -53,7 +53,6 @@ def check_roi_head_supported(model: nn.Module, method: str) -> None:
         StandardRoIHead,
         TridentRoIHead,
     )
-    name = type(model).__name__
     roi_head = getattr(model, 'roi_head', None)
     why = None
     if not isinstance(roi_head, (StandardRoIHead, CascadeRoIHead)):
@@ -62,9 +61,7 @@ def check_roi_head_supported(model: nn.Module, method: str) -> None:
         why = 'TridentRoIHead scores each image once per branch'
     elif isinstance(roi_head, MultiInstanceRoIHead):
         why = 'MultiInstanceRoIHead predicts several instances per RoI'
-    if why:
-        raise UnsupportedModelError(f'{method} does not support {name}: {why}. activationmap, '
-                                    'eigencam and drise work for it')
+    return why
 
 
 class TwoStageDetectorAdapter(DetectorAdapter):

@@ -1,6 +1,7 @@
 """Turn a training or test config into an explain-mode config."""
 import copy
 import hashlib
+import inspect
 import json
 import os
 import os.path as osp
@@ -11,6 +12,7 @@ from mmengine.config import Config, ConfigDict
 from .. import version
 from ..checkpoint import is_local_checkpoint
 from ..deploy import is_exported_model
+from ..engine.hooks import ExplainHook, PrepareExplainHook
 from ..models import model_config
 from ..utils import UserInputError
 from ..utils.config import innermost_dataset, input_channels, test_pipeline_of
@@ -64,19 +66,11 @@ def inference_pipeline(pipeline: Sequence[dict], channels: int = 3) -> List[dict
 def explain_config(cfg: Config,
                    checkpoint: str,
                    output_dir: str,
-                   algorithm: Union[str, dict] = 'classwisesaliencymap',
                    inputs: Optional[Sequence[str]] = None,
-                   explain_all_classes: bool = False,
-                   target_classes: Optional[Sequence[Union[int, str]]] = None,
-                   score_thr: Optional[float] = None,
-                   overlay_weight: float = 0.5,
-                   save_raw: bool = False,
-                   normalize: str = 'per_map',
+                   explain: Optional[Dict[str, Any]] = None,
+                   write: Optional[Dict[str, Any]] = None,
                    batch_size: Optional[int] = None,
-                   manifest_meta: Optional[Dict[str, Any]] = None,
                    resume: bool = True,
-                   write_workers: int = 0,
-                   box_targets: Sequence[str] = (),
                    target_boxes: Optional[str] = None) -> Config:
     """Return a copy of ``cfg`` whose ``runner.test()`` writes saliency maps.
 
@@ -89,6 +83,12 @@ def explain_config(cfg: Config,
     own test set and evaluator are kept (a broken file is an error there: a
     metric over fewer images would be wrong).
 
+    Example::
+
+        explain_config(cfg, 'iter_400.pth', 'out', inputs=['images/'],
+                       explain=dict(explainer='gradcam', target_classes=['circle']),
+                       write=dict(save_raw=True))
+
     Args:
         cfg (Config): A training or test config.
         checkpoint (str): Weights to explain, by path or URL (anything
@@ -98,39 +98,35 @@ def explain_config(cfg: Config,
             (``.onnx`` / ``.xml``: run with ONNX Runtime / OpenVINO, see
             :func:`use_exported_model`).
         output_dir (str): Output root.
-        algorithm (str | dict): Explain algorithm.
         inputs (Sequence[str], optional): Image folders or files.
-        explain_all_classes (bool): Explain every class.
-        target_classes (Sequence[int | str], optional): Classes to explain.
-        score_thr (float, optional): Detection score above which a class is
-            explained; it also reaches explainers that threshold detections
-            themselves. None: the algorithm's own ``score_thr`` option, else 0.3.
-        overlay_weight (float): Weight of the map in overlays.
-        save_raw (bool): Also write the maps as ``.npy`` (as drawn, and the
-            method's own values).
-        normalize (str): ``'per_map'`` or ``'absolute'`` colour scale.
+        explain (dict, optional): What is explained: settings of
+            :class:`~mmxai.engine.hooks.PrepareExplainHook` (``explainer``,
+            the algorithm; ``explain_all_classes``, ``target_classes``,
+            ``score_thr``, ``box_targets``: ``'predictions'``,
+            ``'ground_truth'`` (the config's test set only) or ``'given'``).
+        write (dict, optional): How it is written: settings of
+            :class:`~mmxai.engine.hooks.ExplainHook` (``overlay_weight``,
+            ``save_raw``, ``normalize``, ``manifest_meta``, ``write_workers``).
         batch_size (int, optional): Images per batch.
-        manifest_meta (dict, optional): Extra manifest header fields.
         resume (bool): In folder mode, keep what an earlier run with the same
             settings finished.
-        write_workers (int): Threads encoding and writing files while the
-            next batch is inferred (0: in the test loop).
-        box_targets (Sequence[str]): Detectors: also explain boxes:
-            ``'predictions'`` (per-box maps of the boxes scoring at least
-            ``score_thr``), ``'ground_truth'`` (every annotated object,
-            matched or missed; the config's test set only) and ``'given'``
-            (the boxes of ``target_boxes``; with ``inputs``).
         target_boxes (str, optional): JSON file of boxes per input image (see
-            :func:`mmxai.datasets.load_target_boxes`); implies ``'given'``.
+            :func:`mmxai.datasets.load_target_boxes`); implies the box target
+            ``'given'``.
 
     Returns:
         Config: The explain-mode config.
 
     Raises:
-        UserInputError: For box targets that do not fit the inputs.
+        UserInputError: For an unknown setting, or box targets that do not fit
+            the inputs.
     """
-    box_targets = list(box_targets) + (['given'] if target_boxes and 'given' not in
-                                       box_targets else [])
+    prepare = _hook_settings(PrepareExplainHook, explain)
+    writing = _hook_settings(ExplainHook, write, set_here=('output_dir', 'run_id'))
+    box_targets = list(prepare['box_targets'])
+    if target_boxes and 'given' not in box_targets:
+        box_targets.append('given')
+    prepare['box_targets'] = box_targets
     if 'ground_truth' in box_targets and inputs:
         raise UserInputError('ground-truth boxes come from the config\'s annotated test set; '
                              'leave out --input (for boxes on your own images use '
@@ -152,23 +148,18 @@ def explain_config(cfg: Config,
     # Images given alone (inputs) go through the test pipeline minus annotations.
     pipeline = inference_pipeline(test_pipeline_of(cfg), input_channels(cfg)) if inputs else None
     metainfo = cfg.test_dataloader.dataset.get('metainfo')
-    prepare = dict(type='mmxai.PrepareExplainHook', explainer=algorithm,
-                   explain_all_classes=explain_all_classes, target_classes=target_classes,
-                   score_thr=score_thr, box_targets=box_targets)
     run_id = None
-    if inputs and resume:
+    if inputs and resume:  # what decides the files: not the header nor the threads
+        drawing = {key: value for key, value in writing.items()
+                   if key in ('overlay_weight', 'save_raw', 'normalize')}
         run_id = explain_run_id(cfg, checkpoint, pipeline, prepare,
-                                dict(overlay_weight=overlay_weight, save_raw=save_raw,
-                                     normalize=normalize,
-                                     target_boxes=file_signature(target_boxes)),
+                                dict(drawing, target_boxes=file_signature(target_boxes)),
                                 classes=(metainfo or {}).get('classes'))
     hooks = [h for h in cfg.get('custom_hooks', []) if not _is(h, 'mmxai.PrepareExplain',
                                                               'mmxai.ExplainHook')]
     cfg.custom_hooks = hooks + [
-        prepare,
-        dict(type='mmxai.ExplainHook', output_dir=output_dir, overlay_weight=overlay_weight,
-             save_raw=save_raw, normalize=normalize, manifest_meta=manifest_meta or {},
-             run_id=run_id, write_workers=write_workers),
+        dict(type='mmxai.PrepareExplainHook', **prepare),
+        dict(type='mmxai.ExplainHook', **writing, output_dir=output_dir, run_id=run_id),
     ]
     if inputs:
         loader = cfg.test_dataloader
@@ -186,9 +177,28 @@ def explain_config(cfg: Config,
     if batch_size:
         cfg.test_dataloader.batch_size = batch_size
     if is_exported_model(checkpoint):
-        use_exported_model(cfg, checkpoint, algorithm, explain_all_classes, target_classes,
-                           score_thr)
+        use_exported_model(cfg, checkpoint, prepare['explainer'],
+                           prepare['explain_all_classes'], prepare['target_classes'],
+                           prepare['score_thr'])
     return cfg
+
+
+def _hook_settings(hook: type, given: Optional[Dict[str, Any]],
+                   set_here: Sequence[str] = ()) -> Dict[str, Any]:
+    """Every setting of an mmxai hook: its defaults, updated with ``given``.
+
+    Raises:
+        UserInputError: For a setting the hook does not take (or one
+            :func:`explain_config` sets itself).
+    """
+    parameters = inspect.signature(hook.__init__).parameters
+    settings = {name: p.default for name, p in parameters.items()
+                if name != 'self' and name not in set_here}
+    unknown = sorted(set(given or {}) - set(settings))
+    if unknown:
+        raise UserInputError(f'{hook.__name__} has no setting {", ".join(unknown)} here; it takes: '
+                             f'{", ".join(settings)}')
+    return dict(settings, **(given or {}))
 
 
 #: Pipeline steps that may follow ``LoadAnnotations``: they do not move boxes.

@@ -5,7 +5,7 @@ from typing import Dict, List, Tuple, Union
 from torch import Tensor, nn
 
 from ..adapters import build_adapter
-from ..explainers import BaseExplainer, BaseGradientCAM, build_explainer
+from ..explainers import BaseExplainer, BaseGradientCAM, explainer_for
 from ..utils.errors import UnsupportedExportError
 from .metadata import SALIENCY_OUTPUT, ExportMetadata
 
@@ -65,8 +65,7 @@ class ExplainExportWrapper(nn.Module):
         self.model = model
         self.saliency = saliency
         self.adapter = build_adapter(model)
-        self.explainer = build_explainer(algorithm, self.adapter.family)
-        self.explainer.check_supported(self.adapter)
+        self.explainer = explainer_for(algorithm, self.adapter)
         self._check_exportable()
         self._map_size: Tuple[int, int] = (0, 0)  # of the last traced pass's maps
 

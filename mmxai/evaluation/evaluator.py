@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..adapters import build_adapter
-from ..explainers import build_explainer
+from ..explainers import explainer_for
 from ..geometry import PIXELS, CellGrid, normalize_per_map, resample_cells, to_original_image
 from .functional import adcc, centre_blob_maps, insertion_deletion, pointing_game_hits, random_maps
 
@@ -130,10 +130,7 @@ class ExplanationEvaluator:
                              f'got {insertion_canvas!r}')
         self.model = model
         self.adapter = build_adapter(model)
-        self.explainers = {name: build_explainer(name, self.adapter.family)
-                           for name in algorithms}
-        for explainer in self.explainers.values():
-            explainer.check_supported(self.adapter)
+        self.explainers = {name: explainer_for(name, self.adapter) for name in algorithms}
         self.steps = steps
         self.tolerance = tolerance
         self.seed = seed

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import build_adapter
-from ..explainers import DRISE, BaseExplainer, build_explainer
+from ..explainers import DRISE, BaseExplainer, explainer_for
 from ..utils.defaults import DEFAULT_SCORE_THR
 from .randomization import cascade_models, default_cascade, parse_cascade, step_name
 from .similarity import comparable_maps, spearman, ssim
@@ -102,9 +102,7 @@ class SanityChecker:
             label, number = algorithm_label(algorithm), 2
             while label in self.explainers:  # the same method with other options
                 label, number = f'{algorithm_label(algorithm)}#{number}', number + 1
-            explainer = build_explainer(algorithm, adapter.family, score_thr)
-            explainer.check_supported(adapter)
-            self.explainers[label] = explainer
+            self.explainers[label] = explainer_for(algorithm, adapter, score_thr)
         self.steps = parse_cascade(cascade) if cascade is not None else default_cascade(model)
         if not self.steps:
             raise ValueError(f'{type(model).__name__}: the cascade has no step')

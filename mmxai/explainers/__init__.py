@@ -6,8 +6,10 @@ from .builder import (
     ALGORITHMS,
     BLACK_BOX_ALGORITHMS,
     EXPLAINER_TYPES,
+    algorithms_explaining,
     algorithms_for,
     build_explainer,
+    explainer_for,
 )
 from .det_class_probability_map import DetClassProbabilityMap
 from .drise import DRISE
@@ -27,4 +29,5 @@ __all__ = ['ALGORITHMS', 'BLACK_BOX_ALGORITHMS', 'EXPLAINER_TYPES', 'ActivationM
            'BaseExplainer', 'BaseGradientCAM', 'DRISE', 'DetClassProbabilityMap', 'EigenCAM',
            'GradCAM', 'GradCAMPlusPlus', 'HiResCAM', 'LayerCAM', 'MaskClassMap', 'QueryClassMap',
            'RISE', 'RandomMaskExplainer', 'ReciproCAM', 'RoIClassProbabilityMap', 'ViTReciproCAM',
-           'XGradCAM', 'algorithms_for', 'build_explainer']
+           'XGradCAM', 'algorithms_explaining', 'algorithms_for', 'build_explainer',
+           'explainer_for']

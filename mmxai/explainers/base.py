@@ -43,12 +43,21 @@ class BaseExplainer:
     value_range: Optional[Tuple[float, float]] = None
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
-        """Raise ``UnsupportedModelError`` if this method cannot explain the model."""
+        """Raise ``UnsupportedModelError`` if this method cannot explain the model.
+
+        The message says why; :func:`~mmxai.explainers.explainer_for` adds the
+        methods that do explain the model.
+        """
         if adapter.family not in self.families:
             raise UnsupportedModelError(
                 f'{self.algorithm} ({type(self).__name__}) does not support '
                 f'{type(adapter.model).__name__} ({adapter.family}); it supports: '
                 f'{", ".join(self.families)}')
+
+    def unsupported(self, adapter: 'ModelAdapter', why: str) -> UnsupportedModelError:
+        """The error refusing the adapter's model, ``why`` being a fact about the model."""
+        return UnsupportedModelError(
+            f'{self.algorithm} does not support {type(adapter.model).__name__}: {why}')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

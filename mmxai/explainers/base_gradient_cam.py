@@ -4,10 +4,9 @@ from typing import TYPE_CHECKING, List, Optional
 import torch
 from torch import Tensor
 
-from ..adapters.dense_heads import check_head_supported
+from ..adapters.dense_heads import unreadable_head_reason
 from ..geometry import merge_levels
 from ..utils.defaults import DEFAULT_SCORE_THR
-from ..utils.errors import UnsupportedModelError
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
@@ -50,14 +49,14 @@ class BaseGradientCAM(BaseExplainer):
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
-        if adapter.task == 'detection':  # differentiates the dense head's class scores
-            check_head_supported(adapter.dense_head, type(adapter.model).__name__,
-                                 self.algorithm)
+        why = unreadable_head_reason(adapter.dense_head) if adapter.task == 'detection' \
+            else None  # differentiates the dense head's class scores
+        if why:
+            raise self.unsupported(adapter, why)
         if self.target_layer is None and not adapter.map_decides_scores:
-            raise UnsupportedModelError(
-                f'{self.algorithm}: {type(adapter.model.backbone).__name__} also scores its '
-                'classes from a transformer branch, not from its feature map alone; name a '
-                'target_layer, or use activationmap, eigencam or rise')
+            raise self.unsupported(
+                adapter, f'{type(adapter.model.backbone).__name__} also scores its classes '
+                'from a transformer branch, not from its feature map alone; name a target_layer')
 
     @staticmethod
     def combine(activations: Tensor, gradients: Tensor) -> Tensor:

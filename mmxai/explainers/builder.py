@@ -1,31 +1,37 @@
 """The table of explain algorithms and the builder of explainers."""
 import inspect
-from typing import Dict, List, Optional, Type, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Type, Union
 
 from ..registry import EXPLAINERS
 from ..utils.errors import UnknownAlgorithmError, UnsupportedModelError
-from .activation_map import ActivationMap
-from .base import BaseExplainer
-from .det_class_probability_map import DetClassProbabilityMap
-from .drise import DRISE
-from .eigen_cam import EigenCAM
-from .grad_cam import GradCAM
-from .grad_cam_plus_plus import GradCAMPlusPlus
-from .layer_cam import HiResCAM, LayerCAM
-from .mask_class_map import MaskClassMap
-from .query_class_map import QueryClassMap
-from .recipro_cam import ReciproCAM
-from .rise import RISE
-from .roi_class_probability_map import RoIClassProbabilityMap
-from .vit_recipro_cam import ViTReciproCAM
-from .xgrad_cam import XGradCAM
 
-#: Every method, in the order ``--explain-algorithm`` lists their names.
+# Importing each method's module registers it in EXPLAINERS.
+from . import (  # noqa: F401
+    activation_map,
+    det_class_probability_map,
+    drise,
+    eigen_cam,
+    grad_cam,
+    grad_cam_plus_plus,
+    layer_cam,
+    mask_class_map,
+    query_class_map,
+    recipro_cam,
+    rise,
+    roi_class_probability_map,
+    vit_recipro_cam,
+    xgrad_cam,
+)
+from .base import BaseExplainer
+
+if TYPE_CHECKING:
+    from ..adapters import ModelAdapter
+
+#: Every method of the explainer registry (imported above, so registered), in
+#: registration order.
 EXPLAINER_TYPES: List[Type[BaseExplainer]] = [
-    ActivationMap, EigenCAM, DetClassProbabilityMap, RoIClassProbabilityMap, QueryClassMap,
-    MaskClassMap,
-    ReciproCAM, ViTReciproCAM,
-    GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, RISE, DRISE]
+    explainer_type for explainer_type in EXPLAINERS.module_dict.values()
+    if issubclass(explainer_type, BaseExplainer) and explainer_type.algorithm]
 
 
 def _algorithm_table() -> Dict[str, Dict[str, str]]:
@@ -107,3 +113,38 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str,
         return explainer_type(**kwargs)
     except TypeError as error:  # an option the method does not take
         raise UnknownAlgorithmError(f'{explainer_type.__name__}: {error}') from error
+
+
+def explainer_for(algorithm: Union[str, dict, BaseExplainer], adapter: 'ModelAdapter',
+                  score_thr: Optional[float] = None) -> BaseExplainer:
+    """Build an explainer (see :func:`build_explainer`) that can explain the adapter's model.
+
+    Raises:
+        UnsupportedModelError: In one line, why the method cannot explain the
+            model and which methods (default options) can.
+    """
+    try:
+        explainer = build_explainer(algorithm, adapter.family, score_thr)
+        explainer.check_supported(adapter)
+        return explainer
+    except UnsupportedModelError as error:
+        refused = algorithm.get('algorithm') if isinstance(algorithm, dict) else \
+            getattr(algorithm, 'algorithm', algorithm)
+        others = [name for name in algorithms_explaining(adapter) if name != refused]
+        if not others:
+            raise
+        listed = f'{others[0]} works' if len(others) == 1 else \
+            f'{", ".join(others[:-1])} and {others[-1]} work'
+        raise UnsupportedModelError(f'{error}; {listed} for it') from error
+
+
+def algorithms_explaining(adapter: 'ModelAdapter') -> List[str]:
+    """Names of the algorithms that, with their default options, explain the adapter's model."""
+    names = []
+    for name in algorithms_for(adapter.family):
+        try:
+            build_explainer(name, adapter.family).check_supported(adapter)
+        except UnsupportedModelError:
+            continue
+        names.append(name)
+    return names

@@ -3,10 +3,9 @@ from typing import TYPE_CHECKING, List, Optional
 
 from torch import Tensor
 
-from ..adapters.dense_heads import check_head_supported
+from ..adapters.dense_heads import unreadable_head_reason
 from ..geometry import merge_levels
 from ..registry import EXPLAINERS
-from ..utils.errors import UnsupportedModelError
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
@@ -49,14 +48,14 @@ class DetClassProbabilityMap(BaseExplainer):
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
-        name = type(adapter.model).__name__
         segmenter = getattr(adapter.model, 'panoptic_head', None)
         if adapter.dense_head is None and segmenter is not None:
-            raise UnsupportedModelError(
-                f'{self.algorithm} does not support {name}: its {type(segmenter).__name__} '
-                'predicts a mask and a class per learned query (a query-based segmenter, '
-                'which mmxai does not read yet). activationmap, eigencam and drise work for it')
-        check_head_supported(adapter.dense_head, name, self.algorithm)
+            raise self.unsupported(adapter, f'its {type(segmenter).__name__} predicts a mask '
+                                   'and a class per learned query (a query-based segmenter, '
+                                   'which mmxai does not read yet)')
+        why = unreadable_head_reason(adapter.dense_head)
+        if why:
+            raise self.unsupported(adapter, why)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

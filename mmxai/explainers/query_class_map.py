@@ -79,7 +79,9 @@ class QueryClassMap(BaseExplainer):
                 raise UnsupportedModelError(
                     f"{self.algorithm} with source='encoder' does not support {name}: its "
                     "encoder scores objectness, not classes; use source='attention'")
-        adapter.check_attention_supported(self.algorithm)
+        why = adapter.unreadable_attention_reason()
+        if why:
+            raise self.unsupported(adapter, why)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

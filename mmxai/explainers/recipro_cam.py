@@ -5,7 +5,6 @@ import torch
 from torch import Tensor
 
 from ..registry import EXPLAINERS
-from ..utils.errors import UnsupportedModelError
 from .base import BaseExplainer
 
 if TYPE_CHECKING:
@@ -49,10 +48,10 @@ class ReciproCAM(BaseExplainer):
     def check_supported(self, adapter: 'ModelAdapter') -> None:
         super().check_supported(adapter)
         if not adapter.map_decides_scores:
-            raise UnsupportedModelError(
-                f'Recipro-CAM: {type(adapter.model.backbone).__name__} also scores its classes '
+            raise self.unsupported(
+                adapter, f'{type(adapter.model.backbone).__name__} also scores its classes '
                 'from a transformer branch, so mosaics of its convolution map do not give its '
-                'scores; activationmap, eigencam and rise work on it')
+                'scores')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

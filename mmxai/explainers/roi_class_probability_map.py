@@ -98,9 +98,11 @@ class RoIClassProbabilityMap(BaseExplainer):
         self.box_iou_thr = box_iou_thr
 
     def check_supported(self, adapter: 'ModelAdapter') -> None:
-        from ..adapters.two_stage import check_roi_head_supported
+        from ..adapters.two_stage import unreadable_roi_head_reason
         super().check_supported(adapter)
-        check_roi_head_supported(adapter.model, self.algorithm)
+        why = unreadable_roi_head_reason(adapter.model)
+        if why:
+            raise self.unsupported(adapter, why)
 
     def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
         return input_cell_grid(adapter, size)

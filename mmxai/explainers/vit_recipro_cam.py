@@ -300,8 +300,7 @@ class ViTReciproCAM(BaseExplainer):
         if not supported_block(block):
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs residual transformer blocks over all tokens (ViT, '
-                f'DeiT, DeiT3, T2T-ViT, TNT, XCiT); {name} has {type(block).__name__}; '
-                'activationmap and eigencam work on its final patch tokens')
+                f'DeiT, DeiT3, T2T-ViT, TNT, XCiT); {name} has {type(block).__name__}')
         if self.target_layer % num_layers != num_layers - 1 and not stack.later_blocks_run_alone:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM: {name} explains at its last block only (target_layer=-1): '
@@ -309,7 +308,7 @@ class ViTReciproCAM(BaseExplainer):
         if stack.num_extra_tokens == 0 or getattr(backbone, 'cls_token', None) is None:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs a vision transformer with a CLS token; {name} has '
-                'none. Use activationmap or eigencam, or Recipro-CAM for CNN-like backbones')
+                'none')
         if stack.out_type != 'cls_token' or not stack.last_only:
             raise UnsupportedModelError(
                 f'ViT Recipro-CAM needs {name} with out_type="cls_token" from the last layer '

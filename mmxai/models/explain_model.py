@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..adapters import build_adapter
 from ..adapters.dense_heads import check_head_predicts
 from ..boxes import match_detections
-from ..explainers import BaseExplainer, build_explainer
+from ..explainers import BaseExplainer, explainer_for
 from ..geometry import boxes_to_input, cells_inside
 from ..registry import MODELS
 from ..utils.defaults import DEFAULT_SCORE_THR
@@ -106,8 +106,7 @@ class ExplainModel(BaseModel, SaliencyModel):
         self.adapter = build_adapter(module)
         check_head_predicts(getattr(self.adapter.model, 'bbox_head', None),
                             type(self.adapter.model).__name__)
-        self.explainer = build_explainer(explainer, self.adapter.family, score_thr)
-        self.explainer.check_supported(self.adapter)
+        self.explainer = explainer_for(explainer, self.adapter, score_thr)
         if score_thr is None:
             score_thr = getattr(self.explainer, 'score_thr', DEFAULT_SCORE_THR)
         if class_names is None:

@@ -136,6 +136,13 @@ class ExplainOutput:
         return dict(explained=len(entries), resumed=len(self.finished), skipped=len(skipped))
 
 
+def summary_line(output_dir: str, counts: Dict[str, int]) -> str:
+    """One line on a finished run: what :meth:`ExplainOutput.finish` counted, and where."""
+    return (f"saliency maps of {counts['explained']} images in {output_dir} "
+            f"({counts['explained'] - counts['resumed']} explained now, {counts['resumed']} "
+            f"before); {counts['skipped']} inputs skipped")
+
+
 def remove_temporary_files(output_dir: str) -> None:
     """Delete the temporary files a killed run left in its output folder.
 

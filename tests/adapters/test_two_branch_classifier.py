@@ -1,5 +1,7 @@
 """Conformer: its conv branch's last map is shown; methods that need the scores to come
 from that map alone refuse in one line (its transformer branch also scores the classes)."""
+import re
+
 import pytest
 import torch
 
@@ -43,11 +45,22 @@ def test_class_agnostic_maps_show_the_last_conv_map(conformer):
 
 
 @pytest.mark.parametrize('algorithm, message', [
-    ('classwisesaliencymap', 'Recipro-CAM: Conformer also scores its classes from a '
-                             'transformer branch.*activationmap, eigencam and rise'),
-    ('gradcam', 'gradcam: Conformer also scores its classes from a transformer branch.*'
-                'target_layer'),
+    ('classwisesaliencymap', 'classwisesaliencymap does not support ImageClassifier: Conformer '
+                             'also scores its classes from a transformer branch'),
+    ('gradcam', 'gradcam does not support ImageClassifier: Conformer also scores its classes '
+                'from a transformer branch.*name a target_layer'),
 ])
 def test_methods_that_score_from_the_map_alone_refuse(conformer, algorithm, message):
-    with pytest.raises(UnsupportedModelError, match=message):
+    with pytest.raises(UnsupportedModelError, match=message) as refusal:
         ExplainModel(conformer, explainer=algorithm)
+    # The refusal names the methods that do explain the model, and they do.
+    listed = re.search(r'; ([a-z, ]+) work for it$', str(refusal.value)).group(1)
+    alternatives = re.split(r', | and ', listed)
+    assert {'activationmap', 'eigencam', 'rise'} <= set(alternatives)
+    assert algorithm not in alternatives and 'gradcampp' not in alternatives
+    images = cls_batch(random_images(1, SIZE, SIZE, seed=2))
+    for alternative in alternatives:
+        explainer = alternative if alternative != 'rise' else dict(algorithm='rise', num_masks=8)
+        with torch.no_grad():
+            (sample,) = ExplainModel(conformer, explainer=explainer).test_step(images)
+        assert torch.isfinite(sample.saliency_map).all() and sample.saliency_map.std() > 0

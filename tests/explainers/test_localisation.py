@@ -18,8 +18,9 @@ from tests.helpers import check_ceiling, check_floor
 
 
 def _hit_rate(config_path, checkpoint, out_dir, algorithm, boxes_of, target_classes):
-    cfg = explain_config(Config.fromfile(config_path), checkpoint, out_dir, algorithm=algorithm,
-                         target_classes=target_classes, save_raw=True)
+    cfg = explain_config(Config.fromfile(config_path), checkpoint, out_dir,
+                         explain=dict(explainer=algorithm, target_classes=target_classes),
+                         write=dict(save_raw=True))
     cfg.work_dir = osp.join(out_dir, 'logs')
     Runner.from_cfg(cfg).test()
     with open(osp.join(out_dir, 'manifest.json')) as file:

@@ -16,8 +16,10 @@ TEST_SCALE = 192
 
 def _explain(config: Config, checkpoint: str, out: str, algorithm: str,
              box_targets: tuple = ()) -> str:
-    cfg = explain_config(config, checkpoint, out, algorithm=algorithm, explain_all_classes=True,
-                         save_raw=True, score_thr=SCORE_THR, box_targets=box_targets)
+    cfg = explain_config(config, checkpoint, out,
+                         explain=dict(explainer=algorithm, explain_all_classes=True,
+                                      score_thr=SCORE_THR, box_targets=box_targets),
+                         write=dict(save_raw=True))
     cfg.work_dir = osp.join(out, 'logs')
     Runner.from_cfg(cfg).test()
     return out

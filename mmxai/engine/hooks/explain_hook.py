@@ -7,7 +7,7 @@ from mmengine.hooks import Hook
 
 from ...datasets.image_folder import SKIPPED
 from ...registry import HOOKS
-from ...visualization import ExplainOutput, WriteQueue, remove_temporary_files
+from ...visualization import ExplainOutput, WriteQueue, remove_temporary_files, summary_line
 from ..runner_model import saliency_model
 
 if TYPE_CHECKING:
@@ -74,8 +74,8 @@ class ExplainHook(Hook):
         barrier()  # no process writes before the leftovers are gone
         for skipped in self.output.skipped_before if is_main_process() else ():
             runner.logger.info(f"skipped {skipped['image']}: {skipped['reason']}")
-        runner.logger.info(f'rank {get_rank()}: explaining {len(runner.test_dataloader.sampler)}'
-                           f' images ({len(self.output.finished)} explained before)')
+        runner.logger.info(f'rank {get_rank()}: explaining {len(runner.test_dataloader.sampler)} '
+                           f'of {len(runner.test_dataloader.dataset)} images')
 
     def before_test_iter(self, runner: 'Runner', batch_idx: int, data_batch: Any = None) -> None:
         for skipped in data_batch.pop(SKIPPED, ()) if isinstance(data_batch, dict) else ():
@@ -95,7 +95,7 @@ class ExplainHook(Hook):
     def after_test_epoch(self, runner: 'Runner',
                          metrics: Optional[Dict[str, float]] = None) -> None:
         self.summary = self.output.finish(self.manifest_meta)
-        runner.logger.info(f'{self.output.output_dir}: {self.summary}')
+        runner.logger.info(summary_line(self.output.output_dir, self.summary))
         self.output = None
 
     def after_run(self, runner: 'Runner') -> None:
