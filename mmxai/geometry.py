@@ -144,12 +144,14 @@ def boxes_to_input(boxes: Tensor, metainfo: Dict[str, Any]) -> Tensor:
     """Boxes on the original image -> on the network input (the test pipeline's resize and flip).
 
     The inverse of MMDetection's ``rescale=True`` for detection pipelines
-    (resize, optional flip, padding at the bottom right).
+    (resize, optional flip, padding at the bottom right, or around the image:
+    ``RandomCenterCropPad``'s ``border`` in test mode).
 
     Args:
         boxes (Tensor): (N, 4) ``x1, y1, x2, y2`` in original pixels.
         metainfo (dict): ``scale_factor`` (w, h), ``img_shape`` and, when
-            present, ``flip``/``flip_direction``.
+            present, ``border`` (top, bottom, left, right) and
+            ``flip``/``flip_direction``.
 
     Returns:
         Tensor: (N, 4) boxes in network-input pixels.
@@ -157,6 +159,9 @@ def boxes_to_input(boxes: Tensor, metainfo: Dict[str, Any]) -> Tensor:
     scale = metainfo.get('scale_factor', (1.0, 1.0))
     w_scale, h_scale = (scale, scale) if isinstance(scale, (int, float)) else scale[:2]
     out = boxes.float() * boxes.new_tensor([w_scale, h_scale, w_scale, h_scale]).float()
+    if 'border' in metainfo:
+        top, _, left, _ = (float(v) for v in metainfo['border'][:4])
+        out = out + out.new_tensor([left, top, left, top])
     if metainfo.get('flip', False):
         height, width = metainfo['img_shape'][:2]
         direction = metainfo.get('flip_direction', 'horizontal')
@@ -223,7 +228,9 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any], input_shape: Seque
         maps (Tensor): (T, h, w) maps covering the padded network input.
         metainfo (dict): What MMCV's and MMDetection's test transforms record
             of the image: ``img_shape``, ``ori_shape`` and, when present,
-            ``scale_factor``, ``flip``/``flip_direction`` and ``crop_bbox``.
+            ``scale_factor``, ``flip``/``flip_direction``, ``crop_bbox`` and
+            ``border`` (where ``RandomCenterCropPad``, in test mode, put the
+            image on its canvas: top, bottom, left, right).
         input_shape (Sequence[int]): (H, W) of the padded network input.
         cell_grid (CellGrid): Where the maps' cells sit on that input.
         normalize (str): ``'per_map'``: each map min-max to [0, 1] (a
@@ -252,6 +259,10 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any], input_shape: Seque
         direction = metainfo.get('flip_direction', 'horizontal')
         dims = {'horizontal': [-1], 'vertical': [-2], 'diagonal': [-2, -1]}[direction]
         maps = maps.flip(dims)
+    if 'border' in metainfo:  # CenterNet, CornerNet: the image centred on a larger canvas
+        top, bottom, left, right = (int(round(float(v))) for v in metainfo['border'][:4])
+        maps = maps[:, top:bottom, left:right]
+        img_h, img_w = bottom - top, right - left
     maps = scale(maps)
     res_h, res_w = resized_shape(metainfo)
     if (res_h, res_w) != (img_h, img_w):

@@ -139,7 +139,7 @@ def test_geometry_reads_only_the_test_pipelines_metainfo():
     # What the maps are (input shape, cell grid, value range) comes in as arguments;
     # from the metainfo only the keys MMCV's and MMDetection's transforms write.
     pipeline_keys = {'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
-                     'crop_bbox'}
+                     'crop_bbox', 'border'}
     keys = set(_keys_read(osp.join(PACKAGE, 'geometry.py')))
     assert keys and keys <= pipeline_keys, sorted(keys - pipeline_keys)
 

@@ -10,11 +10,13 @@ from mmengine.registry import init_default_scope
 from mmxai.geometry import (
     PIXELS,
     CellGrid,
+    boxes_to_input,
     merge_levels,
     normalize_per_map,
     resample_cells,
     to_original_image,
 )
+from tests.helpers import load_config
 
 DOT = (150, 200)  # (y, x) in a 310 x 400 original image
 
@@ -26,10 +28,10 @@ def _image_with_dot():
     return image
 
 
-def _run_pipeline(scope, steps):
+def _run_pipeline(scope, steps, dtype=np.uint8):
     init_default_scope(scope)
     from mmengine.registry import TRANSFORMS
-    image = _image_with_dot()
+    image = _image_with_dot().astype(dtype)
     results = dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2],
                    img_path='x.png')
     for step in steps:
@@ -43,7 +45,7 @@ def _map_seen_by_network(results, pad_to=1):
     padded = torch.zeros(-(-height // pad_to) * pad_to, -(-width // pad_to) * pad_to)
     padded[:height, :width] = seen
     meta = {k: results[k] for k in ('ori_shape', 'img_shape', 'scale_factor', 'flip',
-                                    'flip_direction') if k in results}
+                                    'flip_direction', 'border') if k in results}
     return padded[None], meta, tuple(padded.shape)
 
 
@@ -74,6 +76,26 @@ def test_classification_resize_and_centre_crop_are_undone():
     assert abs(y - DOT[0]) <= 2 and abs(x - DOT[1]) <= 2
     # The crop keeps x in about [68, 331) of the original: outside, the map is 0.
     assert original[0, :, :60].abs().max() == 0 and original[0, :, 340:].abs().max() == 0
+
+
+@pytest.mark.parametrize('config', ['mmdet::centernet/centernet_r18_8xb16-crop512-140e_coco.py',
+                                    'mmdet::cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py'])
+def test_centre_padding_of_centernet_and_cornernet_is_undone(config):
+    # Their test pipelines (RandomCenterCropPad, test mode) centre the image on a
+    # larger canvas and record where in `border`; maps and boxes must follow.
+    steps = [s for s in load_config(config).test_dataloader.dataset.pipeline
+             if s['type'] == 'RandomCenterCropPad']
+    results = _run_pipeline('mmdet', steps, np.float32)
+    assert results['img_shape'] != results['ori_shape'] and results['border'][0] > 0
+    maps, meta, input_shape = _map_seen_by_network(results, pad_to=32)
+    original = to_original_image(maps, meta, input_shape, PIXELS)
+    assert original.shape == (1, 310, 400)
+    y, x = DOT  # the 7 x 7 dot, exactly: nothing is resized
+    assert original[0, y - 3:y + 4, x - 3:x + 4].min() == 1 and original.sum() == 49
+    box = torch.tensor([[DOT[1] - 3, DOT[0] - 3, DOT[1] + 4, DOT[0] + 4]], dtype=torch.float32)
+    x1, y1, x2, y2 = boxes_to_input(box, meta)[0].round().long().tolist()
+    seen = torch.from_numpy(results['img'][..., 0])
+    assert seen[y1:y2, x1:x2].min() == 255 and (seen == 255).sum() == 49  # the whole dot
 
 
 def test_no_maps_at_all_stay_empty_at_the_original_size():

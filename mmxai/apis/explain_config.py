@@ -20,7 +20,7 @@ from ..utils.config import innermost_dataset, input_channels, test_pipeline_of
 #: Meta keys every pack transform must keep for maps to be placed correctly.
 EXPLAIN_META_KEYS = ('img_id', 'sample_idx', 'img_path', 'ori_shape', 'img_shape',
                      'scale_factor', 'flip', 'flip_direction', 'crop_bbox', 'rel_path',
-                     'output_stem', 'target_boxes')
+                     'output_stem', 'target_boxes', 'border')
 
 
 def _is(step: dict, *names: str) -> bool:
