@@ -16,7 +16,12 @@ become probabilities:
   they are;
 * YOLOv3 packs ``(x, y, w, h, objectness, classes)`` per anchor in one output
   (B, A*(5+K), h, w): class sigmoid times objectness sigmoid, as its
-  ``predict_by_feat`` scores them.
+  ``predict_by_feat`` scores them;
+* CenterNet's ``forward`` returns its centre heatmap (B, K, h, w), already a
+  sigmoid: the score its prediction gives the box of each cell's local
+  maximum. A cell's box is centred at ``(cell + offset) * stride`` with the
+  predicted size; training puts an object on the cell its centre falls in,
+  so a cell's evidence sits at the middle of its block (no prior generator).
 
 A subclass of a table head that overrides none of :data:`PREDICTION_METHODS`
 (NAS-FCOS's head changes only its layers, FreeAnchor's and LD's only their
@@ -61,10 +66,13 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
     'YOLOXHead': 2,
     'YOLOV3Head': None,  # objectness packed with the classes (see module docstring)
     'TOODHead': None,
+    'CenterNetHead': None,
 }
 
 #: Table heads whose ``forward()`` returns class probabilities, not logits.
-PROBABILITY_OUTPUTS = ('TOODHead',)
+PROBABILITY_OUTPUTS = ('TOODHead', 'CenterNetHead')
+#: Table heads without priors: one prediction per cell of a centre heatmap.
+HEATMAP_HEADS = ('CenterNetHead',)
 
 
 #: What decides a head's outputs and how its prediction reads them.
@@ -180,8 +188,8 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
     if rule == 'YOLOV3Head':
         return [_yolov3_probabilities(head, pred_map) for pred_map in head_outputs[0]]
     objectness_index = objectness_output(head)
-    channels = head.cls_out_channels
-    priors = getattr(head.prior_generator, 'num_base_priors', None)
+    channels = getattr(head, 'cls_out_channels', head.num_classes)
+    priors = getattr(getattr(head, 'prior_generator', None), 'num_base_priors', None)
     levels = []
     for level, cls_score in enumerate(head_outputs[0]):
         if not isinstance(cls_score, Tensor) or cls_score.dim() != 4 or \
@@ -224,7 +232,8 @@ def class_probability_levels(head: nn.Module, head_outputs: Any) -> List[Tensor]
 
 
 def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
-                        max_shape: Optional[Tuple[int, int]] = None) -> List[Tensor]:
+                        max_shape: Optional[Tuple[int, int]] = None,
+                        input_shape: Optional[Tuple[int, int]] = None) -> List[Tensor]:
     """The box each prior of one image regresses to, decoded as the head's own prediction does.
 
     Most heads decode with their ``bbox_coder`` from the priors (MMDetection's
@@ -237,6 +246,8 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
         head_outputs: What ``head.forward()`` returned in this forward pass.
         image (int): Index of the image in the batch.
         max_shape (tuple, optional): (H, W) boxes are clipped to, as the head does.
+        input_shape (tuple, optional): (H, W) of the padded batch, whose ratio
+            to the heatmap CenterNet scales its boxes by (default ``max_shape``).
 
     Returns:
         list[Tensor]: Per level, (h * w * A, 4) boxes ``x1, y1, x2, y2`` in
@@ -255,6 +266,9 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
             offsets = torch.cat([pred[:, :2].sigmoid(), pred[:, 2:4]], dim=1)
             boxes.append(head.bbox_coder.decode(prior, offsets, stride))
         return boxes
+    if supported_head_type(head) in HEATMAP_HEADS:
+        return [_heatmap_boxes(wh[image], offset[image], input_shape or max_shape)
+                for wh, offset in zip(head_outputs[1], head_outputs[2])]
     bbox_preds = head_outputs[1]
     sizes = [tuple(pred.shape[-2:]) for pred in bbox_preds]
     device, dtype = bbox_preds[0].device, bbox_preds[0].dtype
@@ -279,6 +293,18 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
             boxes.append(head.bbox_coder.decode(
                 prior, pred.reshape(-1, head.bbox_coder.encode_size), max_shape=max_shape))
     return boxes
+
+
+def _heatmap_boxes(wh: Tensor, offset: Tensor, input_shape: Tuple[int, int]) -> Tensor:
+    """(h * w, 4) boxes of every heatmap cell, as ``CenterNetHead._decode_heatmap`` decodes them."""
+    height, width = wh.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=wh.dtype, device=wh.device),
+                            torch.arange(width, dtype=wh.dtype, device=wh.device), indexing='ij')
+    centre_x, centre_y = xs + offset[0], ys + offset[1]
+    ratio_x, ratio_y = input_shape[1] / width, input_shape[0] / height
+    boxes = torch.stack([(centre_x - wh[0] / 2) * ratio_x, (centre_y - wh[1] / 2) * ratio_y,
+                         (centre_x + wh[0] / 2) * ratio_x, (centre_y + wh[1] / 2) * ratio_y], -1)
+    return boxes.reshape(-1, 4)
 
 
 def prior_grids(prior_generator: Any) -> List[CellGrid]:

@@ -8,10 +8,12 @@ from ..geometry import CellGrid
 from ..utils.errors import UnsupportedModelError
 from .base import ModelAdapter
 from .dense_heads import (
+    HEATMAP_HEADS,
     anchor_class_probabilities,
     class_probability_levels,
     decoded_prior_boxes,
     prior_grids,
+    supported_head_type,
 )
 
 
@@ -57,6 +59,9 @@ class DetectorAdapter(ModelAdapter):
         """Each level's cells where the head's own priors put them."""
         generator = self.prior_generator
         num_levels = len(self.feature_maps())
+        if supported_head_type(self.dense_head) in HEATMAP_HEADS:  # a cell's block, centred
+            return [CellGrid.of_ratio(self.input_shape, tuple(f.shape[-2:]), 'center')
+                    for f in self.feature_maps()]
         if generator is None or generator.num_levels != num_levels:
             return super().level_grids()
         if getattr(self, '_prior_grids', None) is None:
@@ -86,7 +91,8 @@ class DetectorAdapter(ModelAdapter):
                 to; default the batch's input shape.
         """
         return decoded_prior_boxes(self.dense_head, self.captured('bbox_head'), image,
-                                   tuple(img_shape[:2]) if img_shape else self.input_shape)
+                                   tuple(img_shape[:2]) if img_shape else self.input_shape,
+                                   self.input_shape)
 
     def detections_of_inputs(self, inputs: Tensor, sample: Any,
                              rescale: bool = True) -> List[Any]:

@@ -33,7 +33,8 @@ NOT_DETECTORS = {'bytetrack', 'deepsort', 'mask2former_vis', 'masktrack_rcnn', '
 MUST_EXPLAIN = {'atss', 'cascade_rcnn', 'faster_rcnn', 'fcos', 'gfl', 'mask_rcnn', 'retinanet',
                 'htc', 'double_heads', 'dynamic_rcnn', 'pafpn', 'yolox',
                 'detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'dino', 'ddq',
-                'sparse_rcnn', 'vfnet', 'ddod', 'yolof', 'autoassign', 'yolo', 'tood'}
+                'sparse_rcnn', 'vfnet', 'ddod', 'yolof', 'autoassign', 'yolo', 'tood',
+                'centernet'}
 
 #: Families refused for every method, and what the one-line refusal must name.
 REFUSED_WITH = {

@@ -1,0 +1,115 @@
+"""CenterNet: its class maps are the scores, boxes and places its own prediction gives.
+
+MMDetection's ``CenterNetHead.predict_by_feat``, with every cell of every class
+kept (top-k over all of them, a local-maximum kernel of 1), is the reference.
+"""
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmxai.adapters import build_adapter
+from mmxai.adapters.dense_heads import anchor_class_probabilities
+from mmxai.explainers import DetClassProbabilityMap
+from mmxai.geometry import to_original_image
+from mmxai.models import ExplainModel
+from tests.helpers import build_model, det_batch, load_config, random_images
+
+CONFIG = 'mmdet::centernet/centernet_r18_8xb16-crop512-140e_coco.py'
+NUM_CLASSES = 4
+SIZE = 128
+
+
+@pytest.fixture(scope='module')
+def centernet():
+    cfg = load_config(CONFIG)
+    cfg.model.bbox_head.num_classes = NUM_CLASSES
+    return build_model(cfg).eval()
+
+
+def _inputs(model, seed):
+    data = model.data_preprocessor(det_batch(random_images(1, SIZE, SIZE, seed=seed)), False)
+    # What CenterNet's own test pipeline (RandomCenterCropPad) records: no border here.
+    meta = dict(data['data_samples'][0].metainfo, border=[0, SIZE, 0, SIZE],
+                batch_input_shape=(SIZE, SIZE))
+    return data['inputs'], meta
+
+
+def _every_cell(head, outputs, meta):
+    """MMDetection's prediction of every (cell, class): no top-k cut, no local-maximum test."""
+    height, width = outputs[0][0].shape[-2:]
+    kept = head.test_cfg
+    head.test_cfg = ConfigDict(kept, topk=NUM_CLASSES * height * width, local_maximum_kernel=1)
+    try:
+        return head.predict_by_feat(*outputs, batch_img_metas=[meta], rescale=False)[0]
+    finally:
+        head.test_cfg = kept
+
+
+def test_class_probabilities_are_the_scores_centernet_predicts(centernet):
+    inputs, meta = _inputs(centernet, seed=3)
+    with torch.no_grad():
+        outputs = centernet.bbox_head(centernet.extract_feat(inputs))
+        theirs = _every_cell(centernet.bbox_head, outputs, meta).scores
+    ours = torch.cat([p[0].flatten() for p in anchor_class_probabilities(centernet.bbox_head,
+                                                                         outputs)])
+    torch.testing.assert_close(theirs.sort().values, ours.sort().values)
+
+
+def test_each_cells_box_is_the_box_centernet_decodes(centernet):
+    inputs, meta = _inputs(centernet, seed=4)
+    adapter = build_adapter(centernet)
+    with torch.no_grad(), adapter.capture():
+        outputs = centernet.bbox_head(centernet.extract_feat(inputs))
+        ours = torch.cat(adapter.prior_boxes(0))
+    theirs = _every_cell(centernet.bbox_head, outputs, meta).bboxes
+    assert len(theirs) == len(ours) * NUM_CLASSES
+    distance = torch.cdist(theirs.double(), ours.double(), p=float('inf'))
+    assert distance.amin(1).max() < 1e-3
+
+
+@pytest.mark.parametrize('cell', [(0, 0), (9, 20), (31, 31)])
+def test_a_cell_lands_where_centernet_puts_its_box_centre(centernet, cell):
+    # One certain class at one cell, its offset the middle of the range training
+    # targets use ([0, 1): where in the cell the object's centre fell): the map on
+    # the image must peak, by centre of mass, at the centre MMDetection decodes.
+    head = centernet.bbox_head
+    inputs, meta = _inputs(centernet, seed=5)
+
+    def one_hot(_module, _args, outputs):
+        heatmap = torch.zeros_like(outputs[0][0])
+        heatmap[:, 0, cell[0], cell[1]] = 1.0
+        return [heatmap], [torch.zeros_like(outputs[1][0])], \
+            [torch.full_like(outputs[2][0], 0.5)]
+
+    adapter, explainer = build_adapter(centernet), DetClassProbabilityMap()
+    handle = head.register_forward_hook(one_hot)
+    try:
+        with torch.no_grad(), adapter.capture():
+            outputs = head(centernet.extract_feat(inputs))
+            maps = explainer(adapter)
+            grid = explainer.map_grid(adapter, tuple(maps.shape[-2:]))
+    finally:
+        handle.remove()
+    box = _every_cell(head, outputs, meta).bboxes[0]
+    original = to_original_image(maps[0, :1], dict(img_shape=(SIZE, SIZE),
+                                                   ori_shape=(SIZE, SIZE)),
+                                 (SIZE, SIZE), grid)[0].double()
+    ys = torch.arange(SIZE, dtype=torch.float64) + 0.5  # pixel centres
+    centre_y = float((original.sum(1) * ys).sum() / original.sum())
+    centre_x = float((original.sum(0) * ys).sum() / original.sum())
+    assert centre_x == pytest.approx(float(box[0] + box[2]) / 2, abs=0.25)
+    assert centre_y == pytest.approx(float(box[1] + box[3]) / 2, abs=0.25)
+
+
+def test_class_and_per_box_maps_of_centernet(centernet):
+    batch = det_batch(random_images(2, SIZE, SIZE, seed=6))
+    for sample in batch['data_samples']:
+        sample.set_metainfo(dict(border=[0, SIZE, 0, SIZE]))
+    model = ExplainModel(centernet, explainer='classwisesaliencymap', explain_all_classes=True,
+                         score_thr=0.0, box_targets=('predictions',))
+    with torch.no_grad():
+        samples = model.test_step(batch)
+    for sample in samples:
+        assert sample.saliency_map.shape == (NUM_CLASSES, SIZE // 4, SIZE // 4)
+        assert 0 <= float(sample.saliency_map.min()) and float(sample.saliency_map.max()) <= 1
+        assert len(sample.box_saliency_map) == len(sample.metainfo['explained_boxes']) > 0
