@@ -17,6 +17,9 @@ become probabilities:
 * YOLOv3 packs ``(x, y, w, h, objectness, classes)`` per anchor in one output
   (B, A*(5+K), h, w): class sigmoid times objectness sigmoid, as its
   ``predict_by_feat`` scores them;
+* FoveaBox and RepPoints score their points as sigmoid heads do and decode
+  their boxes with their own ``_bbox_decode`` (from the point, with the
+  level's base edge or stride), which is what their boxes are read with;
 * CenterNet's ``forward`` returns its centre heatmap (B, K, h, w), already a
   sigmoid: the score its prediction gives the box of each cell's local
   maximum. A cell's box is centred at ``(cell + offset) * stride`` with the
@@ -41,7 +44,7 @@ factors are box quality, not class, and stay out of the class maps as ATSS's
 centerness does.
 """
 import inspect
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -67,12 +70,20 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
     'YOLOV3Head': None,  # objectness packed with the classes (see module docstring)
     'TOODHead': None,
     'CenterNetHead': None,
+    'FoveaHead': None,
+    'RepPointsHead': None,
 }
 
 #: Table heads whose ``forward()`` returns class probabilities, not logits.
 PROBABILITY_OUTPUTS = ('TOODHead', 'CenterNetHead')
 #: Table heads without priors: one prediction per cell of a centre heatmap.
 HEATMAP_HEADS = ('CenterNetHead',)
+#: Table heads that decode boxes with their own ``_bbox_decode(priors, preds, x,
+#: max_shape)``, and the level's ``x``.
+OWN_BOX_DECODE: Dict[str, Callable[[nn.Module, int], Any]] = {
+    'FoveaHead': lambda head, level: head.base_edge_list[level],
+    'RepPointsHead': lambda head, level: head.point_strides[level],
+}
 
 
 #: What decides a head's outputs and how its prediction reads them.
@@ -281,6 +292,11 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
         return [pred[image].permute(1, 2, 0).reshape(-1, 4) * stride[0]
                 for pred, stride in zip(bbox_preds, head.prior_generator.strides)]
     priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device)
+    if supported_head_type(head) in OWN_BOX_DECODE:
+        level_argument = OWN_BOX_DECODE[supported_head_type(head)]
+        return [head._bbox_decode(prior, pred[image].permute(1, 2, 0).reshape(-1, 4),
+                                  level_argument(head, level), max_shape)
+                for level, (prior, pred) in enumerate(zip(priors, bbox_preds))]
     boxes = []
     for level, (prior, pred) in enumerate(zip(priors, bbox_preds)):
         pred = pred[image].permute(1, 2, 0)

@@ -25,6 +25,9 @@ HEAD_CONFIGS = {
     'AutoAssignHead': 'mmdet::autoassign/autoassign_r50-caffe_fpn_1x_coco.py',
     'YOLOV3Head': 'mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py',
     'TOODHead': 'mmdet::tood/tood_r50_fpn_1x_coco.py',
+    # Points scored as sigmoid heads do, boxes by their own _bbox_decode.
+    'FoveaHead': 'mmdet::foveabox/fovea_r50_fpn_4xb4-1x_coco.py',
+    'RepPointsHead': 'mmdet::reppoints/reppoints-moment_r50_fpn_1x_coco.py',
 }
 #: Not in the table, read by the rule of BaseDenseHead's prediction.
 BASE_PREDICTION_HEADS = ('VFNetHead', 'DDODHead', 'YOLOFHead', 'AutoAssignHead')
