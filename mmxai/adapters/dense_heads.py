@@ -17,6 +17,8 @@ become probabilities:
 * YOLOv3 packs ``(x, y, w, h, objectness, classes)`` per anchor in one output
   (B, A*(5+K), h, w): class sigmoid times objectness sigmoid, as its
   ``predict_by_feat`` scores them;
+* YOLACT's box head is a softmax head (background last) whose prediction
+  always applies its fast NMS;
 * FoveaBox and RepPoints score their points as sigmoid heads do and decode
   their boxes with their own ``_bbox_decode`` (from the point, with the
   level's base edge or stride), which is what their boxes are read with;
@@ -72,6 +74,7 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
     'CenterNetHead': None,
     'FoveaHead': None,
     'RepPointsHead': None,
+    'YOLACTHead': None,  # softmax, background last; its prediction always applies fast NMS
 }
 
 #: Table heads whose ``forward()`` returns class probabilities, not logits.
@@ -159,9 +162,8 @@ def unreadable_head_reason(head: Optional[nn.Module]) -> Optional[str]:
     supported, why = _nearest_table_head(head)
     if supported is not None:
         return None
-    return (f'the class scores of {why} are not read per cell (those of heads predicting with '
-            "BaseDenseHead's own predict_by_feat are, and those of "
-            f'{", ".join(sorted(SUPPORTED_HEADS))} and subclasses that keep their prediction)')
+    return (f'the class scores of {why} are not read per cell: its prediction is neither '
+            "BaseDenseHead's own nor that of a head mmxai reads (docs/algorithms.md lists them)")
 
 
 def check_head_predicts(head: Optional[nn.Module], detector_name: str) -> None:

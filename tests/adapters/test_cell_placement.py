@@ -16,10 +16,15 @@ from mmxai.adapters import build_adapter
 from mmxai.adapters.dense_heads import PROBABILITY_OUTPUTS, objectness_output
 from mmxai.explainers import DetClassProbabilityMap
 from mmxai.geometry import to_original_image
-from tests.adapters.test_dense_heads import HEAD_CONFIGS, NUM_CLASSES, SSD_CONFIG
+from tests.adapters.test_dense_heads import (
+    HEAD_CONFIGS,
+    NMS_HEAD_CONFIGS,
+    NUM_CLASSES,
+    SSD_CONFIG,
+)
 from tests.helpers import build_model, load_config
 
-CONFIGS = dict(HEAD_CONFIGS, SSDHead=SSD_CONFIG,
+CONFIGS = dict(HEAD_CONFIGS, **NMS_HEAD_CONFIGS, SSDHead=SSD_CONFIG,
                PAAHead='mmdet::paa/paa_r50_fpn_1x_coco.py')
 #: (h, w) of the original image and the resize scale. The map of a cell spreads
 #: one stride around it; the image is large enough for that to stay inside it

@@ -202,3 +202,34 @@ def test_objectness_is_part_of_the_class_probability_only_where_classes_train_wi
     multiplied = {'YOLOXHead': 2, 'AutoAssignHead': 2}
     head = detector.bbox_head
     assert objectness_output(head) == multiplied.get(type(head).__name__)
+
+
+#: Table heads whose prediction always applies NMS (no "every prior" output to compare).
+NMS_HEAD_CONFIGS = {'YOLACTHead': 'mmdet::yolact/yolact_r50_1xb8-55e_coco.py'}
+
+
+@pytest.mark.parametrize('head_name', sorted(NMS_HEAD_CONFIGS))
+def test_each_detection_is_a_priors_box_with_its_class_probability(head_name):
+    # What the head's own prediction keeps after its NMS: every box is the box the
+    # adapter decodes for some prior, scored with that prior's class probability.
+    from mmengine.config import ConfigDict
+
+    from mmxai.adapters.dense_heads import anchor_class_probabilities
+    model = _build(head_name, NMS_HEAD_CONFIGS[head_name])
+    head, adapter = model.bbox_head, build_adapter(model)
+    data = model.data_preprocessor(det_batch(random_images(1, SIZE, SIZE, seed=7)), False)
+    with torch.no_grad(), adapter.capture():
+        outputs = head(model.extract_feat(data['inputs']))
+        boxes = torch.cat(adapter.prior_boxes(0))
+    meta = dict(data['data_samples'][0].metainfo, img_shape=(SIZE, SIZE))
+    cfg = ConfigDict(head.test_cfg, score_thr=0.0, max_per_img=50)
+    with torch.no_grad():
+        theirs = head.predict_by_feat(*outputs, batch_img_metas=[meta], cfg=cfg,
+                                      rescale=False)[0]
+    probabilities = torch.cat([p[0].permute(2, 3, 0, 1).reshape(-1, NUM_CLASSES)
+                               for p in anchor_class_probabilities(head, outputs)])
+    assert len(theirs.bboxes) > 10 and len(probabilities) == len(boxes)
+    for box, score, label in zip(theirs.bboxes, theirs.scores, theirs.labels):
+        same_box = torch.cdist(box[None].double(), boxes.double(), p=float('inf'))[0] < 1e-3
+        assert same_box.any()
+        assert (probabilities[same_box, label] - score).abs().min() < 1e-5
