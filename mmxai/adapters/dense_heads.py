@@ -22,6 +22,12 @@ become probabilities:
 * FoveaBox and RepPoints score their points as sigmoid heads do and decode
   their boxes with their own ``_bbox_decode`` (from the point, with the
   level's base edge or stride), which is what their boxes are read with;
+* CornerNet and CentripetalNet predict corners: a top-left and a
+  bottom-right heatmap (B, K, h, w) of logits per stack; their prediction
+  reads the last stack's, through a sigmoid, and scores a box by the mean of
+  its two corners' probabilities. A class's map is the larger of the two
+  probabilities at each cell: where the model sees a corner of the class.
+  Cells are corners, not boxes, so these heads have no box per cell;
 * CenterNet's ``forward`` returns its centre heatmap (B, K, h, w), already a
   sigmoid: the score its prediction gives the box of each cell's local
   maximum. A cell's box is centred at ``(cell + offset) * stride`` with the
@@ -75,12 +81,16 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
     'FoveaHead': None,
     'RepPointsHead': None,
     'YOLACTHead': None,  # softmax, background last; its prediction always applies fast NMS
+    'CornerHead': None,
+    'CentripetalHead': None,
 }
 
 #: Table heads whose ``forward()`` returns class probabilities, not logits.
 PROBABILITY_OUTPUTS = ('TOODHead', 'CenterNetHead')
 #: Table heads without priors: one prediction per cell of a centre heatmap.
-HEATMAP_HEADS = ('CenterNetHead',)
+HEATMAP_HEADS = ('CenterNetHead', 'CornerHead', 'CentripetalHead')
+#: Heatmap heads whose cells are box corners: no box per cell.
+CORNER_HEADS = ('CornerHead', 'CentripetalHead')
 #: Table heads that decode boxes with their own ``_bbox_decode(priors, preds, x,
 #: max_shape)``, and the level's ``x``.
 OWN_BOX_DECODE: Dict[str, Callable[[nn.Module, int], Any]] = {
@@ -200,6 +210,9 @@ def anchor_class_probabilities(head: nn.Module, head_outputs: Any) -> List[Tenso
     rule = supported_head_type(head)
     if rule == 'YOLOV3Head':
         return [_yolov3_probabilities(head, pred_map) for pred_map in head_outputs[0]]
+    if rule in CORNER_HEADS:  # the last stack's corners, as its prediction reads them
+        corners = torch.maximum(head_outputs[0][-1], head_outputs[1][-1]).sigmoid()
+        return [corners.unsqueeze(1)]
     objectness_index = objectness_output(head)
     channels = getattr(head, 'cls_out_channels', head.num_classes)
     priors = getattr(getattr(head, 'prior_generator', None), 'num_base_priors', None)
@@ -279,6 +292,9 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
             offsets = torch.cat([pred[:, :2].sigmoid(), pred[:, 2:4]], dim=1)
             boxes.append(head.bbox_coder.decode(prior, offsets, stride))
         return boxes
+    if supported_head_type(head) in CORNER_HEADS:
+        raise UnsupportedModelError(f'{type(head).__name__} predicts box corners, not a box per '
+                                    'cell: its cells have no boxes to match')
     if supported_head_type(head) in HEATMAP_HEADS:
         return [_heatmap_boxes(wh[image], offset[image], input_shape or max_shape)
                 for wh, offset in zip(head_outputs[1], head_outputs[2])]

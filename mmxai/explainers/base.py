@@ -96,11 +96,11 @@ class BaseExplainer:
         Raises:
             UnsupportedModelError: For methods without per-box maps.
         """
-        self.check_box_maps_supported()
+        self.check_box_maps_supported(adapter)
         raise NotImplementedError
 
-    def check_box_maps_supported(self) -> None:
-        """Raise ``UnsupportedModelError`` if this method has no per-box maps.
+    def check_box_maps_supported(self, adapter: Optional['ModelAdapter'] = None) -> None:
+        """Raise ``UnsupportedModelError`` if this method has no per-box maps (for the model).
 
         A method has them when it overrides :meth:`explain_boxes`.
         """

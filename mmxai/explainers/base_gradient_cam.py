@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, List, Optional
 import torch
 from torch import Tensor
 
-from ..adapters.dense_heads import unreadable_head_reason
+from ..adapters.dense_heads import CORNER_HEADS, supported_head_type, unreadable_head_reason
 from ..geometry import merge_levels
 from ..utils.defaults import DEFAULT_SCORE_THR
 from .base import BaseExplainer
@@ -51,6 +51,9 @@ class BaseGradientCAM(BaseExplainer):
         super().check_supported(adapter)
         why = unreadable_head_reason(adapter.dense_head) if adapter.task == 'detection' \
             else None  # differentiates the dense head's class scores
+        if adapter.task == 'detection' and supported_head_type(adapter.dense_head) in CORNER_HEADS:
+            why = ('its corner heatmaps come from the last of its stacked feature maps through '
+                   'layers of that stack, and the gradients are taken at every feature map')
         if why:
             raise self.unsupported(adapter, why)
         if self.target_layer is None and not adapter.map_decides_scores:

@@ -3,7 +3,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 from torch import Tensor
 
-from ..adapters.dense_heads import unreadable_head_reason
+from ..adapters.dense_heads import CORNER_HEADS, supported_head_type, unreadable_head_reason
 from ..geometry import merge_levels
 from ..registry import EXPLAINERS
 from .base import BaseExplainer
@@ -56,6 +56,12 @@ class DetClassProbabilityMap(BaseExplainer):
         why = unreadable_head_reason(adapter.dense_head)
         if why:
             raise self.unsupported(adapter, why)
+
+    def check_box_maps_supported(self, adapter: Optional['ModelAdapter'] = None) -> None:
+        super().check_box_maps_supported(adapter)
+        if adapter is not None and supported_head_type(adapter.dense_head) in CORNER_HEADS:
+            raise self.unsupported(adapter, 'per-box maps need a box per cell, and its cells '
+                                   'are box corners')
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:

@@ -120,7 +120,7 @@ class ExplainModel(BaseModel, SaliencyModel):
             raise UnsupportedModelError('box explanations are for detectors; '
                                         f'{type(module).__name__} is a classifier')
         if box_targets:
-            self.explainer.check_box_maps_supported()
+            self.explainer.check_box_maps_supported(self.adapter)
         self.box_targets = tuple(box_targets)
         self._one_image_per_batch: Optional[bool] = None
 

@@ -12,6 +12,7 @@ from mmxai.adapters.dense_heads import anchor_class_probabilities
 from mmxai.explainers import DetClassProbabilityMap
 from mmxai.geometry import to_original_image
 from mmxai.models import ExplainModel
+from mmxai.utils import UnsupportedModelError
 from tests.helpers import build_model, det_batch, load_config, random_images
 
 CONFIG = 'mmdet::centernet/centernet_r18_8xb16-crop512-140e_coco.py'
@@ -113,3 +114,67 @@ def test_class_and_per_box_maps_of_centernet(centernet):
         assert sample.saliency_map.shape == (NUM_CLASSES, SIZE // 4, SIZE // 4)
         assert 0 <= float(sample.saliency_map.min()) and float(sample.saliency_map.max()) <= 1
         assert len(sample.box_saliency_map) == len(sample.metainfo['explained_boxes']) > 0
+
+
+CORNERNET = 'mmdet::cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py'
+
+
+@pytest.fixture(scope='module')
+def cornernet():
+    cfg = load_config(CORNERNET)
+    cfg.model.backbone.update(stage_channels=(32, 32, 48, 48, 48, 64), feat_channel=32,
+                              stage_blocks=(2, 2, 2, 2, 2, 4))
+    cfg.model.bbox_head.update(num_classes=NUM_CLASSES, in_channels=32)
+    return build_model(cfg).eval()
+
+
+def test_corner_maps_peak_at_the_corners_cornernet_decodes(cornernet):
+    # One certain top-left and one certain bottom-right corner of class 2 (equal
+    # embeddings, offsets mid-cell): CornerNet decodes one certain box; the class
+    # map must hold its two corners' probabilities exactly where that box has them.
+    head = cornernet.bbox_head
+    inputs, meta = _inputs(cornernet, seed=7)
+    top_left, bottom_right, label = (5, 6), (20, 25), 2
+
+    def corners(_module, _args, outputs):
+        tl_heats, br_heats, tl_embs, br_embs, tl_offs, br_offs = (list(o) for o in outputs)
+        for heats, cell in ((tl_heats, top_left), (br_heats, bottom_right)):
+            heats[-1] = torch.full_like(heats[-1], -20.0)
+            heats[-1][:, label, cell[0], cell[1]] = 20.0
+        tl_embs[-1], br_embs[-1] = torch.zeros_like(tl_embs[-1]), torch.zeros_like(br_embs[-1])
+        tl_offs[-1], br_offs[-1] = (torch.full_like(o[-1], 0.5) for o in (tl_offs, br_offs))
+        return tl_heats, br_heats, tl_embs, br_embs, tl_offs, br_offs
+
+    adapter, explainer = build_adapter(cornernet), DetClassProbabilityMap()
+    handle = head.register_forward_hook(corners)
+    try:
+        with torch.no_grad(), adapter.capture():
+            outputs = head(cornernet.extract_feat(inputs))
+            maps = explainer(adapter)
+            grid = explainer.map_grid(adapter, tuple(maps.shape[-2:]))
+        result = head.predict_by_feat(*outputs, batch_img_metas=[meta], rescale=False)[0]
+    finally:
+        handle.remove()
+    best = int(result.scores.argmax())
+    assert int(result.labels[best]) == label and float(result.scores[best]) > 0.99
+    x1, y1, x2, y2 = result.bboxes[best].tolist()
+    assert float(maps[0, label].max()) > 0.99 and float(maps[0, :label].max()) < 1e-6
+    original = to_original_image(maps[0, label:label + 1], dict(img_shape=(SIZE, SIZE),
+                                                                ori_shape=(SIZE, SIZE)),
+                                 (SIZE, SIZE), grid)[0].double()
+    pixels = torch.arange(SIZE, dtype=torch.float64) + 0.5  # pixel centres
+    for x, y in ((x1, y1), (x2, y2)):  # each corner's blob, by its centre of mass
+        near = original.clone()
+        near[(pixels - y).abs() > 8, :] = 0
+        near[:, (pixels - x).abs() > 8] = 0
+        assert float(near.max()) > 0.9  # the corner's own probability, as strong as the other's
+        assert float((near.sum(1) * pixels).sum() / near.sum()) == pytest.approx(y, abs=0.25)
+        assert float((near.sum(0) * pixels).sum() / near.sum()) == pytest.approx(x, abs=0.25)
+
+
+def test_cornernet_refuses_what_needs_a_box_per_cell_or_one_feature_map(cornernet):
+    with pytest.raises(UnsupportedModelError, match='its cells are box corners'):
+        ExplainModel(cornernet, box_targets=('predictions',))
+    with pytest.raises(UnsupportedModelError, match='gradcam does not support CornerNet: its '
+                                                    'corner heatmaps come from the last'):
+        ExplainModel(cornernet, explainer='gradcam')
