@@ -46,6 +46,36 @@ def _every_cell(head, outputs, meta):
         head.test_cfg = kept
 
 
+#: Pixel centres of the (SIZE, SIZE) image.
+PIXELS = torch.arange(SIZE, dtype=torch.float64) + 0.5
+
+
+def _class_maps_of_outputs(model, replace, inputs):
+    """The head's outputs as ``replace`` (a forward hook) makes them, their class maps and grid."""
+    adapter, explainer = build_adapter(model), DetClassProbabilityMap()
+    handle = model.bbox_head.register_forward_hook(replace)
+    try:
+        with torch.no_grad(), adapter.capture():
+            outputs = model.bbox_head(model.extract_feat(inputs))
+            maps = explainer(adapter)
+            grid = explainer.map_grid(adapter, tuple(maps.shape[-2:]))
+    finally:
+        handle.remove()
+    return outputs, maps, grid
+
+
+def _on_image(class_map, grid):
+    """One (h, w) class map on the (SIZE, SIZE) image it covers (no resize, no padding)."""
+    meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE))
+    return to_original_image(class_map[None], meta, (SIZE, SIZE), grid)[0].double()
+
+
+def _centre_of_mass(image_map):
+    """(x, y) of a map's centre of mass, in pixels."""
+    return (float((image_map.sum(0) * PIXELS).sum() / image_map.sum()),
+            float((image_map.sum(1) * PIXELS).sum() / image_map.sum()))
+
+
 def test_class_probabilities_are_the_scores_centernet_predicts(centernet):
     inputs, meta = _inputs(centernet, seed=3)
     with torch.no_grad():
@@ -82,22 +112,9 @@ def test_a_cell_lands_where_centernet_puts_its_box_centre(centernet, cell):
         return [heatmap], [torch.zeros_like(outputs[1][0])], \
             [torch.full_like(outputs[2][0], 0.5)]
 
-    adapter, explainer = build_adapter(centernet), DetClassProbabilityMap()
-    handle = head.register_forward_hook(one_hot)
-    try:
-        with torch.no_grad(), adapter.capture():
-            outputs = head(centernet.extract_feat(inputs))
-            maps = explainer(adapter)
-            grid = explainer.map_grid(adapter, tuple(maps.shape[-2:]))
-    finally:
-        handle.remove()
+    outputs, maps, grid = _class_maps_of_outputs(centernet, one_hot, inputs)
     box = _every_cell(head, outputs, meta).bboxes[0]
-    original = to_original_image(maps[0, :1], dict(img_shape=(SIZE, SIZE),
-                                                   ori_shape=(SIZE, SIZE)),
-                                 (SIZE, SIZE), grid)[0].double()
-    ys = torch.arange(SIZE, dtype=torch.float64) + 0.5  # pixel centres
-    centre_y = float((original.sum(1) * ys).sum() / original.sum())
-    centre_x = float((original.sum(0) * ys).sum() / original.sum())
+    centre_x, centre_y = _centre_of_mass(_on_image(maps[0, 0], grid))
     assert centre_x == pytest.approx(float(box[0] + box[2]) / 2, abs=0.25)
     assert centre_y == pytest.approx(float(box[1] + box[3]) / 2, abs=0.25)
 
@@ -145,31 +162,19 @@ def test_corner_maps_peak_at_the_corners_cornernet_decodes(cornernet):
         tl_offs[-1], br_offs[-1] = (torch.full_like(o[-1], 0.5) for o in (tl_offs, br_offs))
         return tl_heats, br_heats, tl_embs, br_embs, tl_offs, br_offs
 
-    adapter, explainer = build_adapter(cornernet), DetClassProbabilityMap()
-    handle = head.register_forward_hook(corners)
-    try:
-        with torch.no_grad(), adapter.capture():
-            outputs = head(cornernet.extract_feat(inputs))
-            maps = explainer(adapter)
-            grid = explainer.map_grid(adapter, tuple(maps.shape[-2:]))
-        result = head.predict_by_feat(*outputs, batch_img_metas=[meta], rescale=False)[0]
-    finally:
-        handle.remove()
+    outputs, maps, grid = _class_maps_of_outputs(cornernet, corners, inputs)
+    result = head.predict_by_feat(*outputs, batch_img_metas=[meta], rescale=False)[0]
     best = int(result.scores.argmax())
     assert int(result.labels[best]) == label and float(result.scores[best]) > 0.99
     x1, y1, x2, y2 = result.bboxes[best].tolist()
     assert float(maps[0, label].max()) > 0.99 and float(maps[0, :label].max()) < 1e-6
-    original = to_original_image(maps[0, label:label + 1], dict(img_shape=(SIZE, SIZE),
-                                                                ori_shape=(SIZE, SIZE)),
-                                 (SIZE, SIZE), grid)[0].double()
-    pixels = torch.arange(SIZE, dtype=torch.float64) + 0.5  # pixel centres
+    original = _on_image(maps[0, label], grid)
     for x, y in ((x1, y1), (x2, y2)):  # each corner's blob, by its centre of mass
         near = original.clone()
-        near[(pixels - y).abs() > 8, :] = 0
-        near[:, (pixels - x).abs() > 8] = 0
+        near[(PIXELS - y).abs() > 8, :] = 0
+        near[:, (PIXELS - x).abs() > 8] = 0
         assert float(near.max()) > 0.9  # the corner's own probability, as strong as the other's
-        assert float((near.sum(1) * pixels).sum() / near.sum()) == pytest.approx(y, abs=0.25)
-        assert float((near.sum(0) * pixels).sum() / near.sum()) == pytest.approx(x, abs=0.25)
+        assert _centre_of_mass(near) == pytest.approx((x, y), abs=0.25)
 
 
 def test_cornernet_refuses_what_needs_a_box_per_cell_or_one_feature_map(cornernet):
