@@ -8,11 +8,12 @@ box) and their per-box maps (``evidence``: the largest probability among the
 anchors that regress to the box) with those of the detected objects.
 
     python benchmarks/missed_objects.py [CONFIG CHECKPOINT] [--score-thr 0.3 0.5 0.7]
-        [--json results.json]
+        [--demo-config configs/demo/faster_rcnn_tiny_shapes.py] [--json results.json]
 
-Without CONFIG and CHECKPOINT it trains the demo ATSS on generated shapes
-(as the tests do; ``MMXAI_TEST_MODEL_CACHE`` reuses a trained one) and
-explains 60 held-out images. Issue 16's goal: the map inside a missed
+Without CONFIG and CHECKPOINT it trains a demo detector on generated shapes
+(the demo ATSS unless ``--demo-config`` names another; as the tests do,
+``MMXAI_TEST_MODEL_CACHE`` reuses a trained one) and explains 60 held-out
+images. Issue 16's goal: the map inside a missed
 object's box separates "the model saw it weakly" from "did not see it".
 """
 import argparse
@@ -38,13 +39,12 @@ from mmxai.datasets import make_detection_split  # noqa: E402
 SEEN = 0.1
 
 
-def demo_model(work_dir: str) -> tuple:
-    """Train (or take from the test model cache) the demo ATSS; returns config, checkpoint."""
+def demo_model(work_dir: str, config: str) -> tuple:
+    """Train (or take from the test model cache) a demo detector; returns config, checkpoint."""
     from tests.conftest import _train_demo_model
-    from tests.helpers import DET_DEMO_CONFIG
     make_detection_split(work_dir, 'train', 160, seed=1)
     make_detection_split(work_dir, 'val', 60, seed=5)
-    return _train_demo_model(DET_DEMO_CONFIG, work_dir, work_dir)
+    return _train_demo_model(config, work_dir, work_dir)
 
 
 def fade_objects(data_root: str, fades: List[float]) -> Dict[int, float]:
@@ -82,8 +82,8 @@ def fade_objects(data_root: str, fades: List[float]) -> Dict[int, float]:
 
 def explain_ground_truth(config: str, checkpoint: str, score_thr: float, out: str) -> List[dict]:
     """Box records of every annotated object at one threshold."""
-    cfg = explain_config(Config.fromfile(config), checkpoint, out, score_thr=score_thr,
-                         box_targets=['ground_truth'])
+    cfg = explain_config(Config.fromfile(config), checkpoint, out,
+                         explain=dict(score_thr=score_thr, box_targets=['ground_truth']))
     cfg.work_dir = osp.join(out, 'logs')
     cfg.log_level = 'WARNING'
     Runner.from_cfg(cfg).test()
@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument('--fade', type=float, nargs='*', default=[0.0, 0.6, 0.8, 0.9, 1.0],
                         help='demo data: fade the k-th object toward its surroundings by '
                         'fade[k %% n] (1: removed), so that the detector misses some')
+    parser.add_argument('--demo-config', default=osp.join(REPO, 'configs/demo/atss_tiny_shapes.py'),
+                        help='without CONFIG: the demo config to train')
     parser.add_argument('--json', help='write the results here')
     args = parser.parse_args()
     results = []
@@ -116,7 +118,7 @@ def main() -> None:
         config, checkpoint = args.config, args.checkpoint
         fades = None
         if config is None:
-            config, checkpoint = demo_model(work)
+            config, checkpoint = demo_model(work, args.demo_config)
             fades = fade_objects(work, args.fade) if args.fade else None
         elif args.data_root:
             rooted = set_data_root(Config.fromfile(config), args.data_root)
