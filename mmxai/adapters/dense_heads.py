@@ -87,7 +87,7 @@ SUPPORTED_HEADS: Dict[str, Optional[int]] = {
 
 #: Table heads whose ``forward()`` returns class probabilities, not logits.
 PROBABILITY_OUTPUTS = ('TOODHead', 'CenterNetHead')
-#: Table heads without priors: one prediction per cell of a centre heatmap.
+#: Table heads without priors: class heatmaps whose cells sit in the middle of their block.
 HEATMAP_HEADS = ('CenterNetHead', 'CornerHead', 'CentripetalHead')
 #: Heatmap heads whose cells are box corners: no box per cell.
 CORNER_HEADS = ('CornerHead', 'CentripetalHead')
