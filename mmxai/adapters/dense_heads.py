@@ -281,7 +281,8 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
         anchor), which is the order of :func:`anchor_class_probabilities`'s
         (A, h, w) permuted to (h, w, A).
     """
-    if supported_head_type(head) == 'YOLOV3Head':  # decoded from sigmoid xy, never clipped
+    rule = supported_head_type(head)  # walks the head's class ancestry: once
+    if rule == 'YOLOV3Head':  # decoded from sigmoid xy, never clipped
         pred_maps = head_outputs[0]
         priors = head.prior_generator.grid_priors([tuple(p.shape[-2:]) for p in pred_maps],
                                                   dtype=pred_maps[0].dtype,
@@ -292,26 +293,26 @@ def decoded_prior_boxes(head: nn.Module, head_outputs: Any, image: int,
             offsets = torch.cat([pred[:, :2].sigmoid(), pred[:, 2:4]], dim=1)
             boxes.append(head.bbox_coder.decode(prior, offsets, stride))
         return boxes
-    if supported_head_type(head) in CORNER_HEADS:
+    if rule in CORNER_HEADS:
         raise UnsupportedModelError(f'{type(head).__name__} predicts box corners, not a box per '
                                     'cell: its cells have no boxes to match')
-    if supported_head_type(head) in HEATMAP_HEADS:
+    if rule in HEATMAP_HEADS:
         return [_heatmap_boxes(wh[image], offset[image], input_shape or max_shape)
                 for wh, offset in zip(head_outputs[1], head_outputs[2])]
     bbox_preds = head_outputs[1]
     sizes = [tuple(pred.shape[-2:]) for pred in bbox_preds]
     device, dtype = bbox_preds[0].device, bbox_preds[0].dtype
-    if supported_head_type(head) == 'YOLOXHead':
+    if rule == 'YOLOXHead':
         priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device,
                                                   with_stride=True)
         return [head._bbox_decode(prior, pred[image].permute(1, 2, 0).reshape(-1, 4))
                 for prior, pred in zip(priors, bbox_preds)]
-    if supported_head_type(head) == 'TOODHead':  # boxes in stride units, not clipped
+    if rule == 'TOODHead':  # boxes in stride units, not clipped
         return [pred[image].permute(1, 2, 0).reshape(-1, 4) * stride[0]
                 for pred, stride in zip(bbox_preds, head.prior_generator.strides)]
     priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device)
-    if supported_head_type(head) in OWN_BOX_DECODE:
-        level_argument = OWN_BOX_DECODE[supported_head_type(head)]
+    if rule in OWN_BOX_DECODE:
+        level_argument = OWN_BOX_DECODE[rule]
         return [head._bbox_decode(prior, pred[image].permute(1, 2, 0).reshape(-1, 4),
                                   level_argument(head, level), max_shape)
                 for level, (prior, pred) in enumerate(zip(priors, bbox_preds))]
