@@ -32,7 +32,7 @@ from mmxai.apis import process_batches, set_data_root
 from mmxai.checkpoint import register_safe_loaders
 from mmxai.datasets import make_detection_split
 from mmxai.engine import QuietRunner
-from mmxai.evaluation import ExplanationEvaluator
+from mmxai.evaluation import ExplanationEvaluator, peak_points
 from mmxai.models import ExplainModel, maps_on_original_image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -73,11 +73,9 @@ def box_maps_inside(model: torch.nn.Module, runner: QuietRunner, cfg: Config) ->
         for sample in samples:
             maps = maps_on_original_image(sample.box_saliency_map, sample.metainfo)
             boxes = sample.pred_instances.bboxes[sample.pred_instances.scores >= BOX_SCORE]
-            for box_map, (x1, y1, x2, y2) in zip(maps, boxes.tolist()):
-                flat = int(box_map.flatten().argmax())
-                y, x = divmod(flat, box_map.shape[-1])
+            for (x, y), (x1, y1, x2, y2) in zip(peak_points(maps).tolist(), boxes.tolist()):
                 counts['boxes'] += 1
-                counts['inside'] += int(x1 - 1 <= x + 0.5 <= x2 + 1 and y1 - 1 <= y + 0.5 <= y2 + 1)
+                counts['inside'] += int(x1 - 1 <= x <= x2 + 1 and y1 - 1 <= y <= y2 + 1)
 
     process_batches(runner.build_dataloader(cfg.test_dataloader), process, 'per-box maps')
     counts['share'] = round(counts['inside'] / max(counts['boxes'], 1), 3)

@@ -6,7 +6,7 @@ predictions by descending score, each to the free box of its class it overlaps
 most, from IoU :data:`IOU_THR`, one box per prediction. Box records, the error
 analysis and the report viewer all read this.
 """
-from typing import Sequence, Tuple
+from typing import Any, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -63,3 +63,26 @@ def match_detections(pred_boxes: Sequence, pred_labels: Sequence[int], pred_scor
             g = int(candidates.argmax())
             matched[p], matched_iou[p], free[g] = g, candidates[g], False
     return matched, matched_iou
+
+
+def fill_boxes_from_masks(instances: Any) -> None:
+    """Give instances predicted with masks but without boxes their masks' bounding boxes.
+
+    SOLO and SOLOv2 have no box branch: every box they return is 0. Their
+    masks' bounding boxes (MMDetection's ``mask2bbox``, x2/y2 exclusive)
+    take their place, so that per-box maps, D-RISE's box similarity, the
+    overlays and "detected" have boxes to work with. Instances with a box of
+    any area are left as they are.
+
+    Args:
+        instances (InstanceData): A sample's ``pred_instances``, changed in place.
+    """
+    if not len(instances) or 'masks' not in instances or 'bboxes' not in instances:
+        return
+    boxes = instances.bboxes
+    if ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).any():
+        return
+    from mmdet.structures.mask import mask2bbox
+    masks = instances.masks
+    masks = masks.to_tensor(torch.bool, boxes.device) if hasattr(masks, 'to_tensor') else masks
+    instances.bboxes = mask2bbox(masks.bool()).to(boxes)

@@ -3,6 +3,7 @@
 Pure tensor code (torch only): explainers merge levels with it, the evaluator
 and the writer bring maps back onto the original image with it.
 """
+import math
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -170,6 +171,70 @@ def boxes_to_input(boxes: Tensor, metainfo: Dict[str, Any]) -> Tensor:
         if direction in ('vertical', 'diagonal'):
             out[:, [1, 3]] = height - out[:, [3, 1]]
     return out
+
+
+def paste_masks(masks: Tensor, boxes: Tensor, size: tuple) -> Tensor:
+    """Place (N, m, m) masks into their (N, 4) boxes on an (H, W) canvas each.
+
+    Args:
+        masks (Tensor): (N, m, m) values in [0, 1].
+        boxes (Tensor): (N, 4) ``x1, y1, x2, y2`` in canvas pixels.
+        size (tuple): (H, W) of the canvas.
+
+    Returns:
+        Tensor: (N, H, W), each mask resampled into its box, 0 outside it.
+    """
+    height, width = size
+    # Each canvas cell reads the mask at its centre, as MMDetection pastes masks.
+    ys = torch.arange(height, device=masks.device, dtype=masks.dtype) + 0.5
+    xs = torch.arange(width, device=masks.device, dtype=masks.dtype) + 0.5
+    x1, y1, x2, y2 = (boxes[:, i, None] for i in range(4))
+    # Each canvas cell in the [-1, 1] coordinates of each box.
+    grid_y = (ys[None] - y1) / (y2 - y1).clamp_min(1e-6) * 2 - 1
+    grid_x = (xs[None] - x1) / (x2 - x1).clamp_min(1e-6) * 2 - 1
+    grid = torch.stack([grid_x[:, None, :].expand(-1, height, -1),
+                        grid_y[:, :, None].expand(-1, -1, width)], dim=-1)
+    return F.grid_sample(masks[:, None], grid, align_corners=False, padding_mode='zeros')[:, 0]
+
+
+def masks_to_input(masks: Tensor, metainfo: Dict[str, Any], size: Tuple[int, int],
+                   input_shape: Tuple[int, int]) -> Tensor:
+    """Masks on the original image -> on an (h, w) map evenly split over the network input.
+
+    The inverse of MMDetection's ``rescale=True`` for masks, as
+    :func:`boxes_to_input` is for boxes: each mask is flipped as the input was
+    and resampled into the box the whole original image occupies on the
+    input (after the resize; ``border`` when centred). Each mask is first
+    area-averaged to about that box's size in map cells, so a cell holds the
+    share of the mask it covers rather than one pixel's value.
+
+    Args:
+        masks (Tensor): (N, H, W) masks on the original image (bool or [0, 1]).
+        metainfo (dict): As :func:`boxes_to_input` reads it.
+        size (tuple): (h, w) of the map.
+        input_shape (tuple): (H, W) of the (padded) network input.
+
+    Returns:
+        Tensor: (N, h, w) float, 0 outside the image.
+    """
+    height, width = masks.shape[-2:]
+    if metainfo.get('flip', False):
+        direction = metainfo.get('flip_direction', 'horizontal')
+        if direction in ('horizontal', 'diagonal'):
+            masks = masks.flip(-1)
+        if direction in ('vertical', 'diagonal'):
+            masks = masks.flip(-2)
+    image_box = boxes_to_input(torch.tensor([[0.0, 0.0, width, height]], device=masks.device),
+                               metainfo)[0]
+    image_box = image_box * image_box.new_tensor([size[1] / input_shape[1],
+                                                  size[0] / input_shape[0]] * 2)
+    cells = (min(height, max(1, math.ceil(float(image_box[3] - image_box[1])))),
+             min(width, max(1, math.ceil(float(image_box[2] - image_box[0])))))
+    # A few masks at a time: 100 float masks of an 800 x 1333 image would take 400 MB.
+    masks = torch.cat([F.adaptive_avg_pool2d(chunk[:, None].float(), cells)[:, 0]
+                       for chunk in masks.split(16)]) if len(masks) else \
+        masks.new_zeros(0, *cells, dtype=torch.float32)
+    return paste_masks(masks, image_box.expand(len(masks), 4), size)
 
 
 def cells_inside(boxes: Tensor, grid: CellGrid, size: Tuple[int, int]) -> Tensor:

@@ -83,6 +83,17 @@ Per-box maps: the attention of the queries whose own box overlaps the box
 with IoU >= 0.5. Models with more than 100 classes (LVIS, Objects365, V3Det)
 are explained here for the classes they detect, not all of them.
 
+## Instance segmenters read from their predicted masks
+
+SOLO, SOLOv2, CondInst, RTMDet-Ins and Mask2Former (with `instance_on`)
+make their masks inside their own `predict`, where no hook can keep a soft
+mask per detection. `classwisesaliencymap` (`PredictedMaskClassMap`) takes,
+per class, the mean of the masks they return for the class's detections
+scoring at least the run's threshold, brought onto the network input as
+the test pipeline placed the image. SOLO and SOLOv2 return boxes of 0 (no
+box branch); mmxai gives them their masks' bounding boxes (`mask2bbox`), so
+per-box maps, D-RISE and the overlays have boxes.
+
 ## How to read the table
 
 `maps`: the method gave maps of the right shape, finite, that differ between

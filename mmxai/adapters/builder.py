@@ -6,6 +6,7 @@ from .base import ModelAdapter
 from .classifier import ClassifierAdapter
 from .detector import DetectorAdapter
 from .instance_segmentation import InstanceSegmentationAdapter, has_roi_mask_head
+from .predicted_masks import PredictedMaskAdapter, reads_masks_only
 from .query_detector import QueryDetectorAdapter, is_query_detector
 from .two_stage import TwoStageDetectorAdapter, has_roi_box_head
 from .vision_transformer import VisionTransformerAdapter, token_stack
@@ -81,6 +82,8 @@ def build_adapter(model: nn.Module) -> ModelAdapter:
             return InstanceSegmentationAdapter(detector)
         if has_roi_box_head(detector):
             return TwoStageDetectorAdapter(detector)
+        if reads_masks_only(detector):
+            return PredictedMaskAdapter(detector)
         return DetectorAdapter(detector)
     stack = token_stack(model.backbone)
     if stack is not None:

@@ -4,6 +4,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..boxes import fill_boxes_from_masks
 from ..geometry import CellGrid
 from ..utils.errors import UnsupportedModelError
 from .base import ModelAdapter
@@ -104,7 +105,11 @@ class DetectorAdapter(ModelAdapter):
             rescale (bool): Boxes in original pixels (True) or network-input pixels.
         """
         samples = [type(sample)(metainfo=sample.metainfo) for _ in range(len(inputs))]
-        return [s.pred_instances for s in self.model.predict(inputs, samples, rescale=rescale)]
+        detections = [s.pred_instances for s in self.model.predict(inputs, samples,
+                                                                   rescale=rescale)]
+        for instances in detections:
+            fill_boxes_from_masks(instances)
+        return detections
 
     def scores_after_features(self, features: List[Tensor], score_thr: float) -> Tensor:
         return self._scores_from_levels(self.dense_head(tuple(features)), score_thr)

@@ -5,6 +5,7 @@ from .functional import (
     centre_blob_maps,
     insertion_deletion,
     masked_mean,
+    peak_points,
     pearson,
     pointing_game_hits,
     random_maps,
@@ -20,6 +21,6 @@ from .similarity import average_ranks, spearman, ssim
 
 __all__ = ['BASELINES', 'METRICS', 'ExplanationEvaluator', 'PointingGameMetric', 'format_table',
            'adcc', 'centre_blob_maps', 'insertion_deletion', 'masked_mean', 'pearson',
-           'pointing_game_hits', 'random_maps', 'CascadeError', 'SPEARMAN_THRESHOLD',
+           'peak_points', 'pointing_game_hits', 'random_maps', 'CascadeError', 'SPEARMAN_THRESHOLD',
            'SanityChecker', 'average_ranks', 'cascade_models', 'default_cascade',
            'format_sanity_table', 'randomize_modules', 'spearman', 'ssim']

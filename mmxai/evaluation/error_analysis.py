@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..boxes import match_detections
 from .evaluator import boxes_beside_image
+from .functional import peak_points
 
 #: Event kinds, in the order the report lists them.
 KINDS = ('tp_high', 'tp_low', 'fp', 'fn')
@@ -124,7 +125,7 @@ def relevance_mass(maps: Tensor, boxes: Tensor) -> Tensor:
 
 
 def peak_positions(maps: Tensor) -> Tensor:
-    """Pixel (column, row) of each map's maximum (the first one in row-major order).
+    """Pixel (column, row) of each map's maximum (:func:`mmxai.evaluation.functional.peak_points`).
 
     Args:
         maps (Tensor): (T, H, W) maps.
@@ -132,9 +133,7 @@ def peak_positions(maps: Tensor) -> Tensor:
     Returns:
         Tensor: (T, 2) long.
     """
-    flat = maps.flatten(1).argmax(dim=1)
-    width = maps.shape[-1]
-    return torch.stack([flat % width, flat // width], dim=1)
+    return peak_points(maps).floor().long()
 
 
 def ground_truth_of(sample: Any) -> Optional[Dict[str, list]]:

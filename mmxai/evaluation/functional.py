@@ -8,9 +8,43 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+# Bilinear resizing of a flat region leaves float32 rounding noise of about
+# 1e-7 of the map's range; values this close to the maximum count as maximal.
+PLATEAU_TOLERANCE = 1e-5
+
+
+def peak_points(maps: Tensor) -> Tensor:
+    """Each map's maximum point, in pixel coordinates (pixel centres at .5).
+
+    Where the maximum is a plateau (maps that place a probability on a whole
+    box, such as RoI class maps), the point is the maximal pixel nearest the
+    plateau's centroid. ``argmax`` alone would take the plateau's first pixel
+    in row-major order, its top-left corner: a point that depends on the
+    flattening order, not on the map, so the same map flipped would point
+    elsewhere.
+
+    Args:
+        maps (Tensor): (N, H, W) maps.
+
+    Returns:
+        Tensor: (N, 2) float ``x, y``.
+    """
+    flat = maps.flatten(1).double()
+    top, bottom = flat.max(dim=1, keepdim=True).values, flat.min(dim=1, keepdim=True).values
+    maximal = flat >= top - PLATEAU_TOLERANCE * (top - bottom)
+    height, width = maps.shape[-2:]
+    index = torch.arange(height * width, device=maps.device)
+    xs, ys = (index % width).double(), (index // width).double()
+    count = maximal.sum(dim=1, keepdim=True)
+    centre_x = (maximal * xs).sum(dim=1, keepdim=True) / count
+    centre_y = (maximal * ys).sum(dim=1, keepdim=True) / count
+    distance = ((xs - centre_x) ** 2 + (ys - centre_y) ** 2).masked_fill(~maximal, float('inf'))
+    nearest = distance.argmin(dim=1)
+    return torch.stack([nearest % width, nearest // width], dim=1).float() + 0.5
+
 
 def pointing_game_hits(maps: Tensor, boxes: Sequence[Tensor], tolerance: float = 0.0) -> Tensor:
-    """Whether each map's maximum lies in (or within ``tolerance`` px of) a box.
+    """Whether each map's maximum (:func:`peak_points`) lies in a box or ``tolerance`` px of it.
 
     Args:
         maps (Tensor): (N, H, W) saliency maps.
@@ -22,11 +56,8 @@ def pointing_game_hits(maps: Tensor, boxes: Sequence[Tensor], tolerance: float =
     Returns:
         Tensor: (N,) bool.
     """
-    width = maps.shape[-1]
-    flat = maps.flatten(1).argmax(dim=1)
-    ys, xs = (flat // width).float() + 0.5, (flat % width).float() + 0.5  # pixel centres
     hits = []
-    for x, y, map_boxes in zip(xs, ys, boxes):
+    for (x, y), map_boxes in zip(peak_points(maps).tolist(), boxes):
         if len(map_boxes) == 0:
             hits.append(torch.tensor(False))
             continue

@@ -18,6 +18,7 @@ from .grad_cam import GradCAM
 from .grad_cam_plus_plus import GradCAMPlusPlus
 from .layer_cam import HiResCAM, LayerCAM
 from .mask_class_map import MaskClassMap
+from .predicted_mask_class_map import PredictedMaskClassMap
 from .query_class_map import QueryClassMap
 from .recipro_cam import ReciproCAM
 from .rise import RISE, RandomMaskExplainer
@@ -27,7 +28,8 @@ from .xgrad_cam import XGradCAM
 
 __all__ = ['ALGORITHMS', 'BLACK_BOX_ALGORITHMS', 'EXPLAINER_TYPES', 'ActivationMap',
            'BaseExplainer', 'BaseGradientCAM', 'DRISE', 'DetClassProbabilityMap', 'EigenCAM',
-           'GradCAM', 'GradCAMPlusPlus', 'HiResCAM', 'LayerCAM', 'MaskClassMap', 'QueryClassMap',
+           'GradCAM', 'GradCAMPlusPlus', 'HiResCAM', 'LayerCAM', 'MaskClassMap',
+           'PredictedMaskClassMap', 'QueryClassMap',
            'RISE', 'RandomMaskExplainer', 'ReciproCAM', 'RoIClassProbabilityMap', 'ViTReciproCAM',
            'XGradCAM', 'algorithms_explaining', 'algorithms_for', 'build_explainer',
            'explainer_for']

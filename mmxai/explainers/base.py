@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 #: Every model family an adapter can be (adapter ``family``): the families of a
 #: method that reads only feature maps.
 ALL_FAMILIES = ('detection', 'two_stage_detection', 'query_detection', 'instance_segmentation',
-                'classification', 'vision_transformer')
+                'mask_prediction', 'classification', 'vision_transformer')
 
 
 class BaseExplainer:

@@ -15,6 +15,7 @@ from . import (  # noqa: F401
     grad_cam_plus_plus,
     layer_cam,
     mask_class_map,
+    predicted_mask_class_map,
     query_class_map,
     recipro_cam,
     rise,
@@ -67,6 +68,8 @@ def build_explainer(algorithm: Union[str, dict, BaseExplainer], family: str,
         family (str): ``'detection'``, ``'two_stage_detection'`` (detectors
             with an RoI box head), ``'query_detection'`` (DETR-style),
             ``'instance_segmentation'`` (detectors with an RoI mask head),
+            ``'mask_prediction'`` (instance segmenters read from their
+            predicted masks),
             ``'classification'`` (CNN-like classifiers)
             or ``'vision_transformer'`` (ViT, DeiT): an adapter's ``family``.
         score_thr (float, optional): The run's detection score threshold. It

@@ -31,7 +31,8 @@ class DRISE(RandomMaskExplainer):
     """
 
     algorithm = 'drise'
-    families = ('detection', 'two_stage_detection', 'query_detection', 'instance_segmentation')
+    families = ('detection', 'two_stage_detection', 'query_detection', 'instance_segmentation',
+                'mask_prediction')
     maps_detections_only = True
 
     def __init__(self, score_thr: float = DEFAULT_SCORE_THR, **kwargs) -> None:

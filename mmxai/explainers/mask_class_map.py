@@ -2,10 +2,9 @@
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..geometry import CellGrid
+from ..geometry import CellGrid, paste_masks
 from ..registry import EXPLAINERS
 from ..utils.defaults import DEFAULT_SCORE_THR
 from ..utils.errors import UnsupportedModelError
@@ -13,30 +12,6 @@ from .base import BaseExplainer, input_cell_grid, quarter_resolution_maps
 
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
-
-
-def paste_masks(masks: Tensor, boxes: Tensor, size: tuple) -> Tensor:
-    """Place (N, m, m) masks into their (N, 4) boxes on an (H, W) canvas each.
-
-    Args:
-        masks (Tensor): (N, m, m) values in [0, 1].
-        boxes (Tensor): (N, 4) ``x1, y1, x2, y2`` in canvas pixels.
-        size (tuple): (H, W) of the canvas.
-
-    Returns:
-        Tensor: (N, H, W), each mask resampled into its box, 0 outside it.
-    """
-    height, width = size
-    # Each canvas cell reads the mask at its centre, as MMDetection pastes masks.
-    ys = torch.arange(height, device=masks.device, dtype=masks.dtype) + 0.5
-    xs = torch.arange(width, device=masks.device, dtype=masks.dtype) + 0.5
-    x1, y1, x2, y2 = (boxes[:, i, None] for i in range(4))
-    # Each canvas cell in the [-1, 1] coordinates of each box.
-    grid_y = (ys[None] - y1) / (y2 - y1).clamp_min(1e-6) * 2 - 1
-    grid_x = (xs[None] - x1) / (x2 - x1).clamp_min(1e-6) * 2 - 1
-    grid = torch.stack([grid_x[:, None, :].expand(-1, height, -1),
-                        grid_y[:, :, None].expand(-1, -1, width)], dim=-1)
-    return F.grid_sample(masks[:, None], grid, align_corners=False, padding_mode='zeros')[:, 0]
 
 
 @EXPLAINERS.register_module()

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..adapters import build_adapter
 from ..adapters.dense_heads import check_head_predicts
-from ..boxes import match_detections
+from ..boxes import fill_boxes_from_masks, match_detections
 from ..explainers import BaseExplainer, explainer_for
 from ..geometry import boxes_to_input, cells_inside
 from ..registry import MODELS
@@ -139,6 +139,9 @@ class ExplainModel(BaseModel, SaliencyModel):
             raise UnsupportedModelError(
                 f'{type(self.module).__name__} predicts {", ".join(fields) or "nothing"}, not '
                 'instances (pred_instances); mmxai explains detections and instance masks')
+        for sample in samples:
+            if 'pred_instances' in sample:
+                fill_boxes_from_masks(sample.pred_instances)
         targets = [self.explained_classes(sample) for sample in samples] \
             if self.explainer.class_wise else None
         maps = self.explainer(self.adapter, samples, targets)

@@ -34,7 +34,8 @@ MUST_EXPLAIN = {'atss', 'cascade_rcnn', 'faster_rcnn', 'fcos', 'gfl', 'mask_rcnn
                 'htc', 'double_heads', 'dynamic_rcnn', 'pafpn', 'yolox',
                 'detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'dino', 'ddq',
                 'sparse_rcnn', 'vfnet', 'ddod', 'yolof', 'autoassign', 'yolo', 'tood',
-                'centernet', 'foveabox', 'reppoints', 'yolact', 'cornernet', 'centripetalnet'}
+                'centernet', 'foveabox', 'reppoints', 'yolact', 'cornernet', 'centripetalnet',
+                'solo', 'solov2', 'condinst', 'mask2former'}
 
 #: Families refused for every method, and what the one-line refusal must name.
 REFUSED_WITH = {

@@ -7,6 +7,7 @@ from mmxai.evaluation import (
     adcc,
     centre_blob_maps,
     insertion_deletion,
+    peak_points,
     pointing_game_hits,
     random_maps,
 )
@@ -26,6 +27,35 @@ def test_pointing_game_inside_outside_and_tolerance():
     # (12.5, 5.5) is 2.5 px right of the box edge at x = 10.
     assert pointing_game_hits(maps, [box] * 3, tolerance=3).tolist() == [True, False, True]
     assert pointing_game_hits(maps[:1], [torch.zeros(0, 4)]).tolist() == [False]
+
+
+def test_peak_points_is_the_argmax_of_a_single_peak():
+    maps = torch.rand(6, 17, 23)
+    width = maps.shape[-1]
+    flat = maps.flatten(1).argmax(1)
+    expected = torch.stack([flat % width, flat // width], 1).float() + 0.5
+    assert torch.equal(peak_points(maps), expected)
+
+
+def test_peak_of_a_plateau_is_its_centre_whatever_the_scan_order():
+    """A box-shaped maximum points at the box's centre, and a flipped map at the flipped point.
+
+    The map is a flat 0.7 box on a gradient, resized bilinearly as maps are
+    brought to the original image, so the plateau carries rounding noise.
+    """
+    low = torch.linspace(0, 0.3, 24).repeat(16, 1)
+    low[3:12, 5:20] = 0.7  # rows 3..11, columns 5..19: centre pixel (12, 7)
+    maps = torch.nn.functional.interpolate(low[None, None], size=(48, 72), mode='bilinear',
+                                           align_corners=False)[0]
+    x, y = peak_points(maps)[0].tolist()
+    assert abs(x - 12.5 * 3) <= 1.5 and abs(y - 7.5 * 3) <= 1.5
+    fx, fy = peak_points(maps.flip(-1))[0].tolist()
+    gx, gy = peak_points(maps.flip(-2))[0].tolist()
+    assert abs(fx - (72 - x)) <= 1 and fy == y
+    assert gx == x and abs(gy - (48 - y)) <= 1
+    # The plateau's first pixel in row-major order lies outside this box; its centre inside.
+    box = torch.tensor([[30.0, 15.0, 45.0, 30.0]])
+    assert pointing_game_hits(maps, [box]).tolist() == [True]
 
 
 def _fraction_of_object_score(object_mask):

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from mmxai.explainers import DRISE, MaskClassMap
-from mmxai.explainers.mask_class_map import paste_masks
+from mmxai.geometry import paste_masks
 from mmxai.models import ExplainModel
 from mmxai.utils import UnsupportedModelError
 from tests.helpers import build_model, det_batch, load_config, random_images
