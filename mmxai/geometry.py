@@ -66,17 +66,19 @@ PIXELS = CellGrid(1.0, 1.0, 0.5, 0.5)
 
 
 def resample_cells(maps: Tensor, size: Tuple[int, int], grid: CellGrid,
-                   target: CellGrid = PIXELS) -> Tensor:
-    """Bilinear resampling of maps from one cell grid onto another.
+                   target: CellGrid = PIXELS, mode: str = 'bilinear') -> Tensor:
+    """Bilinear (or nearest-cell) resampling of maps from one cell grid onto another.
 
     Each target cell takes the bilinear interpolation of the source cells at
-    its own position; beyond the outer source cells values are held constant.
+    its own position (``mode='nearest'``: the value of the nearest source
+    cell); beyond the outer source cells values are held constant.
 
     Args:
         maps (Tensor): (N, C, h, w) maps whose cells sit on ``grid``.
         size (tuple[int, int]): (H, W) cells of the target.
         grid (CellGrid): Where the source cells sit.
         target (CellGrid): Where the target cells sit (default: pixels).
+        mode (str): ``'bilinear'`` or ``'nearest'``.
 
     Returns:
         Tensor: (N, C, H, W).
@@ -97,7 +99,7 @@ def resample_cells(maps: Tensor, size: Tuple[int, int], grid: CellGrid,
                       target.origin_y)
     grid_x, grid_y = torch.meshgrid(xs, ys, indexing='xy')
     samples = torch.stack([grid_x, grid_y], dim=-1).expand(maps.shape[0], -1, -1, -1)
-    return F.grid_sample(maps.float(), samples.to(maps.device), mode='bilinear',
+    return F.grid_sample(maps.float(), samples.to(maps.device), mode=mode,
                          padding_mode='border', align_corners=True).to(maps.dtype)
 
 
@@ -106,7 +108,10 @@ def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid],
     """Average (or take the max of) per-level maps on the grid of the largest level.
 
     Each level is resampled at the positions of the largest level's cells,
-    each cell read where its own level's grid puts it.
+    each cell read where its own level's grid puts it: bilinearly for the
+    mean; for the max, each cell takes its level's nearest cell, so that
+    every level's peak reaches the merged map unchanged (bilinear reading
+    between a coarse level's cell centres would lower it).
 
     Args:
         maps (Sequence[Tensor]): (B, K, h_l, w_l) maps, one per level.
@@ -119,7 +124,9 @@ def merge_levels(maps: Sequence[Tensor], grids: Sequence[CellGrid],
     """
     largest = max(range(len(maps)), key=lambda level: maps[level].shape[-2:].numel())
     size, target = tuple(maps[largest].shape[-2:]), grids[largest]
-    resized: List[Tensor] = [resample_cells(m, size, g, target) for m, g in zip(maps, grids)]
+    mode = 'nearest' if reduce == 'max' else 'bilinear'
+    resized: List[Tensor] = [resample_cells(m, size, g, target, mode)
+                             for m, g in zip(maps, grids)]
     if reduce == 'max':
         return torch.stack(resized).amax(0), target
     if reduce != 'mean':

@@ -174,6 +174,19 @@ def test_merge_levels_reads_each_level_where_its_grid_puts_it():
     torch.testing.assert_close(merged[0, 0, 0], expected)
 
 
+def test_max_over_levels_keeps_every_levels_peak():
+    # The same coarse cell at 24 has no stride-8 cell at its centre: bilinear reading
+    # would give 0.75 at most. The max merge gives its value to the cells nearest to it.
+    fine, coarse = torch.zeros(1, 1, 1, 8), torch.zeros(1, 1, 1, 4)
+    coarse[..., 1] = 0.6
+    fine[..., 6] = 0.2
+    merged, _ = merge_levels([fine, coarse], [CellGrid(8, 8, 4, 4), CellGrid(16, 16, 8, 8)],
+                             reduce='max')
+    # Cells at 20 and 28 are nearest to 24 (the tie at 28 goes to either neighbour).
+    assert merged.max() == 0.6 and merged[0, 0, 0, 2] == 0.6 and merged[0, 0, 0, 6] == 0.2
+    assert merged[0, 0, 0, 0] == 0
+
+
 def test_absolute_and_raw_values_keep_the_method_scale():
     maps = torch.tensor([[[0.1, 0.2], [0.3, 0.4]], [[0.02, 0.02], [0.02, 0.02]]])
     meta = dict(img_shape=(2, 2), ori_shape=(2, 2))

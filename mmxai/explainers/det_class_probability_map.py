@@ -31,7 +31,9 @@ class DetClassProbabilityMap(BaseExplainer):
     probability by the number of levels. So a box map's peak is the highest
     class probability of any anchor that regresses to the box (for a
     predicted box at least its score, which MMDetection multiplies by
-    centre-ness or IoU-ness where the head has one).
+    centre-ness or IoU-ness where the head has one; PAA's score is the
+    geometric mean ``sqrt(p x IoU)``, which exceeds the class probability p
+    where the IoU does, so there the peak is at least the score squared).
 
     Args:
         box_iou_thr (float): IoU of an anchor's decoded box with a target box

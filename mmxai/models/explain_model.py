@@ -188,6 +188,16 @@ class ExplainModel(BaseModel, SaliencyModel):
     def _explain_boxes(self, samples: List[BaseDataElement], class_maps: Tensor) -> None:
         from mmdet.structures.bbox import bbox_overlaps
         found = [self.targets.boxes_of(sample, self.box_targets) for sample in samples]
+        for boxes, _, records in found:
+            # A box at inf, or without area, overlaps nothing: its map would be all 0.
+            broken = [f'{r["source"]} {r["index"]}' for r, box in zip(records, boxes)
+                      if not bool(box.isfinite().all()) or box[2] <= box[0] or box[3] <= box[1]]
+            if broken:  # never draw a box map of 0 for a box that has no place on the image
+                raise UnsupportedModelError(
+                    f'{len(broken)} box(es) to explain of {type(self.module).__name__} are not '
+                    f'finite or have no area ({", ".join(broken[:3])}): what the model computed '
+                    'for this input overflows (untrained or broken weights), or a given box is '
+                    'empty')
         device = class_maps.device
         input_boxes = [boxes_to_input(boxes, s.metainfo) for (boxes, _, _), s in
                        zip(found, samples)]

@@ -62,13 +62,26 @@ def test_table_covers_the_required_heads():
 
 
 def test_subclass_that_changes_its_prediction_is_refused_in_one_line():
-    # RTMDet-Ins's head derives from RTMDetHead but predicts masks its own way: read
-    # as RTMDet's, its maps would leave out what it predicts.
-    model = _build('RTMDetInsSepBNHead', 'mmdet::rtmdet/rtmdet-ins_s_8xb32-300e_coco.py')
+    # A head that derives from ATSSHead but scores its boxes its own way: read as
+    # ATSS's, its maps would not be what it predicts.
+    from mmdet.models.dense_heads import ATSSHead
+    from mmdet.registry import MODELS
+
+    class RescoredATSSHead(ATSSHead):
+        def _predict_by_feat_single(self, *args, **kwargs):
+            results = super()._predict_by_feat_single(*args, **kwargs)
+            results.scores = results.scores.sqrt()
+            return results
+
+    MODELS.register_module(module=RescoredATSSHead, force=True)
+    cfg = load_config(DET_DEMO_CONFIG)
+    cfg.model.bbox_head.type = 'RescoredATSSHead'
+    model = build_model(cfg)
     with pytest.raises(UnsupportedModelError) as error:
         ExplainModel(model, explainer='classwisesaliencymap')
     message = str(error.value)
-    assert '\n' not in message and 'RTMDetInsSepBNHead overrides forward' in message, message
+    assert '\n' not in message and \
+        'RescoredATSSHead overrides _predict_by_feat_single of the table head' in message, message
 
 
 def test_ssd_softmax_head_with_background_and_per_level_anchors():

@@ -152,3 +152,29 @@ def test_a_prediction_detects_one_box_only():
         records = explain.test_step(batch)[0].metainfo['explained_boxes']
     assert [r['match']['iou'] for r in records] == pytest.approx([1.0, 1.0])
     assert [r['detected'] for r in records] == [True, False]
+
+
+def test_a_box_that_is_not_finite_is_refused_not_drawn_as_an_empty_map(monkeypatch):
+    # Overflowing box regressions (untrained weights: YOLOv3's exp of its sizes) give
+    # boxes at +-inf: a map of 0 for such a detection would be a plausible but wrong picture.
+    from mmxai.utils import UnsupportedModelError
+    cfg = load_config(DET_DEMO_CONFIG)
+    cfg.model.test_cfg.score_thr = 0.0  # random weights: keep their boxes
+    atss = build_model(cfg)
+    predict_by_feat = atss.bbox_head.predict_by_feat
+
+    def overflowing(*args, **kwargs):
+        results = predict_by_feat(*args, **kwargs)
+        results[0].bboxes[0, 3] = float('inf')
+        results[0].bboxes[1, 2] = results[0].bboxes[1, 0]  # no width
+        return results
+
+    explain = ExplainModel(atss, score_thr=0.0, box_targets=['predictions'])
+    monkeypatch.setattr(atss.bbox_head, 'predict_by_feat', overflowing)
+    refusal = r'2 box.* not finite or have no area \(predictions 0, predictions 1\)'
+    with torch.no_grad(), pytest.raises(UnsupportedModelError, match=refusal):
+        explain.test_step(det_batch(random_images(1, 256, 256)))
+    monkeypatch.undo()
+    with torch.no_grad():  # the same model with finite boxes explains them
+        sample = explain.test_step(det_batch(random_images(1, 256, 256)))[0]
+    assert len(sample.metainfo['explained_boxes']) == len(sample.pred_instances) > 0
