@@ -64,8 +64,11 @@ RoIs x cells. Per-box maps (`--per-box`, `--explain-gt`, `--target-boxes`)
 keep the RoIs whose own regressed box (for the box's class, decoded as the
 last stage predicts) overlaps the box with IoU >= 0.5. Sparse R-CNN
 (`SparseRoIHead`) by the same rule: one RoI per learned query, scored by its
-last stage alone through a sigmoid, as its `predict_bbox` does (QueryInst,
-its mask variant, cannot predict with random weights here). Not supported
+last stage alone through a sigmoid, as its `predict_bbox` does. QueryInst,
+its mask variant, cannot predict with random weights here; with weights
+that predict, its class map is refused in one line: its mask head runs on
+every learned proposal and each detection's mask is picked inside
+`predict_mask`, so its masks are not one per detection (tested). Not supported
 (named refusal): TridentNet (one batch entry per branch), CrowdDet (several
 instances per RoI), Fast R-CNN on images alone (it reads precomputed
 proposals).

@@ -13,6 +13,23 @@ def has_roi_mask_head(model: nn.Module) -> bool:
         getattr(roi_head, 'mask_roi_extractor', None) is not None
 
 
+def unreadable_mask_head_reason(model: nn.Module) -> Optional[str]:
+    """Why the mask head's outputs are not one soft mask per detection; None if they are.
+
+    QueryInst's ``SparseRoIHead.predict_mask`` runs the mask head on every
+    learned proposal and then picks each detection's mask by the top-k of its
+    proposal x class scores, inside the method: the captured masks are the
+    proposals', in their order, not the detections'.
+    """
+    from mmdet.models.roi_heads import SparseRoIHead
+    roi_head = getattr(model, 'roi_head', None)
+    if isinstance(roi_head, SparseRoIHead):
+        return (f'{type(roi_head).__name__} runs its mask head on every learned proposal and '
+                'picks each detection\'s mask inside predict_mask (a top-k over proposal x class '
+                'scores): its masks are not one per detection')
+    return None
+
+
 def _stages(modules: nn.Module) -> List[nn.Module]:
     """The per-stage modules of a cascade (an ``nn.ModuleList``), or the one module."""
     return list(modules) if isinstance(modules, nn.ModuleList) else [modules]

@@ -41,6 +41,13 @@ class MaskClassMap(BaseExplainer):
         self.score_thr = score_thr
         self.box_iou_thr = box_iou_thr
 
+    def check_supported(self, adapter: 'ModelAdapter') -> None:
+        from ..adapters.instance_segmentation import unreadable_mask_head_reason
+        super().check_supported(adapter)
+        why = unreadable_mask_head_reason(adapter.model)
+        if why:
+            raise self.unsupported(adapter, why)
+
     def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
         return input_cell_grid(adapter, size)
 
