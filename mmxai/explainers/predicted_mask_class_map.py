@@ -4,11 +4,11 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..geometry import CellGrid, boxes_to_input, masks_to_input
+from ..geometry import boxes_to_input, masks_to_input
 from ..registry import EXPLAINERS
-from ..utils.defaults import DEFAULT_SCORE_THR
 from ..utils.errors import UnsupportedModelError
-from .base import BaseExplainer, input_cell_grid, quarter_resolution_maps
+from .base import quarter_resolution_maps
+from .mask_class_map import MaskClassMap
 
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
@@ -32,7 +32,7 @@ def _instances(adapter: 'ModelAdapter', sample) -> Tuple[Tensor, Tensor, Tensor]
 
 
 @EXPLAINERS.register_module()
-class PredictedMaskClassMap(BaseExplainer):
+class PredictedMaskClassMap(MaskClassMap):
     """Per class, the mean of the masks the model predicts for that class.
 
     For instance segmenters that make their masks inside their own
@@ -56,18 +56,7 @@ class PredictedMaskClassMap(BaseExplainer):
             which its mask counts for that box.
     """
 
-    algorithm = 'classwisesaliencymap'
-    class_wise = True
-    value_range = (0.0, 1.0)
     families = ('mask_prediction',)
-    maps_detections_only = True
-
-    def __init__(self, score_thr: float = DEFAULT_SCORE_THR, box_iou_thr: float = 0.5) -> None:
-        self.score_thr = score_thr
-        self.box_iou_thr = box_iou_thr
-
-    def map_grid(self, adapter: 'ModelAdapter', size: Tuple[int, int]) -> CellGrid:
-        return input_cell_grid(adapter, size)
 
     def explain(self, adapter: 'ModelAdapter', samples: Optional[list] = None,
                 targets: Optional[List[Tensor]] = None) -> Tensor:
