@@ -3,6 +3,8 @@
 MMDetection's ``CenterNetHead.predict_by_feat``, with every cell of every class
 kept (top-k over all of them, a local-maximum kernel of 1), is the reference.
 """
+import copy
+
 import pytest
 import torch
 from mmengine.config import ConfigDict
@@ -120,6 +122,10 @@ def test_a_cell_lands_where_centernet_puts_its_box_centre(centernet, cell):
 
 
 def test_class_and_per_box_maps_of_centernet(centernet):
+    # Untrained, CenterNet predicts boxes of size 0 (refused: they overlap nothing);
+    # sizes of 4 cells (16 px), as a trained head predicts sizes, give boxes to explain.
+    centernet = copy.deepcopy(centernet)
+    torch.nn.init.constant_(centernet.bbox_head.wh_head[-1].bias, 4.0)
     batch = det_batch(random_images(2, SIZE, SIZE, seed=6))
     for sample in batch['data_samples']:
         sample.set_metainfo(dict(border=[0, SIZE, 0, SIZE]))
@@ -130,7 +136,11 @@ def test_class_and_per_box_maps_of_centernet(centernet):
     for sample in samples:
         assert sample.saliency_map.shape == (NUM_CLASSES, SIZE // 4, SIZE // 4)
         assert 0 <= float(sample.saliency_map.min()) and float(sample.saliency_map.max()) <= 1
-        assert len(sample.box_saliency_map) == len(sample.metainfo['explained_boxes']) > 0
+        records = sample.metainfo['explained_boxes']
+        assert len(sample.box_saliency_map) == len(records) > 0
+        # Each detection's own map peaks at least at its score (its heatmap cell).
+        for record, score in zip(records, sample.pred_instances.scores.tolist()):
+            assert record['evidence'] >= score * (1 - 1e-5)
 
 
 CORNERNET = 'mmdet::cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py'
