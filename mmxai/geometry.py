@@ -65,6 +65,57 @@ class CellGrid(NamedTuple):
 PIXELS = CellGrid(1.0, 1.0, 0.5, 0.5)
 
 
+class StridedStep(NamedTuple):
+    """One strided sampling of a network (a convolution, pooling or unfold window).
+
+    ``in_size`` and ``out_size`` are its input's and output's (h, w); the
+    others are per axis (y, x), ``padding`` the rows/columns added before
+    the first input cell.
+    """
+
+    in_size: Tuple[int, int]
+    out_size: Tuple[int, int]
+    kernel: Tuple[int, int]
+    stride: Tuple[int, int]
+    padding: Tuple[int, int]
+    dilation: Tuple[int, int]
+
+
+def strided_chain_grids(steps: Sequence[StridedStep],
+                        input_size: Tuple[int, int]) -> Dict[Tuple[int, int], CellGrid]:
+    """Where the cells of each resolution of a network sit: the centres of their windows.
+
+    Follows the chain of resolutions from the input, in the order the steps
+    ran: a step whose input is the chain's current resolution takes it to its
+    output; a step on another resolution (a shortcut's projection beside the
+    chain, a later branch) is passed over. Output cell ``k`` of a step reads
+    the input cells ``k * stride - padding + [0, dilation * (kernel - 1)]``,
+    so its centre sits ``(dilation * (kernel - 1) / 2 - padding)`` input
+    cells after input cell ``k * stride``: a padded 3x3 stride-2 convolution
+    keeps the origin (ResNet), a 4x4 stride-4 patch embedding moves it to
+    the patch's centre (ConvNeXt, Swin).
+
+    Args:
+        steps (Sequence[StridedStep]): The strided steps in the order they ran.
+        input_size (tuple[int, int]): (H, W) of the network input.
+
+    Returns:
+        dict: {(h, w): grid} for each resolution of the chain after the input.
+    """
+    size, grid = tuple(input_size), PIXELS
+    grids: Dict[Tuple[int, int], CellGrid] = {}
+    for step in steps:
+        if tuple(step.in_size) != size or tuple(step.out_size) == size:
+            continue
+        shift = [d * (k - 1) / 2 - p for k, p, d in zip(step.kernel, step.padding, step.dilation)]
+        grid = CellGrid(grid.stride_y * step.stride[0], grid.stride_x * step.stride[1],
+                        grid.origin_y + grid.stride_y * shift[0],
+                        grid.origin_x + grid.stride_x * shift[1])
+        size = tuple(step.out_size)
+        grids[size] = grid
+    return grids
+
+
 def resample_cells(maps: Tensor, size: Tuple[int, int], grid: CellGrid,
                    target: CellGrid = PIXELS, mode: str = 'bilinear') -> Tensor:
     """Bilinear (or nearest-cell) resampling of maps from one cell grid onto another.

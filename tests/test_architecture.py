@@ -84,9 +84,10 @@ def test_no_layer_imports_a_higher_layer_or_a_sibling():
 
 
 def _draws(imported):
-    """Whether an import is image processing: OpenCV, MMCV but its model ops, our visualisation."""
+    """Whether an import is image processing: OpenCV, MMCV but its model ops and layers
+    (``mmcv.ops``, ``mmcv.cnn``), our visualisation."""
     return imported.split('.')[0] == 'cv2' or _part(imported) == 'visualization' or \
-        (imported.split('.')[0] == 'mmcv' and not imported.startswith('mmcv.ops'))
+        (imported.split('.')[0] == 'mmcv' and not imported.startswith(('mmcv.ops', 'mmcv.cnn')))
 
 
 def test_map_maths_does_not_draw():

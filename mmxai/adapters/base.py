@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from torch import Tensor, nn
 
-from ..geometry import CellGrid
+from ..geometry import CellGrid, StridedStep, strided_chain_grids
 from ..utils.defaults import DEFAULT_SCORE_THR
 from ..utils.errors import UnsupportedModelError
 
@@ -20,6 +20,8 @@ NON_NEGATIVE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid, nn.So
 SIGN_PRESERVING_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Upsample,
                            nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
                            nn.AdaptiveMaxPool2d)
+#: Leaf modules that read their input through a strided window (see :func:`strided_step`).
+WINDOW_MODULES = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Unfold)
 
 
 class ModelAdapter:
@@ -37,6 +39,10 @@ class ModelAdapter:
     #: no priors to say it (padded CNNs: ``'start'``; patches: ``'center'``;
     #: see :meth:`mmxai.geometry.CellGrid.of_ratio`).
     cell_anchor: str = 'start'
+    #: Whether the cells of the backbone's maps are placed where its strided
+    #: layers put them (:func:`mmxai.geometry.strided_chain_grids`, read in
+    #: every captured pass) rather than by :attr:`cell_anchor`.
+    traces_cell_grids: bool = False
     #: Name, in :meth:`modules_to_capture`, of the module whose output
     #: :meth:`feature_maps` reads.
     feature_source: str = 'features'
@@ -45,6 +51,7 @@ class ModelAdapter:
         self.model = model
         self._captured: Dict[str, Any] = {}
         self._features_non_negative: Optional[bool] = None
+        self._strided_modules: Optional[List[nn.Module]] = None
 
     def modules_to_capture(self) -> Dict[str, nn.Module]:
         """Modules whose forward outputs are kept, by name."""
@@ -68,6 +75,11 @@ class ModelAdapter:
             def keep(_module: nn.Module, _args: Any, output: Any, name: str = name) -> None:
                 self._captured[name] = output
             handles.append(module.register_forward_hook(keep))
+        steps: List[StridedStep] = []
+        if self.traces_cell_grids:
+            handles += [module.register_forward_hook(
+                lambda module, args, output: steps.append(strided_step(module, args[0], output)))
+                for module in self.strided_modules()]
         ran: List[nn.Module] = []
         if self._features_non_negative is None:  # once per adapter: watch the feature layers
             source = self.modules_to_capture()[self.feature_source]
@@ -82,6 +94,18 @@ class ModelAdapter:
                 handle.remove()
         if ran:
             self._features_non_negative = _ends_non_negative(ran)
+        if steps and 'backbone_input' in self._captured:
+            self._captured['cell_grids'] = strided_chain_grids(steps, self.input_shape)
+
+    def strided_modules(self) -> List[nn.Module]:
+        """The backbone's leaf modules that read their input through a strided window."""
+        if self._strided_modules is None:
+            self._strided_modules = [
+                module for module in self.model.backbone.modules()
+                if isinstance(module, WINDOW_MODULES) and next(module.children(), None) is None
+                and _pair(module.stride if module.stride is not None else module.kernel_size)
+                != (1, 1)]
+        return self._strided_modules
 
     @property
     def features_non_negative(self) -> bool:
@@ -117,17 +141,25 @@ class ModelAdapter:
 
     def level_grids(self) -> List[CellGrid]:
         """Where the cells of each of :meth:`feature_maps` sit on the network input."""
-        return [CellGrid.of_ratio(self.input_shape, tuple(f.shape[-2:]), self.cell_anchor)
-                for f in self.feature_maps()]
+        return [self._backbone_grid(tuple(f.shape[-2:])) for f in self.feature_maps()]
 
     def grid_of(self, size: Tuple[int, int]) -> CellGrid:
         """Where the cells of a map of ``size`` sit on the network input.
 
-        A feature level's grid if one has that size, else an even split of the input.
+        A feature level's grid if one has that size, else the backbone's
+        resolution of that size (:attr:`traces_cell_grids`) or an even split
+        of the input.
         """
         for features, grid in zip(self.feature_maps(), self.level_grids()):
             if tuple(features.shape[-2:]) == tuple(size):
                 return grid
+        return self._backbone_grid(tuple(size))
+
+    def _backbone_grid(self, size: Tuple[int, int]) -> CellGrid:
+        """The traced grid of the backbone's resolution ``size``, else :attr:`cell_anchor`'s."""
+        traced = self._captured.get('cell_grids', {}).get(tuple(size))
+        if traced is not None:
+            return traced
         return CellGrid.of_ratio(self.input_shape, tuple(size), self.cell_anchor)
 
     @property
@@ -185,6 +217,34 @@ class ModelAdapter:
     def scores_from_input(self, inputs: Tensor, score_thr: float) -> Tensor:
         """(B, K) differentiable class scores of the whole network on ``inputs``."""
         raise NotImplementedError
+
+
+def _pair(value: Any) -> Tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def strided_step(module: nn.Module, inputs: Tensor, output: Any) -> StridedStep:
+    """The window of a convolution, pooling or unfold module as it ran on ``inputs``.
+
+    MMCV's ``Conv2dAdaptivePadding`` pads TensorFlow's way inside its forward
+    (its ``padding`` attribute stays 0): its padding before the first cell
+    is computed here as it computes it.
+    """
+    from mmcv.cnn.bricks import Conv2dAdaptivePadding
+    in_size = tuple(inputs.shape[-2:])
+    kernel, dilation = _pair(module.kernel_size), _pair(getattr(module, 'dilation', 1))
+    stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+    padding = module.padding
+    if isinstance(module, Conv2dAdaptivePadding):
+        padding = tuple(max((-(-i // s) - 1) * s + (k - 1) * d + 1 - i, 0) // 2
+                        for i, k, s, d in zip(in_size, kernel, stride, dilation))
+    padding = (0, 0) if padding == 'valid' else _pair(padding)
+    if isinstance(output, Tensor) and output.dim() == 4:
+        out_size = tuple(output.shape[-2:])
+    else:  # Unfold: (B, C * k * k, L)
+        out_size = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1
+                         for i, k, s, p, d in zip(in_size, kernel, stride, padding, dilation))
+    return StridedStep(in_size, out_size, kernel, stride, padding, dilation)
 
 
 def _ends_non_negative(ran: List[nn.Module]) -> bool:

@@ -128,18 +128,20 @@ class ClassifierAdapter(ModelAdapter):
     backbone's pooling and final norm or classifier where it has them, the
     neck, the head's forward), with the head's activation: a softmax for
     single-label heads, a sigmoid for multi-label heads
-    (``MultiLabelClsHead`` and subclasses).
+    (``MultiLabelClsHead`` and subclasses). Its cells sit at the centres of
+    the windows the backbone's strided layers read
+    (:func:`mmxai.geometry.strided_chain_grids`): pixel ``32 k`` for a
+    ResNet, the centre of a 32-pixel block for ConvNeXt, Swin or VGG.
     """
 
     task = 'classification'
     family = 'classification'
     feature_source = 'backbone'
 
+    traces_cell_grids = True
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
-        from mmpretrain.models.backbones import SwinTransformer
-        if isinstance(model.backbone, SwinTransformer):
-            self.cell_anchor = 'center'  # non-overlapping patches
         self.final_norm: Optional[nn.Module] = None
         self.inner_map = inner_classifier(model.backbone)
         stage = pooling_stage(model.backbone)

@@ -293,4 +293,4 @@ def test_swin_uses_spatial_recipro_cam_on_its_final_feature_map():
     assert explain.adapter.pools_to_vectors
     assert maps.shape == (2, 3, 8, 8)
     torch.testing.assert_close(maps.sum(1), torch.ones(2, 8, 8))
-    assert explain.adapter.cell_anchor == 'center'
+    assert tuple(explain.adapter.level_grids()[0]) == (32, 32, 16, 16)  # patches' centres
