@@ -155,12 +155,13 @@ def test_black_box_methods_peak_inside_the_object(trained_classifier, trained_de
     check_floor('RISE (200 masks) classification pointing game', rate, 0.7)
     config_path, checkpoint = trained_detector
     boxes_of = _coco_boxes(osp.join(shapes_detection, 'val.json'))
-    drise = dict(algorithm='drise', num_masks=200)
+    # 100 masks (the tool's default is 1,000): 1.000 with 200 masks for training seeds 0-4.
+    drise = dict(algorithm='drise', num_masks=100)
     rate = _hit_rate(config_path, checkpoint, str(tmp_path / 'drise'), drise, boxes_of,
                      [0, 1, 2])
-    check_floor('D-RISE (200 masks) detection pointing game', rate, 0.8)
+    check_floor('D-RISE (100 masks) detection pointing game', rate, 0.8)
     # Untrained: no box to explain, all maps 0 (and no mask is run): the peak is luck.
     untrained = _random_checkpoint(config_path, str(tmp_path / 'random.pth'))
     rate = _hit_rate(config_path, untrained, str(tmp_path / 'random'), drise, boxes_of,
                      [0, 1, 2])
-    check_ceiling('D-RISE (200 masks) detection pointing game, untrained', rate, 0.8)
+    check_ceiling('D-RISE (100 masks) detection pointing game, untrained', rate, 0.8)
