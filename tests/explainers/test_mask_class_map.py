@@ -71,7 +71,7 @@ def test_faster_rcnn_gets_drise_and_a_clear_error_for_gradients():
     model = _two_stage('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     with pytest.raises(UnsupportedModelError, match='gradcam does not support two_stage'):
         ExplainModel(model, explainer='gradcam')
-    explain = ExplainModel(model, explainer=dict(algorithm='drise', num_masks=16,
+    explain = ExplainModel(model, explainer=dict(algorithm='drise', num_masks=4,
                                                  score_thr=0.0), target_classes=[0])
     assert isinstance(explain.explainer, DRISE)
     with torch.no_grad():
