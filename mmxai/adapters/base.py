@@ -7,6 +7,7 @@ computed anyway are kept for the explainers; nothing is run twice.
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from mmengine.utils import to_2tuple
 from torch import Tensor, nn
 
 from ..geometry import CellGrid, StridedStep, strided_chain_grids
@@ -103,8 +104,7 @@ class ModelAdapter:
             self._strided_modules = [
                 module for module in self.model.backbone.modules()
                 if isinstance(module, WINDOW_MODULES) and next(module.children(), None) is None
-                and _pair(module.stride if module.stride is not None else module.kernel_size)
-                != (1, 1)]
+                and tuple(to_2tuple(module.stride)) != (1, 1)]
         return self._strided_modules
 
     @property
@@ -219,10 +219,6 @@ class ModelAdapter:
         raise NotImplementedError
 
 
-def _pair(value: Any) -> Tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
 def strided_step(module: nn.Module, inputs: Tensor, output: Any) -> StridedStep:
     """The window of a convolution, pooling or unfold module as it ran on ``inputs``.
 
@@ -232,13 +228,13 @@ def strided_step(module: nn.Module, inputs: Tensor, output: Any) -> StridedStep:
     """
     from mmcv.cnn.bricks import Conv2dAdaptivePadding
     in_size = tuple(inputs.shape[-2:])
-    kernel, dilation = _pair(module.kernel_size), _pair(getattr(module, 'dilation', 1))
-    stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+    kernel, stride = tuple(to_2tuple(module.kernel_size)), tuple(to_2tuple(module.stride))
+    dilation = tuple(to_2tuple(getattr(module, 'dilation', 1)))
     padding = module.padding
     if isinstance(module, Conv2dAdaptivePadding):
         padding = tuple(max((-(-i // s) - 1) * s + (k - 1) * d + 1 - i, 0) // 2
                         for i, k, s, d in zip(in_size, kernel, stride, dilation))
-    padding = (0, 0) if padding == 'valid' else _pair(padding)
+    padding = (0, 0) if padding == 'valid' else tuple(to_2tuple(padding))
     if isinstance(output, Tensor) and output.dim() == 4:
         out_size = tuple(output.shape[-2:])
     else:  # Unfold: (B, C * k * k, L)
