@@ -10,6 +10,7 @@
 #   MMXAI_PYTHON      interpreter used to create the venv (default: python3)
 #   MAX_JOBS          parallel compile jobs for the mmcv build (default: nproc)
 #   MMXAI_PROGRESS_SECONDS  seconds between progress lines of the mmcv build (default: 60)
+#   MMXAI_MIN_FREE_GB  free disk space, in GB, that installing torch needs (default: 8)
 # Relative MMXAI_VENV / MMXAI_CACHE are taken relative to the directory the
 # script is called from.
 set -euo pipefail
@@ -31,6 +32,13 @@ PROGRESS_SECONDS="${MMXAI_PROGRESS_SECONDS:-60}"
 case "$PROGRESS_SECONDS" in
   '' | *[!0-9]*)
     echo "setup_env.sh: MMXAI_PROGRESS_SECONDS must be a whole number of seconds, not '$PROGRESS_SECONDS'" >&2
+    exit 2
+    ;;
+esac
+MIN_FREE_GB="${MMXAI_MIN_FREE_GB:-8}"
+case "$MIN_FREE_GB" in
+  '' | *[!0-9]*)
+    echo "setup_env.sh: MMXAI_MIN_FREE_GB must be a whole number of GB, not '$MIN_FREE_GB'" >&2
     exit 2
     ;;
 esac
@@ -81,6 +89,14 @@ export PATH="$VENV/bin:$PATH"
 
 # torch + torchvision: keep a working pair if the environment has one.
 if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
+  # PyPI's torch for x86_64 is a CUDA build of about 5.5 GB: refuse before pip
+  # fills the disk and stops half-way with "No space left on device".
+  FREE_KB="$(df -Pk "$VENV" | awk 'NR == 2 {print $4}')"
+  if [ "$FREE_KB" -lt $((MIN_FREE_GB * 1024 * 1024)) ]; then
+    echo "setup_env.sh: installing torch needs about $MIN_FREE_GB GB free on the disk of $VENV;" \
+      "$((FREE_KB / 1024 / 1024)) GB free there (MMXAI_VENV puts the environment elsewhere)" >&2
+    exit 1
+  fi
   log "installing $TORCH_PIN $TORCHVISION_PIN (about 90 s)"
   "${PIP[@]}" install "$TORCH_PIN" "$TORCHVISION_PIN"
 fi

@@ -46,8 +46,8 @@ STANDIN_WHEELS = {
 }
 MMCV_OBJECTS = ['nms', 'roi_align', 'deform_conv']
 # The tools the set-up script runs (besides python, apt-get, id, chromium, shellcheck).
-TOOLS = ['bash', 'cat', 'dirname', 'find', 'grep', 'gzip', 'ls', 'mkdir', 'mktemp', 'mv',
-         'nproc', 'rm', 'sed', 'sleep', 'tail', 'tar', 'wc']
+TOOLS = ['awk', 'bash', 'cat', 'df', 'dirname', 'find', 'grep', 'gzip', 'ls', 'mkdir', 'mktemp',
+         'mv', 'nproc', 'rm', 'sed', 'sleep', 'tail', 'tar', 'wc']
 
 
 def write_wheel(folder, name, version, files):

@@ -14,6 +14,7 @@ Makefile does. Only the real mmcv compile (a quarter of an hour) is left out.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -194,6 +195,26 @@ def test_apt_get_failure_is_reported_and_not_fatal(first_run, sandbox):
         'tests',
         '[setup] environment ready: {}'.format(first_run['venv'])]
     assert len(record.read_text().splitlines()) == 2
+
+
+def test_too_little_disk_for_torch_is_refused_in_one_line_before_pip(sandbox):
+    bin_dir = make_bin(sandbox.base / 'bin small disk', 1000, sandbox.base / 'apt small.log')
+    venv = sandbox.base / 'small disk venv'
+    free_gb = shutil.disk_usage(sandbox.base).free // 1024 ** 3
+    status, out = sandbox.run(sandbox.base, bin_dir, MMXAI_VENV=str(venv),
+                              MMXAI_CACHE=str(sandbox.base / 'small cache'),
+                              MMXAI_MIN_FREE_GB=str(free_gb + 1000))
+    assert status == 1, out
+    refusal = out.splitlines()[-1]
+    assert refusal.startswith(f'setup_env.sh: installing torch needs about {free_gb + 1000} GB '
+                              f'free on the disk of {venv}; '), out
+    reported = int(refusal.split('; ')[1].split(' GB free')[0])
+    assert abs(reported - free_gb) <= 1, out
+    assert '[setup] installing torch' not in out
+    assert 'torch' not in installed(venv)
+    status, out = sandbox.run(sandbox.base, bin_dir, MMXAI_VENV=str(venv), MMXAI_MIN_FREE_GB='8GB')
+    assert (status, out.strip()) == (
+        2, "setup_env.sh: MMXAI_MIN_FREE_GB must be a whole number of GB, not '8GB'")
 
 
 @pytest.fixture(scope='module')
