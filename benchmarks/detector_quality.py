@@ -33,7 +33,7 @@ from mmxai.checkpoint import register_safe_loaders
 from mmxai.datasets import make_detection_split
 from mmxai.engine import QuietRunner
 from mmxai.evaluation import ExplanationEvaluator, peak_points
-from mmxai.models import ExplainModel, maps_on_original_image
+from mmxai.models import ExplainModel, maps_on_original_image, peak_region_on_original_image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODELS = {'atss': ('ATSS (demo)', 'configs/demo/atss_tiny_shapes.py'),
@@ -72,8 +72,10 @@ def box_maps_inside(model: torch.nn.Module, runner: QuietRunner, cfg: Config) ->
             samples = explain.test_step(data)
         for sample in samples:
             maps = maps_on_original_image(sample.box_saliency_map, sample.metainfo)
+            region = peak_region_on_original_image(sample.box_saliency_map, sample.metainfo)
             boxes = sample.pred_instances.bboxes[sample.pred_instances.scores >= BOX_SCORE]
-            for (x, y), (x1, y1, x2, y2) in zip(peak_points(maps).tolist(), boxes.tolist()):
+            peaks = peak_points(maps, region).tolist()
+            for (x, y), (x1, y1, x2, y2) in zip(peaks, boxes.tolist()):
                 counts['boxes'] += 1
                 counts['inside'] += int(x1 - 1 <= x <= x2 + 1 and y1 - 1 <= y <= y2 + 1)
 

@@ -44,7 +44,9 @@ def train_and_evaluate(data_root: str, work_dir: str, seed: int,
     f1_score = runner.message_hub.log_scalars['val/multi-label/f1-score'].current()
     pointing_game, targets = {}, 0
     for tolerance in tolerances:
-        evaluator = ExplanationEvaluator(runner.model.eval(), ALGORITHMS, tolerance=tolerance)
+        # Few insertion/deletion steps: the pointing game is the measure here.
+        evaluator = ExplanationEvaluator(runner.model.eval(), ALGORITHMS, tolerance=tolerance,
+                                         steps=4)
         process_batches(runner.build_dataloader(cfg.test_dataloader), evaluator.process,
                         f'evaluated (tolerance {tolerance:g} px)')
         targets = len(evaluator.values['classwisesaliencymap']['pointing_game'])

@@ -322,6 +322,36 @@ def cells_inside(boxes: Tensor, grid: CellGrid, size: Tuple[int, int]) -> Tensor
     return inside
 
 
+def cell_span(map_shape: Tuple[int, int], grid: CellGrid,
+              input_shape: Tuple[int, int]) -> Tensor:
+    """The input pixels between a map's outermost cell centres, where its values are its own.
+
+    Beyond the outermost cell centres :func:`resample_cells` holds the map
+    constant, so a maximum on an outer cell becomes a plateau reaching the
+    input's border, whose centre is up to half a cell outside the cell.
+    Reading peaks within this span reads them on the cells.
+
+    Args:
+        map_shape (tuple): (h, w) of the map.
+        grid (CellGrid): Where the map's cells sit.
+        input_shape (tuple): (H, W) of the network input.
+
+    Returns:
+        Tensor: (H, W) bool, every pixel whose centre lies within half a pixel
+        of the span (so a span narrower than a pixel still holds one).
+    """
+    grid = CellGrid(*grid)
+
+    def along(cells: int, stride: float, origin: float, pixels: int) -> Tensor:
+        first, last = origin, origin + stride * (cells - 1)
+        centres = torch.arange(pixels, dtype=torch.float64) + 0.5
+        return (centres >= first - 0.5) & (centres <= last + 0.5)
+
+    rows = along(map_shape[0], grid.stride_y, grid.origin_y, input_shape[0])
+    columns = along(map_shape[1], grid.stride_x, grid.origin_x, input_shape[1])
+    return rows[:, None] & columns[None]
+
+
 def crop_offset(metainfo: Dict[str, Any]) -> Tuple[int, int]:
     """(y, x) of the pipeline's crop inside the resized image.
 
@@ -395,6 +425,24 @@ def to_original_image(maps: Tensor, metainfo: Dict[str, Any], input_shape: Seque
         maps = canvas[:, :res_h, :res_w]
     maps = _resize(maps, (ori_h, ori_w))
     return normalize_per_map(maps) if normalize == 'per_map' else maps
+
+
+def cell_span_on_original_image(map_shape: Tuple[int, int], cell_grid: CellGrid,
+                                metainfo: Dict[str, Any], input_shape: Sequence[int]) -> Tensor:
+    """:func:`cell_span` brought onto the original image as :func:`to_original_image` brings maps.
+
+    Args:
+        map_shape (tuple): (h, w) of the map.
+        cell_grid (CellGrid): Where the map's cells sit on the network input.
+        metainfo (dict): The image's test-pipeline metainfo.
+        input_shape (Sequence[int]): (H, W) of the padded network input.
+
+    Returns:
+        Tensor: (H, W) bool at the original resolution; pixels that the
+        span touches after resizing count (so it never vanishes).
+    """
+    span = cell_span(tuple(map_shape), cell_grid, tuple(input_shape)).float()
+    return to_original_image(span[None], metainfo, input_shape, PIXELS, 'none')[0] > 0
 
 
 def _value_scale(normalize: str, value_range: Optional[Sequence[float]]

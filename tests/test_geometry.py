@@ -11,6 +11,8 @@ from mmxai.geometry import (
     PIXELS,
     CellGrid,
     boxes_to_input,
+    cell_span,
+    cell_span_on_original_image,
     merge_levels,
     normalize_per_map,
     resample_cells,
@@ -197,3 +199,35 @@ def test_absolute_and_raw_values_keep_the_method_scale():
     assert per_map[0].max() == 1 and per_map[1].max() == 0  # stretched; constant -> 0
     with pytest.raises(ValueError, match='no absolute scale'):
         on_image('absolute')
+
+
+def test_cell_span_holds_the_pixels_between_the_outer_cell_centres():
+    # A ResNet's grid: cell k on input pixel 32 k (centre 32 k + 0.5).
+    span = cell_span((8, 6), CellGrid(32.0, 32.0, 0.5, 0.5), (256, 224))
+    rows, columns = span.any(1).nonzero()[:, 0], span.any(0).nonzero()[:, 0]
+    assert (rows.min(), rows.max(), len(rows)) == (0, 224, 225)  # pixel 224: cell 7's
+    assert (columns.min(), columns.max(), len(columns)) == (0, 160, 161)
+    assert span.sum() == 225 * 161  # a rectangle
+    # Cells centred in their 32-px blocks (ConvNeXt): centres 16, 48, ..., 240.
+    span = cell_span((8, 8), CellGrid(32.0, 32.0, 16.0, 16.0), (256, 256))
+    rows = span.any(1).nonzero()[:, 0]
+    # 16 is the border of pixels 15 and 16: both touch it (and both of 239 and 240 touch 240).
+    assert (rows.min(), rows.max()) == (15, 240)
+    # One cell on a pixel corner: the four pixels around it.
+    assert cell_span((1, 1), CellGrid(32.0, 32.0, 16.0, 16.0), (32, 32)).nonzero().tolist() \
+        == [[15, 15], [15, 16], [16, 15], [16, 16]]
+
+
+def test_cell_span_on_the_original_image_is_flipped_and_resized_as_maps_are():
+    """Corner cells land where the pipeline's flip (x' = W - x) and 2x resize put them."""
+    meta = dict(ori_shape=(480, 512), img_shape=(240, 256), scale_factor=(0.5, 0.5), flip=True,
+                flip_direction='horizontal')
+    region = cell_span_on_original_image((8, 8), CellGrid(32.0, 32.0, 0.5, 0.5), meta,
+                                         (256, 256))
+    assert region.shape == (480, 512)
+    # Cell (0, 0) sits at input (0.5, 0.5), cell (7, 7) at (224.5, 224.5). Flipped in the
+    # 256-wide image: x = 255.5 and 31.5; then doubled. Rows: 1 and 449.
+    rows, columns = region.any(1).nonzero()[:, 0], region.any(0).nonzero()[:, 0]
+    assert rows.min() == 0 and abs(rows.max() - 449) <= 2
+    assert abs(columns.min() - 63) <= 2 and columns.max() == 511
+    assert region.sum() == len(rows) * len(columns)

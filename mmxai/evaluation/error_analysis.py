@@ -124,16 +124,17 @@ def relevance_mass(maps: Tensor, boxes: Tensor) -> Tensor:
                        torch.full_like(total, float('nan')))
 
 
-def peak_positions(maps: Tensor) -> Tensor:
+def peak_positions(maps: Tensor, within: Optional[Tensor] = None) -> Tensor:
     """Pixel (column, row) of each map's maximum (:func:`mmxai.evaluation.functional.peak_points`).
 
     Args:
         maps (Tensor): (T, H, W) maps.
+        within (Tensor, optional): (H, W) bool, where the maximum is looked for.
 
     Returns:
         Tensor: (T, 2) long.
     """
-    return peak_points(maps).floor().long()
+    return peak_points(maps, within).floor().long()
 
 
 def ground_truth_of(sample: Any) -> Optional[Dict[str, list]]:
@@ -166,8 +167,8 @@ def ground_truth_of(sample: Any) -> Optional[Dict[str, list]]:
     return None
 
 
-def describe_maps(maps: Tensor, classes: Sequence[int],
-                  ground_truth: Dict[str, list]) -> List[Dict[str, Any]]:
+def describe_maps(maps: Tensor, classes: Sequence[int], ground_truth: Dict[str, list],
+                  within: Optional[Tensor] = None) -> List[Dict[str, Any]]:
     """The numbers of each map the error analysis needs, from the map at original resolution.
 
     Args:
@@ -175,6 +176,8 @@ def describe_maps(maps: Tensor, classes: Sequence[int],
         classes (Sequence[int]): (T,) class of each map; negative for a
             class-agnostic map.
         ground_truth (dict): What :func:`ground_truth_of` returned.
+        within (Tensor, optional): (H, W) bool, where the maximum is looked
+            for (:func:`mmxai.models.peak_region_on_original_image`).
 
     Returns:
         list[dict]: Per map ``peak`` ([column, row] of its maximum) and
@@ -183,7 +186,7 @@ def describe_maps(maps: Tensor, classes: Sequence[int],
         the share of the map's sum inside that class's ground-truth boxes
         (None for an all-zero map).
     """
-    peaks = peak_positions(maps).tolist()
+    peaks = peak_positions(maps, within).tolist()
     described = [dict(peak=peak, relevance_mass={}) for peak in peaks]
     boxes = torch.as_tensor(ground_truth.get('bboxes', []), dtype=torch.float64).reshape(-1, 4)
     labels = list(ground_truth.get('labels', []))[:len(boxes)]

@@ -3,7 +3,7 @@ import json
 import os.path as osp
 import zlib
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,14 @@ from torch import Tensor, nn
 
 from ..adapters import build_adapter
 from ..explainers import explainer_for
-from ..geometry import PIXELS, CellGrid, normalize_per_map, resample_cells, to_original_image
+from ..geometry import (
+    PIXELS,
+    CellGrid,
+    cell_span,
+    normalize_per_map,
+    resample_cells,
+    to_original_image,
+)
 from .functional import adcc, centre_blob_maps, insertion_deletion, pointing_game_hits, random_maps
 
 BASELINES = ('random', 'centre_blob')
@@ -97,7 +104,8 @@ class ExplanationEvaluator:
     box), and every class present in a detection image's ground truth (maps of predicted
     classes absent from the ground truth are not scored). Metrics read maps in
     one value space, per-map min-max normalised to [0, 1]: the pointing game
-    on the original image (as ``--save-raw`` writes maps), the model-based
+    on the original image (as ``--save-raw`` writes maps, the maximum read
+    within the span of the map's cells, :func:`mmxai.geometry.cell_span`), the model-based
     metrics on each image's own region of the network input (its
     ``img_shape``: padding is never counted, painted or correlated), with
     the images of a batch grouped by the shape they pad to, so that each is
@@ -184,8 +192,12 @@ class ExplanationEvaluator:
         return out
 
     def _explain(self, name: str, inputs: Tensor, samples: list, targets: List[tuple],
-                 replicate: bool) -> Tensor:
-        """(T, H, W) [0, 1] maps of an algorithm for the targets over the input."""
+                 replicate: bool) -> Tuple[Tensor, Tensor]:
+        """An algorithm's maps of the targets over the input, and where they peak.
+
+        Returns (T, H, W) [0, 1] maps and the (H, W) span of their cells,
+        where their maximum is read (:func:`mmxai.geometry.cell_span`).
+        """
         if replicate:  # inputs are one row per target: run the model on them
             with self.adapter.capture():
                 predicted = self.model.predict(inputs, [samples[t[0]].clone() for t in targets])
@@ -202,8 +214,10 @@ class ExplanationEvaluator:
         maps = self.explainers[name](self.adapter, predicted, classes_to_keep)
         classes = torch.tensor([max(t[1], 0) if maps.shape[1] > 1 else 0 for t in targets])
         grid = self.explainers[name].map_grid(self.adapter, tuple(maps.shape[-2:]))
+        input_shape = tuple(inputs.shape[-2:])
+        span = cell_span(tuple(maps.shape[-2:]), grid, input_shape)
         return self._input_maps(maps[rows.to(maps.device), classes.to(maps.device)], grid,
-                                samples, targets, tuple(inputs.shape[-2:]))
+                                samples, targets, input_shape), span
 
     def _baseline(self, name: str, samples: list, targets: List[tuple],
                   input_shape: tuple, device: torch.device) -> Tensor:
@@ -282,17 +296,19 @@ class ExplanationEvaluator:
         p_image = score(pixels)
         methods = {name: self._explain(name, inputs, samples, targets, replicate=False)
                    for name in self.explainers}
-        methods.update({name: self._baseline(name, samples, targets, input_shape, inputs.device)
-                        for name in BASELINES})
-        for name, maps in methods.items():
+        methods.update({name: (self._baseline(name, samples, targets, input_shape, inputs.device),
+                               None) for name in BASELINES})
+        for name, (maps, span) in methods.items():
             values = self.values[name]
             for row, (index, _, boxes) in enumerate(targets):
                 if boxes is None:
                     continue
-                original = to_original_image(maps[row:row + 1], samples[index].metainfo,
-                                             input_shape, PIXELS)
+                metainfo = samples[index].metainfo
+                original = to_original_image(maps[row:row + 1], metainfo, input_shape, PIXELS)
+                region = None if span is None else to_original_image(
+                    span[None].float(), metainfo, input_shape, PIXELS, 'none')[0] > 0
                 values['pointing_game'].append(
-                    float(pointing_game_hits(original, [boxes], self.tolerance)[0]))
+                    float(pointing_game_hits(original, [boxes], self.tolerance, region)[0]))
             curves = insertion_deletion(score, pixels, maps, insertion_canvas,
                                         torch.zeros_like(pixels), self.steps, valid)
             explanation = torch.where(valid[:, None], pixels * maps[:, None], pixels)
@@ -300,7 +316,7 @@ class ExplanationEvaluator:
                 maps_of_explanation = maps
             else:
                 maps_of_explanation = self._explain(name, (explanation - mean) / std, samples,
-                                                    targets, replicate=True)
+                                                    targets, replicate=True)[0]
             parts = adcc(p_image, score(explanation), maps, maps_of_explanation, valid)
             for key in ('insertion_auc', 'deletion_auc'):
                 values[key] += curves[key].tolist()

@@ -13,7 +13,7 @@ from torch import Tensor
 PLATEAU_TOLERANCE = 1e-5
 
 
-def peak_points(maps: Tensor) -> Tensor:
+def peak_points(maps: Tensor, within: Optional[Tensor] = None) -> Tensor:
     """Each map's maximum point, in pixel coordinates (pixel centres at .5).
 
     Where the maximum is a plateau (maps that place a probability on a whole
@@ -25,13 +25,24 @@ def peak_points(maps: Tensor) -> Tensor:
 
     Args:
         maps (Tensor): (N, H, W) maps.
+        within (Tensor, optional): (N, H, W) or (H, W) bool, the pixels
+            where the maximum is looked for: the span of the map's cells
+            (:func:`mmxai.models.peak_region_on_original_image`), outside
+            which the map repeats its outer cells. A map whose region is
+            empty is read everywhere. Defaults to every pixel.
 
     Returns:
         Tensor: (N, 2) float ``x, y``.
     """
     flat = maps.flatten(1).double()
-    top, bottom = flat.max(dim=1, keepdim=True).values, flat.min(dim=1, keepdim=True).values
-    maximal = flat >= top - PLATEAU_TOLERANCE * (top - bottom)
+    if within is None:
+        allowed = torch.ones_like(flat, dtype=torch.bool)
+    else:
+        allowed = within.to(maps.device).expand_as(maps).flatten(1)
+        allowed = allowed | ~allowed.any(dim=1, keepdim=True)
+    top = flat.masked_fill(~allowed, float('-inf')).max(dim=1, keepdim=True).values
+    bottom = flat.masked_fill(~allowed, float('inf')).min(dim=1, keepdim=True).values
+    maximal = allowed & (flat >= top - PLATEAU_TOLERANCE * (top - bottom))
     height, width = maps.shape[-2:]
     index = torch.arange(height * width, device=maps.device)
     xs, ys = (index % width).double(), (index // width).double()
@@ -43,7 +54,8 @@ def peak_points(maps: Tensor) -> Tensor:
     return torch.stack([nearest % width, nearest // width], dim=1).float() + 0.5
 
 
-def pointing_game_hits(maps: Tensor, boxes: Sequence[Tensor], tolerance: float = 0.0) -> Tensor:
+def pointing_game_hits(maps: Tensor, boxes: Sequence[Tensor], tolerance: float = 0.0,
+                       within: Optional[Tensor] = None) -> Tensor:
     """Whether each map's maximum (:func:`peak_points`) lies in a box or ``tolerance`` px of it.
 
     Args:
@@ -52,12 +64,14 @@ def pointing_game_hits(maps: Tensor, boxes: Sequence[Tensor], tolerance: float =
             pixels, x2/y2 exclusive; a map with no box never hits.
         tolerance (float): Distance in pixels from the maximum to the box that
             still counts as a hit (TorchRay's pointing game uses 15).
+        within (Tensor, optional): Where the maximum is looked for, as in
+            :func:`peak_points`.
 
     Returns:
         Tensor: (N,) bool.
     """
     hits = []
-    for (x, y), map_boxes in zip(peak_points(maps).tolist(), boxes):
+    for (x, y), map_boxes in zip(peak_points(maps, within).tolist(), boxes):
         if len(map_boxes) == 0:
             hits.append(torch.tensor(False))
             continue

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from mmengine.evaluator import BaseMetric
 
-from ..models import maps_on_original_image
+from ..models import maps_on_original_image, peak_region_on_original_image
 from ..registry import METRICS
 from .evaluator import boxes_beside_image
 from .functional import pointing_game_hits
@@ -19,8 +19,10 @@ class PointingGameMetric(BaseMetric):
     normalised as ``--save-raw`` writes them. Detection boxes come from the
     samples' ``gt_instances`` (original pixels: MMDetection's test pipelines
     load annotations after ``Resize``), classification boxes from a JSON beside
-    each image. Only explained classes present in the image's ground truth
-    count; class-agnostic maps count against every ground-truth box.
+    each image. The maximum is read within the span of the map's cells
+    (:func:`mmxai.models.peak_region_on_original_image`). Only explained
+    classes present in the image's ground truth count; class-agnostic maps
+    count against every ground-truth box.
 
     Args:
         tolerance (float): Distance in pixels that still counts as a hit.
@@ -54,10 +56,12 @@ class PointingGameMetric(BaseMetric):
                 return hits
             labels = torch.as_tensor(sample['gt_label']).reshape(-1)[:1]
         maps = maps_on_original_image(sample['saliency_map'], sample)
+        region = peak_region_on_original_image(sample['saliency_map'], sample)
         for row, label in enumerate(sample['explained_classes'].tolist()):
             class_boxes = boxes if label < 0 else boxes[labels.to(boxes.device) == label]
             if len(class_boxes):
-                hit = pointing_game_hits(maps[row:row + 1], [class_boxes], self.tolerance)
+                hit = pointing_game_hits(maps[row:row + 1], [class_boxes], self.tolerance,
+                                         region)
                 hits.append(bool(hit[0]))
         return hits
 

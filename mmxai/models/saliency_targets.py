@@ -10,7 +10,7 @@ import torch
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from ..geometry import CellGrid, to_original_image
+from ..geometry import CellGrid, cell_span_on_original_image, to_original_image
 from ..utils import TargetClassError
 from ..utils.defaults import DEFAULT_SCORE_THR
 
@@ -189,3 +189,22 @@ def maps_on_original_image(maps: Tensor, metainfo: Dict[str, Any],
                          "absolute scale; use normalize='per_map'")
     return to_original_image(maps, metainfo, metainfo['explain_input_shape'],
                              metainfo['explain_cell_grid'], normalize, value_range)
+
+
+def peak_region_on_original_image(maps: Tensor, metainfo: Dict[str, Any]) -> Tensor:
+    """Where maps on a sample's grid are read for their maximum, on its original image.
+
+    The span of the map's cells (:func:`mmxai.geometry.cell_span`): beyond
+    it the maps :func:`maps_on_original_image` returns repeat their outer
+    cells, and a peak there would lie outside the cell it belongs to.
+
+    Args:
+        maps (Tensor): (T, h, w) maps on the sample's grid (only their shape is read).
+        metainfo (dict): As for :func:`maps_on_original_image`.
+
+    Returns:
+        Tensor: (H, W) bool at the original resolution, for
+        :func:`mmxai.evaluation.peak_points`' ``within``.
+    """
+    return cell_span_on_original_image(tuple(maps.shape[-2:]), metainfo['explain_cell_grid'],
+                                       metainfo, metainfo['explain_input_shape'])

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..datasets.image_io import read_image
 from ..evaluation.error_analysis import describe_maps, ground_truth_of
-from ..models import maps_on_original_image
+from ..models import maps_on_original_image, peak_region_on_original_image
 from ..utils import atomic_write_bytes, safe_filename
 from .colormap import colorize, overlay
 
@@ -159,8 +159,9 @@ class SaliencyWriter:
         ground_truth = ground_truth_of(sample)
         if ground_truth is not None:  # annotated test set: what the error analysis reads
             entry['ground_truth'] = ground_truth
+            region = peak_region_on_original_image(sample.saliency_map, meta)
             for explanation, numbers in zip(explanations, describe_maps(
-                    maps, sample.explained_classes.tolist(), ground_truth)):
+                    maps, sample.explained_classes.tolist(), ground_truth, region)):
                 explanation.update(numbers)
         return entry, pending
 

@@ -11,6 +11,7 @@ from mmxai.evaluation import (
     pointing_game_hits,
     random_maps,
 )
+from mmxai.geometry import CellGrid, cell_span_on_original_image, to_original_image
 
 
 def _peak(y, x, size=20):
@@ -152,3 +153,37 @@ def test_padded_batch_scores_each_image_on_its_own_region():
         pearson = np.corrcoef(saliency.flatten().numpy(), other.flatten().numpy())[0, 1]
         assert parts['coherency'][row].item() == pytest.approx((pearson + 1) / 2, abs=1e-6)
         assert parts['complexity'][row].item() == pytest.approx(saliency.mean().item(), abs=1e-6)
+
+
+@pytest.mark.parametrize('cell', [(7, 7), (0, 7), (3, 0)])
+def test_a_peak_on_an_outer_cell_is_read_on_that_cell(cell):
+    """Beyond the outer cell centres a map repeats its outer cells: read within its cells.
+
+    A ResNet's 8 x 8 grid on a 256 px image puts cell k at pixel 32 k; the map
+    is held constant from pixel 224 (cell 7) to the border at 256, so a
+    maximum on cell 7 is a 32 px plateau whose centre, 240, lies half a cell
+    outside the cell.
+    """
+    grid, meta = CellGrid(32.0, 32.0, 0.5, 0.5), dict(ori_shape=(256, 256), img_shape=(256, 256))
+    raw = torch.rand(1, 8, 8) * 0.5
+    raw[0, cell[0], cell[1]] = 1.0
+    maps = to_original_image(raw, meta, (256, 256), grid)
+    region = cell_span_on_original_image((8, 8), grid, meta, (256, 256))
+    x, y = peak_points(maps, region)[0].tolist()
+    assert (x, y) == (cell[1] * 32 + 0.5, cell[0] * 32 + 0.5)  # the cell's own pixel
+    # An object of 24 px around the cell: a hit read on the cells only.
+    cx, cy = cell[1] * 32, cell[0] * 32
+    box = torch.tensor([[cx - 12.0, cy - 12.0, cx + 12.0, cy + 12.0]])
+    assert pointing_game_hits(maps, [box], within=region).tolist() == [True]
+    if cell == (7, 7):  # the whole-image reading lands on the plateau's centre, off the box
+        assert pointing_game_hits(maps, [box]).tolist() == [False]
+
+
+def test_an_empty_region_reads_the_whole_map():
+    maps = torch.stack([_peak(5, 5), _peak(15, 3)])
+    nowhere = torch.zeros(2, 20, 20, dtype=torch.bool)
+    assert torch.equal(peak_points(maps, nowhere), peak_points(maps))
+    left = torch.zeros(20, 20, dtype=torch.bool)
+    left[:, :10] = True  # one region for both maps: the second peak is outside it
+    points = peak_points(maps + torch.linspace(0, 0.1, 20), left)
+    assert points[0].tolist() == [5.5, 5.5] and points[1, 0] < 10
