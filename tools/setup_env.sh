@@ -29,19 +29,18 @@ VENV="$(absolute "${MMXAI_VENV:-$ROOT/.venv}")"
 CACHE="$(absolute "${MMXAI_CACHE:-$HOME/.cache/mmxai}")"
 PYTHON="${MMXAI_PYTHON:-python3}"
 PROGRESS_SECONDS="${MMXAI_PROGRESS_SECONDS:-60}"
-case "$PROGRESS_SECONDS" in
-  '' | *[!0-9]*)
-    echo "setup_env.sh: MMXAI_PROGRESS_SECONDS must be a whole number of seconds, not '$PROGRESS_SECONDS'" >&2
-    exit 2
-    ;;
-esac
 MIN_FREE_GB="${MMXAI_MIN_FREE_GB:-8}"
-case "$MIN_FREE_GB" in
-  '' | *[!0-9]*)
-    echo "setup_env.sh: MMXAI_MIN_FREE_GB must be a whole number of GB, not '$MIN_FREE_GB'" >&2
-    exit 2
-    ;;
-esac
+# Exits with a one-line error unless $2, the value of the variable $1, is a whole number of $3.
+require_whole_number() {
+  case "$2" in
+    '' | *[!0-9]*)
+      echo "setup_env.sh: $1 must be a whole number of $3, not '$2'" >&2
+      exit 2
+      ;;
+  esac
+}
+require_whole_number MMXAI_PROGRESS_SECONDS "$PROGRESS_SECONDS" seconds
+require_whole_number MMXAI_MIN_FREE_GB "$MIN_FREE_GB" GB
 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
 export MAX_JOBS
 
