@@ -14,7 +14,7 @@ from ..explainers import explainer_for
 from ..geometry import (
     PIXELS,
     CellGrid,
-    cell_span,
+    cell_span_on_original_image,
     normalize_per_map,
     resample_cells,
     to_original_image,
@@ -192,11 +192,12 @@ class ExplanationEvaluator:
         return out
 
     def _explain(self, name: str, inputs: Tensor, samples: list, targets: List[tuple],
-                 replicate: bool) -> Tuple[Tensor, Tensor]:
-        """An algorithm's maps of the targets over the input, and where they peak.
+                 replicate: bool) -> Tuple[Tensor, Tuple[Tuple[int, int], CellGrid]]:
+        """An algorithm's maps of the targets over the input, and their cells.
 
-        Returns (T, H, W) [0, 1] maps and the (H, W) span of their cells,
-        where their maximum is read (:func:`mmxai.geometry.cell_span`).
+        Returns (T, H, W) [0, 1] maps and the (h, w) shape and grid of the
+        cells they were resampled from, between which their maximum is read
+        (:func:`mmxai.geometry.cell_span_on_original_image`).
         """
         if replicate:  # inputs are one row per target: run the model on them
             with self.adapter.capture():
@@ -214,10 +215,9 @@ class ExplanationEvaluator:
         maps = self.explainers[name](self.adapter, predicted, classes_to_keep)
         classes = torch.tensor([max(t[1], 0) if maps.shape[1] > 1 else 0 for t in targets])
         grid = self.explainers[name].map_grid(self.adapter, tuple(maps.shape[-2:]))
-        input_shape = tuple(inputs.shape[-2:])
-        span = cell_span(tuple(maps.shape[-2:]), grid, input_shape)
         return self._input_maps(maps[rows.to(maps.device), classes.to(maps.device)], grid,
-                                samples, targets, input_shape), span
+                                samples, targets, tuple(inputs.shape[-2:])), \
+            (tuple(maps.shape[-2:]), grid)
 
     def _baseline(self, name: str, samples: list, targets: List[tuple],
                   input_shape: tuple, device: torch.device) -> Tensor:
@@ -298,15 +298,15 @@ class ExplanationEvaluator:
                    for name in self.explainers}
         methods.update({name: (self._baseline(name, samples, targets, input_shape, inputs.device),
                                None) for name in BASELINES})
-        for name, (maps, span) in methods.items():
+        for name, (maps, cells) in methods.items():
             values = self.values[name]
             for row, (index, _, boxes) in enumerate(targets):
                 if boxes is None:
                     continue
                 metainfo = samples[index].metainfo
                 original = to_original_image(maps[row:row + 1], metainfo, input_shape, PIXELS)
-                region = None if span is None else to_original_image(
-                    span[None].float(), metainfo, input_shape, PIXELS, 'none')[0] > 0
+                region = None if cells is None else cell_span_on_original_image(
+                    *cells, metainfo, input_shape)
                 values['pointing_game'].append(
                     float(pointing_game_hits(original, [boxes], self.tolerance, region)[0]))
             curves = insertion_deletion(score, pixels, maps, insertion_canvas,
