@@ -44,3 +44,13 @@ def test_every_label_of_an_image_is_scored(tmp_path):
     process_batches(runner.build_dataloader(cfg.test_dataloader), evaluator.process, 'scored')
     hits = evaluator.values['classwisesaliencymap']['pointing_game']
     assert len(hits) == 3 * 2 and set(hits) <= {0.0, 1.0}
+
+
+def test_mosaics_go_through_the_demo_models_gem_pooling(tmp_path):
+    """The demo multi-label model pools with GeM, not an average: Recipro-CAM's
+    mosaics must be scored through that neck, so the full map gives the model's logits."""
+    from tests.classifier_zoo import explain_family
+    outcome = explain_family(CONFIG, str(tmp_path),
+                             methods=('classwisesaliencymap',))['classwisesaliencymap']
+    assert 'maps' in outcome, outcome
+    assert outcome['logits_error'] is not None and outcome['logits_error'] < 1e-5
