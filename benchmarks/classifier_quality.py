@@ -1,8 +1,9 @@
 """Recipro-CAM on a small ConvNeXt against the demo ResNet (issue 21), same data, same schedule.
 
 ConvNeXt pools inside its backbone before its final norm; mmxai reads the map
-of its last stage and scores Recipro-CAM's mosaics through that norm and the
-head. Both models (``configs/demo/resnet_tiny_shapes.py`` and
+of its last stage and scores Recipro-CAM's mosaics through that norm (with
+the statistics of the image's own pooled vector) and the head. Both models
+(``configs/demo/resnet_tiny_shapes.py`` and
 ``configs/demo/convnext_tiny_shapes.py``) are trained here on the synthetic
 shapes data with each seed, then explained on the held-out images; the
 pointing game (and accuracy) of each is printed and written as JSON::

@@ -222,7 +222,9 @@ def unmasked_logits_error(adapter: object) -> Optional[float]:
                                                mode='tensor'))
         rebuilt = [adapter.feature_map_logits(features)]
         if adapter.pools_to_vectors:
-            rebuilt.append(adapter.pooled_logits(features.mean((-2, -1))))
+            pooled = features.mean((-2, -1))
+            rebuilt.append(adapter.pooled_logits(pooled))
+            rebuilt.append(adapter.pooled_logits(pooled, wholes=pooled))  # Recipro-CAM's path
     scale = max(1.0, float(logits.abs().max()))
     return max(float((r - logits).abs().max()) for r in rebuilt) / scale
 

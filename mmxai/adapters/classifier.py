@@ -48,6 +48,43 @@ def pooling_stage(backbone: nn.Module) -> Optional[Tuple[nn.Module, nn.Module]]:
     return None if norm is None else (stages[last], norm)
 
 
+def layer_norm_with_statistics_of(norm: nn.Module, vectors: Tensor,
+                                  wholes: Tensor) -> Optional[Tensor]:
+    """A layer norm over the channels of (n, C) vectors, with the mean and variance of their wholes.
+
+    Recipro-CAM scores each position's share of an image's pooled vector. A
+    layer norm after the pooling would rescale every share to the spread of
+    a whole image's vector, so that each position alone is scored as if it
+    were the image: the class probabilities saturate over most of the map.
+    With the mean and variance of the image's own pooled vector, the norm is
+    the affine map it applied to that image (as a BatchNorm in eval mode is
+    one), and the whole vector still gives the model's output.
+
+    Args:
+        norm (nn.Module): The norm the model applies after pooling.
+        vectors (Tensor): (B * P, C) shares, P consecutive rows per image.
+        wholes (Tensor): (B, C) each image's pooled vector.
+
+    Returns:
+        Tensor, optional: (B * P, C) normalised shares; None when ``norm`` is
+        not a layer norm over the channels (a one-dimensional
+        ``normalized_shape`` with ``eps``, ``weight`` and ``bias``).
+    """
+    shape = getattr(norm, 'normalized_shape', None)
+    if shape is None or tuple(shape) != (vectors.shape[-1], ) or not hasattr(norm, 'eps'):
+        return None
+    mean = wholes.mean(1, keepdim=True)
+    variance = (wholes - mean).pow(2).mean(1, keepdim=True)
+    shares = vectors.reshape(wholes.shape[0], -1, vectors.shape[-1])
+    normalised = ((shares - mean[:, None]) * (variance[:, None] + norm.eps).rsqrt()
+                  ).reshape(vectors.shape)
+    if getattr(norm, 'weight', None) is not None:
+        normalised = normalised * norm.weight
+    if getattr(norm, 'bias', None) is not None:
+        normalised = normalised + norm.bias
+    return normalised
+
+
 def inner_classifier(backbone: nn.Module) -> Optional[InnerMap]:
     """The last map and classifier of backbones that end in their own classifier.
 
@@ -280,20 +317,36 @@ class ClassifierAdapter(ModelAdapter):
             features = neck(features)
         return combined_logits(self.model.head(tuple(features)))
 
-    def pooled_logits(self, pooled: Tensor) -> Tensor:
+    def pooled_logits(self, pooled: Tensor, wholes: Optional[Tensor] = None) -> Tensor:
         """(n, K) logits of the model after its average pooling, on (n, C) pooled vectors.
 
         The backbone's final norm (called on the shape the backbone gives it),
         or the neck's pooling, has already happened or happens here; then the
         head's forward.
+
+        Args:
+            pooled (Tensor): (n, C) vectors, or shares of them.
+            wholes (Tensor, optional): (B, C) the images' own pooled vectors
+                when ``pooled`` holds n / B shares of each: a layer norm
+                after the pooling then uses their statistics (see
+                :func:`layer_norm_with_statistics_of`).
         """
+        if self.final_norm is not None and wholes is not None:
+            normalised = layer_norm_with_statistics_of(self.final_norm, pooled, wholes)
+            if normalised is not None:
+                return self.head_logits((normalised,))
         if self.inner_map is not None:
             return self.head_logits((self.inner_map.finish(pooled),))
         return combined_logits(self.model.head((pooled,)))
 
-    def scores_from_pooled(self, pooled: Tensor) -> Tensor:
-        """Class probabilities of (n, C) feature vectors averaged over positions."""
-        return self.probabilities(self.pooled_logits(pooled))
+    def scores_from_pooled(self, shares: Tensor, wholes: Tensor) -> Tensor:
+        """Class probabilities of shares of the images' pooled feature vectors.
+
+        Args:
+            shares (Tensor): (B * P, C), P consecutive rows per image.
+            wholes (Tensor): (B, C) each image's pooled vector.
+        """
+        return self.probabilities(self.pooled_logits(shares, wholes))
 
     def feature_map_logits(self, feature_maps: Tensor) -> Tensor:
         """(n, K) logits of the model after its feature map, on (n, C, h, w) maps."""

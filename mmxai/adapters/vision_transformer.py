@@ -9,7 +9,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
-from .classifier import ClassifierAdapter
+from .classifier import ClassifierAdapter, layer_norm_with_statistics_of
 
 
 class TokenStack(NamedTuple):
@@ -150,10 +150,19 @@ class VisionTransformerAdapter(ClassifierAdapter):
         """
         return self.stack.out_type == 'avg_featmap'
 
-    def pooled_logits(self, pooled: Tensor) -> Tensor:
-        """(n, K) logits from (n, C) averages of final patch tokens: ``ln2``, then the head."""
+    def pooled_logits(self, pooled: Tensor, wholes: Optional[Tensor] = None) -> Tensor:
+        """(n, K) logits from (n, C) averages of final patch tokens: ``ln2``, then the head.
+
+        With ``wholes`` (each image's average, ``pooled`` holding shares of
+        it), ``ln2`` uses their statistics (see
+        :func:`~mmxai.adapters.classifier.layer_norm_with_statistics_of`).
+        """
         norm = getattr(self.model.backbone, 'ln2', None)
-        return self.head_logits((pooled if norm is None else norm(pooled),))
+        if norm is None:
+            return self.head_logits((pooled,))
+        normalised = None if wholes is None else \
+            layer_norm_with_statistics_of(norm, pooled, wholes)
+        return self.head_logits((norm(pooled) if normalised is None else normalised,))
 
     def feature_map_logits(self, feature_maps: Tensor) -> Tensor:
         """(n, K) logits from (n, C, h, w) final patch tokens of an averaging backbone."""

@@ -37,7 +37,12 @@ class ReciproCAM(BaseExplainer):
     the map right after it (a global average pooling neck, or a backbone that
     pools before its final norm, such as ConvNeXt) the pooled mosaic is
     ``F[:, :, i, j] / (h * w)``, so only those vectors go through the rest of
-    the model (final norm, neck, head; no mosaic tensor is built).
+    the model (final norm, neck, head; no mosaic tensor is built). A layer
+    norm after that pooling normalises each position's share with the
+    statistics of the image's own pooled vector, as it normalised the image:
+    with the share's own, every position alone would be scored as a whole
+    image and the probabilities saturate (see
+    :func:`mmxai.adapters.classifier.layer_norm_with_statistics_of`).
     """
 
     algorithm = 'classwisesaliencymap'
@@ -59,7 +64,8 @@ class ReciproCAM(BaseExplainer):
         batch, channels, height, width = features.shape
         if adapter.pools_to_vectors:
             pooled = features.flatten(2).transpose(1, 2).reshape(-1, channels)
-            scores = adapter.scores_from_pooled(pooled / (height * width))
+            scores = adapter.scores_from_pooled(pooled / (height * width),
+                                                features.mean((-2, -1)))
         else:
             scores = adapter.scores_from_feature_maps(spatial_mosaics(features))
         return scores.reshape(batch, height, width, -1).permute(0, 3, 1, 2)

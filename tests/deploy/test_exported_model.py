@@ -1,12 +1,15 @@
 """Exported models (ONNX Runtime and OpenVINO) predict and explain as PyTorch explain mode does.
 
-The trained demo models give real predictions and maps with a range; the
-random DeiT gets a random head (MMPretrain initialises it to 0, which makes
-every map flat) and a sharper last attention, so its maps span a range
-(~0.2) where min-max normalisation is well-conditioned (a nearly flat map
-turns float noise into large normalised differences and tests nothing).
+The trained demo models give real predictions and maps with a range. The
+random ConvNeXt (Recipro-CAM through the layer norm after its pooling) gets
+larger head weights than its initialisation; the random DeiT gets a random
+head (MMPretrain initialises it to 0, which makes every map flat) and a
+sharper last attention, so its maps span a range (~0.2) where min-max
+normalisation is well-conditioned (a nearly flat map turns float noise into
+large normalised differences and tests nothing).
 """
 import glob
+import os.path as osp
 
 import pytest
 import torch
@@ -23,7 +26,7 @@ from mmxai.deploy import (
 from mmxai.geometry import normalize_per_map
 from mmxai.models import ExplainModel, model_config
 from mmxai.models import build_model as build_trained_model
-from tests.helpers import build_model, cls_batch, det_batch, load_config, random_images
+from tests.helpers import CONFIGS, build_model, cls_batch, det_batch, load_config, random_images
 
 #: Runtime -> the export format it is tested on (ONNX Runtime on .onnx, OpenVINO on IR).
 RUNTIMES = {'onnxruntime': 'onnx', 'openvino': 'openvino'}
@@ -71,7 +74,7 @@ def _export_both(model, tmp_path_factory, name, algorithm, size, classes=None):
 
 
 CASES = ['resnet-classwisesaliencymap', 'resnet-activationmap', 'deit-classwisesaliencymap',
-         'atss-classwisesaliencymap', 'atss-activationmap']
+         'convnext-classwisesaliencymap', 'atss-classwisesaliencymap', 'atss-activationmap']
 
 
 @pytest.fixture(scope='module', params=CASES)
@@ -91,6 +94,12 @@ def exported(request, tmp_path_factory):
             # Trained attention is far from uniform; at init the patches barely count.
             model.backbone.layers[-1].attn.qkv.weight.mul_(3)
             model.backbone.layers[-1].attn.proj.weight.mul_(10)
+    elif family == 'convnext':  # pools inside its backbone, then its final layer norm
+        cfg = load_config(osp.join(CONFIGS, 'demo', 'convnext_tiny_shapes.py'))
+        model, classes, size = build_model(cfg), list(cfg.metainfo['classes']), SIZE
+        torch.manual_seed(0)
+        with torch.no_grad():  # the head is initialised with std 0.01: nearly flat maps
+            torch.nn.init.normal_(model.head.fc.weight, std=1.0)
     else:
         trained = 'trained_classifier' if family == 'resnet' else 'trained_detector'
         config, checkpoint = request.getfixturevalue(trained)

@@ -1,3 +1,4 @@
+import os.path as osp
 from unittest import mock
 
 import pytest
@@ -8,7 +9,14 @@ from mmxai.explainers import ReciproCAM
 from mmxai.explainers.recipro_cam import spatial_mosaics
 from mmxai.models import ExplainModel
 from mmxai.utils import UnsupportedModelError
-from tests.helpers import CLS_DEMO_CONFIG, build_model, cls_batch, load_config, random_images
+from tests.helpers import (
+    CLS_DEMO_CONFIG,
+    CONFIGS,
+    build_model,
+    cls_batch,
+    load_config,
+    random_images,
+)
 
 SIZE = 256  # 8x8 feature map at stride 32
 
@@ -66,6 +74,33 @@ def test_non_gap_neck_takes_the_explicit_path():
         _, samples = _explain(model, random_images(1, SIZE, SIZE), explain_all_classes=True)
     assert explicit.call_count == 1
     assert samples[0].saliency_map.shape == (3, 8, 8)
+
+
+def test_norm_after_pooling_uses_each_images_own_statistics():
+    """ConvNeXt pools, then applies a layer norm. Position (i, j)'s share of image b's
+    pooled vector, F[b, :, i, j] / (h w), is normalised with the mean and variance of that
+    pooled vector (the affine map the norm applied to image b), then scored by the head."""
+    model = build_model(load_config(osp.join(CONFIGS, 'demo', 'convnext_tiny_shapes.py')))
+    images = random_images(2, SIZE, SIZE, seed=7)
+    explain, samples = _explain(model, images, explain_all_classes=True)
+    maps = torch.stack([s.saliency_map for s in samples])
+    features = explain.adapter.feature_maps()[-1]
+    batch, _, height, width = features.shape
+    norm = model.backbone.norm3
+    reference = torch.empty_like(maps)
+    with torch.no_grad():
+        for b in range(batch):
+            whole = features[b].mean((1, 2))
+            mean, variance = whole.mean(), ((whole - whole.mean()) ** 2).mean()
+            for i in range(height):
+                for j in range(width):
+                    share = features[b, :, i, j] / (height * width)
+                    normalised = (share - mean) / torch.sqrt(variance + norm.eps)
+                    logits = model.head.fc(normalised * norm.weight + norm.bias)
+                    reference[b, :, i, j] = logits.softmax(0)
+    torch.testing.assert_close(maps, reference, rtol=1e-4, atol=1e-6)
+    alone = _explain(model, images[1:], explain_all_classes=True)[1][0].saliency_map
+    torch.testing.assert_close(alone, maps[1], rtol=1e-4, atol=1e-6)
 
 
 def test_scores_are_class_probabilities_and_batch_consistent(resnet):

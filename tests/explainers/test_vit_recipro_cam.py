@@ -255,7 +255,8 @@ def test_transformer_without_cls_token_gets_a_clear_error():
 def test_averaged_final_tokens_get_recipro_cam_through_the_backbones_ln2():
     """out_type='avg_featmap' (MAE fine-tuning): no CLS token scores; the backbone averages
     its final patch tokens and normalises the average with ln2. Recipro-CAM: the mosaic
-    keeping only token (i, j) averages to that token / (h * w)."""
+    keeping only token (i, j) averages to that token / (h * w), which ln2 normalises with
+    the mean and variance of the image's own average (the affine map it applied to it)."""
     model = _vit(with_cls_token=False, out_type='avg_featmap')
     images = random_images(2, SIZE, SIZE)
     explain, maps = _explain(model, images)
@@ -271,8 +272,12 @@ def test_averaged_final_tokens_get_recipro_cam_through_the_backbones_ln2():
     with torch.no_grad():  # every position kept: the model's own logits
         rebuilt = model.head((model.backbone.ln2(patches.mean(1)),))
         torch.testing.assert_close(rebuilt, logits, rtol=1e-5, atol=1e-5)
-        mosaics = patches[:, :, None] * torch.eye(64)[None, :, :, None]  # (B, P, N, C)
-        reference = model.head((model.backbone.ln2(mosaics.mean(2).flatten(0, 1)),))
+        ln2, whole = model.backbone.ln2, patches.mean(1, keepdim=True)  # (B, 1, C)
+        mean = whole.mean(-1, keepdim=True)
+        variance = ((whole - mean) ** 2).mean(-1, keepdim=True)
+        shares = patches / 64  # each mosaic's average: one token, the others zero
+        normalised = (shares - mean) / torch.sqrt(variance + ln2.eps) * ln2.weight + ln2.bias
+        reference = model.head((normalised.flatten(0, 1),))
     reference = reference.softmax(1).reshape(2, 8, 8, 3).permute(0, 3, 1, 2)
     torch.testing.assert_close(maps, reference, rtol=1e-4, atol=1e-6)
     _, maps = _explain(model, images, 'activationmap')
